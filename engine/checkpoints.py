@@ -1,0 +1,220 @@
+"""Checkpoint files, their metadata, and the per-environment ladder index.
+
+A checkpoint is one `torch.save`d dict of plain tensors and plain values:
+`{"meta": {...}, "actor": state_dict | None, "critic": state_dict | None}`, loaded with
+`torch.load(weights_only=True)` so that no code from the file is executed. `meta` says what it
+is without building a network: format, kind (`policy` | `critic`), env_id, obs_dim, act_dim,
+role, iteration, logstd, det_sr, stoch_sr, network sizes, gamma (critics), created.
+
+The ladder of an environment lives in `<checkpoints_dir>/<env-slug>/` with an `index.json`
+mapping role names (`start`, `expert`, `optimal`, `critic-expert`, `critic-optimal`) to files
+and metadata. The seed's names are aliases of roles (`ckpt_76_logstd-1.5` = start, ...).
+`checkpoints_dir` is `./checkpoints` unless `PLAYGROUND_CHECKPOINTS_DIR` says otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .nets import Actor, Critic
+
+FORMAT = "playground-ckpt-1"
+POLICY_ROLES = ("start", "expert", "optimal")
+CRITIC_ROLES = ("critic-expert", "critic-optimal")
+ROLES = POLICY_ROLES + CRITIC_ROLES
+SEED_ALIASES = {
+    "ckpt_76_logstd-1.5": "start",
+    "ckpt_101": "expert",
+    "ckpt_301": "optimal",
+    "pretrained_critic_sparse": "critic-expert",
+    "pretrained_critic_sparse.pt": "critic-expert",
+}
+ROLE_SEED_NAME = {v: k for k, v in SEED_ALIASES.items() if not k.endswith(".pt")}
+
+
+class CheckpointError(ValueError):
+    """A one-line, user-facing checkpoint problem."""
+
+
+def checkpoints_dir() -> Path:
+    return Path(os.environ.get("PLAYGROUND_CHECKPOINTS_DIR", "checkpoints"))
+
+
+def env_slug(env_id: str) -> str:
+    return env_id.replace(":", "-").replace("/", "-")
+
+
+def ladder_dir(env_id: str, root: Path | None = None) -> Path:
+    return (root or checkpoints_dir()) / env_slug(env_id)
+
+
+# --- saving -------------------------------------------------------------------------------
+
+def actor_meta(actor: Actor) -> dict[str, Any]:
+    return {"obs_dim": actor.obs_dim, "act_dim": actor.act_dim, "actor_layers": actor.layers,
+            "actor_width": actor.width, "logstd": float(actor.logstd.detach().mean()),
+            "learn_logstd": bool(actor.logstd.requires_grad)}
+
+
+def critic_meta(critic: Critic) -> dict[str, Any]:
+    return {"obs_dim": critic.obs_dim, "critic_layers": critic.layers, "critic_width": critic.width}
+
+
+def save_checkpoint(path: str | Path, *, env_id: str, role: str = "", iteration: int = 0,
+                    actor: Actor | None = None, critic: Critic | None = None, **extra: Any) -> dict:
+    """Write a checkpoint atomically (temp file + rename); returns its metadata."""
+    if actor is None and critic is None:
+        raise ValueError("a checkpoint needs an actor or a critic")
+    meta: dict[str, Any] = {"format": FORMAT, "kind": "policy" if actor is not None else "critic",
+                            "env_id": env_id, "role": role, "iteration": int(iteration),
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if critic is not None:
+        meta.update(critic_meta(critic))
+    if actor is not None:
+        meta.update(actor_meta(actor))
+    meta.update(extra)
+    blob = {"meta": meta,
+            "actor": {k: v.detach().cpu().clone() for k, v in actor.state_dict().items()} if actor else None,
+            "critic": {k: v.detach().cpu().clone() for k, v in critic.state_dict().items()} if critic else None}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return meta
+
+
+# --- loading ------------------------------------------------------------------------------
+
+@dataclass
+class Checkpoint:
+    path: Path
+    meta: dict[str, Any]
+    actor_state: dict[str, torch.Tensor] | None
+    critic_state: dict[str, torch.Tensor] | None
+
+    def build_actor(self, learn_logstd: bool | None = None) -> Actor:
+        if self.actor_state is None:
+            raise CheckpointError(f"{self.path}: holds a critic, not a policy (use it as critic_checkpoint)")
+        m = self.meta
+        actor = Actor(m["obs_dim"], m["act_dim"], m.get("actor_layers", 3), m.get("actor_width", 256),
+                      learn_logstd=m.get("learn_logstd", True) if learn_logstd is None else learn_logstd)
+        _load_state(actor, self.actor_state, self.path)
+        return actor
+
+    def build_critic(self) -> Critic:
+        if self.critic_state is None:
+            raise CheckpointError(f"{self.path}: holds no critic (pass a critic checkpoint such as 'critic-expert')")
+        m = self.meta
+        critic = Critic(m["obs_dim"], m.get("critic_layers", 3), m.get("critic_width", 256))
+        _load_state(critic, self.critic_state, self.path)
+        return critic
+
+
+def _load_state(module: torch.nn.Module, state: dict, path: Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not match the network its metadata describes ({first})") from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle with code, random bytes...
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not a playground checkpoint ({msg}); "
+                              "rebuild it with `playground pretrain`") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or blob["meta"].get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a playground checkpoint (no '{FORMAT}' metadata)")
+    meta = blob["meta"]
+    for key in ("env_id", "obs_dim", "kind"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: metadata lacks '{key}'")
+    return Checkpoint(path, meta, blob.get("actor"), blob.get("critic"))
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's metadata, without building any network."""
+    return load_checkpoint(path).meta
+
+
+def check_compatible(meta: dict, env_id: str, obs_dim: int | None = None, act_dim: int | None = None,
+                     what: str = "checkpoint") -> None:
+    if meta.get("env_id") != env_id:
+        raise CheckpointError(f"{what} was trained on env {meta.get('env_id')!r}, not {env_id!r}: "
+                              f"pick one from `playground checkpoints --env {env_id}`")
+    if obs_dim is not None and meta.get("obs_dim") != obs_dim:
+        raise CheckpointError(f"{what} expects {meta.get('obs_dim')}-D observations, env {env_id} has {obs_dim}")
+    if act_dim is not None and meta.get("act_dim") not in (None, act_dim):
+        raise CheckpointError(f"{what} outputs {meta.get('act_dim')}-D actions, env {env_id} takes {act_dim}")
+
+
+# --- the ladder index ---------------------------------------------------------------------
+
+def read_index(env_id: str, root: Path | None = None) -> dict[str, Any]:
+    p = ladder_dir(env_id, root) / "index.json"
+    if not p.is_file():
+        return {"env_id": env_id, "roles": {}, "iterations": []}
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{p} is not valid JSON: rebuild the ladder with `playground pretrain --env {env_id}`") from None
+
+
+def write_index(env_id: str, index: dict[str, Any], root: Path | None = None) -> Path:
+    d = ladder_dir(env_id, root)
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / "index.json"
+    tmp = p.with_name("index.json.tmp")
+    tmp.write_text(json.dumps(index, indent=2))
+    os.replace(tmp, p)
+    return p
+
+
+def canonical_role(spec: str) -> str | None:
+    """The role a name stands for ('ckpt_101' -> 'expert'), or None if it is not a role name."""
+    if spec in ROLES:
+        return spec
+    return SEED_ALIASES.get(spec)
+
+
+@dataclass
+class Resolved:
+    spec: str
+    role: str | None          # role name when the spec was a role or seed alias
+    path: Path | None         # None for 'none'
+
+
+def resolve_checkpoint(spec: str, env_id: str, root: Path | None = None) -> Resolved:
+    """Turn a checkpoint key's value (role, seed name, path or 'none') into a file path."""
+    spec = (spec or "none").strip()
+    if spec.lower() == "none":
+        return Resolved(spec, None, None)
+    role = canonical_role(spec)
+    if role is not None:
+        entry = read_index(env_id, root)["roles"].get(role)
+        if entry is None:
+            raise CheckpointError(f"no '{role}' checkpoint for env {env_id} yet"
+                                  f"{' (seed name ' + spec + ')' if spec != role else ''}: "
+                                  f"build the ladder with `playground pretrain --env {env_id}`")
+        path = ladder_dir(env_id, root) / entry["file"]
+        if not path.is_file():
+            raise CheckpointError(f"the ladder index names {path} for role '{role}' but the file is gone: "
+                                  f"rebuild with `playground pretrain --env {env_id}`")
+        return Resolved(spec, role, path)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {spec!r} is neither a role ({', '.join(ROLES)}), a seed name "
+                              f"({', '.join(ROLE_SEED_NAME.values())}) nor an existing file")
+    return Resolved(spec, None, path)

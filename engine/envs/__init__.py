@@ -1,0 +1,51 @@
+"""Environment registry: turns an env id into a `BatchedEnv`.
+
+Ids: `pickcube-lite` (the embedded torch twin, the default) and `maniskill:<TaskId>`
+(the real ManiSkill3 task, e.g. `maniskill:PickCube-v1`).
+"""
+from __future__ import annotations
+
+from .base import BatchedEnv, EnvError, EnvState, StepResult
+
+DEFAULT_ENV = "pickcube-lite"
+KNOWN_ENVS = ("pickcube-lite", "maniskill:PickCube-v1")
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise EnvError with one clear line when the id names no environment we can build."""
+    if env_id == "pickcube-lite":
+        return
+    if env_id.startswith("maniskill:") and len(env_id) > len("maniskill:"):
+        return
+    raise EnvError(
+        f"unknown env id {env_id!r}: use 'pickcube-lite' or 'maniskill:<TaskId>' (e.g. 'maniskill:PickCube-v1')"
+    )
+
+
+def make_env(
+    env_id: str = DEFAULT_ENV,
+    num_envs: int = 1,
+    *,
+    seed: int = 0,
+    reward_mode: str = "sparse",
+    autoreset: bool = True,
+    ignore_terminations: bool = False,
+    device: str = "cpu",
+) -> BatchedEnv:
+    check_env_id(env_id)
+    if num_envs < 1:
+        raise EnvError(f"num_envs must be >= 1, got {num_envs}")
+    if reward_mode not in ("sparse", "dense"):
+        raise EnvError(f"reward_mode must be 'sparse' or 'dense', got {reward_mode!r}")
+    if env_id == "pickcube-lite":
+        from .pickcube_lite import PickCubeLite
+
+        return PickCubeLite(num_envs, seed=seed, reward_mode=reward_mode, autoreset=autoreset,
+                            ignore_terminations=ignore_terminations, device=device)
+    from .maniskill import ManiSkillEnv
+
+    return ManiSkillEnv(env_id.split(":", 1)[1], num_envs, seed=seed, reward_mode=reward_mode,
+                        autoreset=autoreset, ignore_terminations=ignore_terminations, device=device)
+
+
+__all__ = ["BatchedEnv", "EnvError", "EnvState", "StepResult", "make_env", "check_env_id", "DEFAULT_ENV", "KNOWN_ENVS"]

@@ -1,0 +1,93 @@
+"""Policy and value networks: ManiSkill PPO's sizes by default (3x256 Tanh MLPs, orthogonal init).
+
+`Actor` is a Gaussian policy whose mean is an MLP of the observation and whose log-std is one
+state-independent parameter vector (learned, or frozen as in the seed's `logstd-1.5`
+checkpoints). `Critic` is an MLP V(s). `QNetwork` is an MLP Q(s, a) (IQL).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+
+def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias)
+    return layer
+
+
+def mlp(in_dim: int, out_dim: int, layers: int = 3, width: int = 256, out_std: float = 1.0) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    d = in_dim
+    for _ in range(layers):
+        mods += [layer_init(nn.Linear(d, width)), nn.Tanh()]
+        d = width
+    mods.append(layer_init(nn.Linear(d, out_dim), std=out_std))
+    return nn.Sequential(*mods)
+
+
+class Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, layers: int = 3, width: int = 256,
+                 logstd_init: float = -0.5, learn_logstd: bool = True):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.layers, self.width = obs_dim, act_dim, layers, width
+        self.mean = mlp(obs_dim, act_dim, layers, width, out_std=0.01 * math.sqrt(2))
+        self.logstd = nn.Parameter(torch.full((act_dim,), float(logstd_init)), requires_grad=learn_logstd)
+
+    def set_logstd(self, value: float, learn: bool | None = None) -> None:
+        with torch.no_grad():
+            self.logstd.fill_(float(value))
+        if learn is not None:
+            self.logstd.requires_grad_(learn)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mean(obs)
+
+    def dist(self, obs: torch.Tensor) -> Normal:
+        mean = self.mean(obs)
+        return Normal(mean, self.logstd.exp().expand_as(mean))
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.dist(obs).log_prob(action).sum(-1)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean action, or a sample from N(mean, std) (using `generator` when given)."""
+        mean = self.mean(obs)
+        if deterministic:
+            return mean
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + noise * self.logstd.exp()
+
+    @torch.no_grad()
+    def act_with_logprob(self, obs: torch.Tensor, generator: torch.Generator | None = None):
+        mean = self.mean(obs)
+        std = self.logstd.exp()
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        action = mean + noise * std
+        logp = (-0.5 * noise.pow(2) - self.logstd - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return action, logp
+
+
+class Critic(nn.Module):
+    def __init__(self, obs_dim: int, layers: int = 3, width: int = 256):
+        super().__init__()
+        self.obs_dim, self.layers, self.width = obs_dim, layers, width
+        self.net = mlp(obs_dim, 1, layers, width, out_std=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+class QNetwork(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, layers: int = 2, width: int = 256):
+        super().__init__()
+        self.obs_dim, self.act_dim, self.layers, self.width = obs_dim, act_dim, layers, width
+        self.net = mlp(obs_dim + act_dim, 1, layers, width, out_std=1.0)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, action], -1)).squeeze(-1)
