@@ -1,0 +1,228 @@
+"""Run records: the layout of `runs/<run_id>/` and the files in it (interfaces.md).
+
+- `new_run_dir` makes a unique run directory (atomic mkdir: two runs started in the same
+  second get distinct ids).
+- `RunRecorder` is the worker's writer: `status.json` (atomic replace), `metrics.jsonl` (one
+  line per iteration, flushed), TensorBoard scalars, `engine.log`, `checkpoints/`.
+- `read_metrics` / `read_status` are the tolerant readers (a partial last line is skipped).
+- `append_experiment_log` writes the `experiments/log.md` entry under a file lock, so runs that
+  finish together do not interleave.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable
+
+STATUSES = ("queued", "running", "done", "failed", "stopped")
+TERMINAL = ("done", "failed", "stopped")
+
+
+class RecordError(OSError):
+    """A run directory problem a user can fix (cannot write, not a run)."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def runs_dir(explicit: str | Path | None = None) -> Path:
+    return Path(explicit or os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
+
+
+def experiments_log_path() -> Path:
+    return Path(os.environ.get("PLAYGROUND_EXPERIMENTS_LOG", "experiments/log.md"))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60] or "run"
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """Create `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]` atomically and return it."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RecordError(f"runs directory {root} cannot be created ({e.strerror}): pass --runs-dir "
+                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
+    if not os.access(root, os.W_OK):
+        raise RecordError(f"runs directory {root} is not writable: pass --runs-dir or set "
+                          "PLAYGROUND_RUNS_DIR to a writable folder")
+    base = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{_slug(name)}"
+    for n in range(1, 10_000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise RecordError(f"cannot create run directory {path} ({e.strerror})") from None
+    raise RecordError(f"too many runs named {base} in {root}")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_status(run_dir: Path, status: str, **fields: Any) -> dict:
+    """Merge `fields` into status.json and set `status` (atomic replace)."""
+    assert status in STATUSES, status
+    cur = read_status(run_dir) or {"pid": None, "started": None, "ended": None, "exit_code": None, "error": None}
+    cur.update(fields)
+    cur["status"] = status
+    if status in TERMINAL and not cur.get("ended"):
+        cur["ended"] = now_iso()
+    _atomic_write(Path(run_dir) / "status.json", json.dumps(cur, indent=1))
+    return cur
+
+
+def read_status(run_dir: str | Path) -> dict | None:
+    p = Path(run_dir) / "status.json"
+    try:
+        return json.loads(p.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, NotADirectoryError):
+        return None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """Every complete metrics line; a partial or corrupt line (a writer mid-flush) is skipped."""
+    p = Path(run_dir) / "metrics.jsonl"
+    out: list[dict] = []
+    try:
+        text = p.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class RunRecorder:
+    """Writes one run's records. Used by the worker (engine.worker) and by pretraining."""
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        try:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            self._metrics = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
+        except OSError as e:
+            raise RecordError(f"run directory {self.run_dir} cannot be written ({e.strerror})") from None
+        self.log = logging.getLogger(f"engine.run.{self.run_dir.name}")
+        self.log.setLevel(logging.INFO)
+        self.log.propagate = False
+        self._handler = logging.FileHandler(self.run_dir / "engine.log")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self.log.addHandler(self._handler)
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.run_dir))
+
+    def status(self, status: str, **fields: Any) -> dict:
+        return write_status(self.run_dir, status, **fields)
+
+    def metrics(self, row: dict[str, Any]) -> None:
+        row = {k: _clean(v) for k, v in row.items()}
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+        if self._tb is not None:
+            step = int(row.get("env_steps", row.get("iteration", 0)))
+            for k, v in row.items():
+                if k in ("iteration", "env_steps") or not isinstance(v, (int, float)) or isinstance(v, bool):
+                    continue
+                self._tb.add_scalar(f"charts/{k}" if k in ("sr", "sr_at_end") else f"train/{k}", v, step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        self._metrics.close()
+        if self._tb is not None:
+            self._tb.close()
+        self.log.removeHandler(self._handler)
+        self._handler.close()
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5)
+        sha = out.stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def format_log_entry(run_dir: Path, config: dict, status: dict, metrics: Iterable[dict],
+                     findings: list[dict], notes: str = "") -> str:
+    rows = list(metrics)
+    name = config.get("exp_name") or run_dir.name
+    peak = max((r.get("sr") or 0.0 for r in rows), default=0.0)
+    lines = [f"## {name} ({run_dir.name})", "",
+             f"- status: {status.get('status')} ({status.get('started')} -> {status.get('ended')})",
+             f"- git commit: {git_commit()}",
+             f"- command: `{config.get('command') or 'python -m engine --run-dir ' + str(run_dir)}`",
+             f"- preset: {config.get('preset') or '-'}; env {config.get('env')}, seed {config.get('seed')}; "
+             f"{config.get('regime')} {config.get('estimator')} + {config.get('update')}",
+             f"- run directory: `{run_dir}`",
+             f"- peak SR {peak:.3f}; final SR {(rows[-1].get('sr') if rows else float('nan')) or 0.0:.3f}", ""]
+    if findings:
+        lines.append("- findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}): {f.get('title')}"
+                                                        for f in findings))
+    else:
+        lines.append("- findings at launch: none")
+    if status.get("error"):
+        lines.append(f"- error: {status['error']}")
+    if notes:
+        lines.append(f"- notes: {notes}")
+    lines += ["", "| iteration | env_steps | wall_s | sr | sr_at_end |", "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        def f(k, fmt):
+            v = r.get(k)
+            return format(v, fmt) if isinstance(v, (int, float)) else "-"
+        lines.append(f"| {r.get('iteration')} | {r.get('env_steps')} | {f('wall_s', '.1f')} | {f('sr', '.3f')} "
+                     f"| {f('sr_at_end', '.3f')} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def append_experiment_log(entry: str, path: Path | None = None) -> Path:
+    """Append one entry to experiments/log.md under an exclusive lock."""
+    path = Path(path or experiments_log_path())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            if f.tell() == 0:
+                f.write("# Experiment log\n\nOne entry per finished run, appended by the worker.\n\n")
+            f.write(entry)
+            f.flush()
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    return path
