@@ -1,0 +1,38 @@
+"""Evaluation: success rate of a policy on separate eval envs, without partial resets.
+
+Every evaluation runs `num_eval_envs` full-length episodes (the eval env is built with
+`ignore_terminations=True`, as ManiSkill's eval envs are) from the same fixed reset seed, so
+two evaluations differ only through the policy. It reports `sr` (success at any step of the
+episode: ManiSkill's success_once) and `sr_at_end` (success at the last step). Deterministic
+(the actor's mean) by default; stochastic evaluation samples actions and is noisy (KB02).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..envs import BatchedEnv, make_env
+from ..nets import Actor
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def make_eval_env(env_id: str, num_envs: int, device: str = "cpu") -> BatchedEnv:
+    return make_env(env_id, num_envs, seed=EVAL_SEED_OFFSET, reward_mode="sparse", autoreset=False,
+                    ignore_terminations=True, device=device)
+
+
+@torch.no_grad()
+def evaluate(env: BatchedEnv, actor: Actor, *, deterministic: bool = True, seed: int = EVAL_SEED_OFFSET,
+             sample_seed: int = 0) -> dict[str, float]:
+    obs = env.reset(seed=seed)
+    gen = torch.Generator(device=obs.device).manual_seed(sample_seed)
+    once = torch.zeros(env.num_envs, dtype=torch.bool, device=obs.device)
+    success = once
+    for _ in range(env.max_episode_steps):
+        action = actor.act(obs, deterministic=deterministic, generator=gen)
+        res = env.step(action)
+        success = res.success
+        once |= success
+        obs = res.obs
+    return {"sr": float(once.float().mean()), "sr_at_end": float(success.float().mean()),
+            "eval_episodes": env.num_envs}

@@ -1,0 +1,343 @@
+"""The finetuning loop: one `RunConfig` = one point of the regime x estimator x update matrix.
+
+- regime `online`: every iteration collects `num_envs x num_steps` steps with the current
+  policy; `offline`: one dataset is collected once by the data policy and every iteration
+  updates on it (`num_iterations` times).
+- estimator `gae` (critic V), `mc` (k re-rollouts from snapshots of the visited states),
+  `iql` (Q - V from IQL fitted on the batch/dataset), `iql-v-gae` (GAE(0.95) on IQL's V).
+- update `ppo` (clipped ratio, value loss, KL stop, critic warmup) or `awr`.
+
+Each iteration writes one metrics row (the deterministic SR of the latest evaluation, env steps
+including MC re-rollouts, wall time, losses) and saves the policy; `resume.pt` carries what is
+needed to continue a stopped run. The loop checks `should_stop()` between phases.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .. import checkpoints as ck
+from ..algos.gae import gae
+from ..config.schema import RunConfig
+from ..envs import BatchedEnv, make_env
+from ..nets import Actor, Critic
+from .evaluation import evaluate, make_eval_env
+from .rollout import Rollout, collect
+
+MC_MAX_BATCH_LITE = 80_000
+
+
+class TrainingError(RuntimeError):
+    """Training produced something unusable (non-finite values)."""
+
+
+@dataclass
+class Batch:
+    obs: torch.Tensor
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor | None
+    values: torch.Tensor | None
+
+
+def _finite(name: str, x: torch.Tensor | float | None) -> None:
+    if x is None:
+        return
+    ok = bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else math.isfinite(x)
+    if not ok:
+        raise TrainingError(f"non-finite values in {name}")
+
+
+def load_policy(spec: str, env: BatchedEnv, *, learn_logstd: bool | None = None, what: str = "checkpoint") -> Actor:
+    """A policy from a resolved checkpoint path (or 'none': a fresh network)."""
+    if not spec or spec.lower() == "none":
+        return Actor(env.obs_dim, env.act_dim, learn_logstd=bool(learn_logstd))
+    res = ck.resolve_checkpoint(spec, env.env_id)
+    c = ck.load_checkpoint(res.path)
+    ck.check_compatible(c.meta, env.env_id, env.obs_dim, env.act_dim, what=f"{what} {spec}")
+    return c.build_actor(learn_logstd=learn_logstd)
+
+
+def load_critic(spec: str, env: BatchedEnv) -> Critic | None:
+    if not spec or spec.lower() == "none":
+        return None
+    res = ck.resolve_checkpoint(spec, env.env_id)
+    c = ck.load_checkpoint(res.path)
+    ck.check_compatible(c.meta, env.env_id, env.obs_dim, None, what=f"critic_checkpoint {spec}")
+    return c.build_critic()
+
+
+class Finetuner:
+    def __init__(self, cfg: RunConfig, *, run_dir: Path | None = None,
+                 on_row: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] = lambda: False,
+                 log: Callable[[str], None] = lambda msg: None):
+        self.cfg, self.run_dir, self.on_row, self.should_stop, self.log = cfg, run_dir, on_row, should_stop, log
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True)
+        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs)
+        self.actor = load_policy(cfg.checkpoint, self.env, learn_logstd=cfg.learn_logstd)
+        self.critic = load_critic(cfg.critic_checkpoint, self.env)
+        needs_critic = cfg.estimator == "gae" or (cfg.estimator == "mc" and cfg.mc_baseline == "critic")
+        if self.critic is None and needs_critic:
+            self.critic = Critic(self.env.obs_dim, cfg.critic_layers, cfg.critic_width)
+        self.rollout_actor = self._rollout_actor()
+        params = [p for p in self.actor.parameters() if p.requires_grad]
+        if self.critic is not None and cfg.update == "ppo":
+            params += list(self.critic.parameters())
+        self.opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5)
+        self.critic_opt = (torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, eps=1e-5)
+                           if self.critic is not None and cfg.update == "awr" else None)
+        self._rollout_envs: dict[int, BatchedEnv] = {}
+        self.iteration = 0
+        self.env_steps = 0
+        self.wall_offset = 0.0
+        self.peak_sr = -1.0
+        self.last_eval: dict[str, float] = {}
+        self.dataset: Rollout | None = None
+        self.fixed_adv: tuple | None = None
+
+    # --- pieces ----------------------------------------------------------------------------
+    def _rollout_actor(self) -> Actor | None:
+        cfg = self.cfg
+        if cfg.estimator != "mc" or cfg.rollout_policy == "current":
+            return None
+        spec = cfg.optimal_checkpoint if cfg.rollout_policy == "optimal" else cfg.data_checkpoint
+        return load_policy(spec, self.env, what=f"{cfg.rollout_policy} rollout policy")
+
+    def _rollout_env(self, n: int) -> BatchedEnv:
+        if n not in self._rollout_envs:
+            self._rollout_envs[n] = make_env(self.cfg.env, n, seed=self.cfg.seed + 17, reward_mode="sparse",
+                                             autoreset=False)
+        return self._rollout_envs[n]
+
+    @property
+    def num_iterations(self) -> int:
+        return self.cfg.online_iterations if self.cfg.regime == "online" else self.cfg.num_iterations
+
+    def evaluate(self) -> dict[str, float]:
+        r = evaluate(self.eval_env, self.actor, deterministic=self.cfg.deterministic_eval)
+        self.last_eval = r
+        return r
+
+    def advantages(self, ro: Rollout) -> tuple[Batch, dict]:
+        cfg = self.cfg
+        stats: dict = {}
+        rewards = ro.rewards * cfg.reward_scale
+        flat = ro.flat
+        values = returns = None
+        if cfg.estimator == "gae":
+            with torch.no_grad():
+                v = self.critic(ro.obs)
+                nv = self.critic(ro.next_obs)
+            adv, ret = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
+            adv, values, returns = flat(adv), flat(v), flat(ret)
+        elif cfg.estimator == "mc":
+            from ..algos.mc import mc_estimate
+
+            actor = self.rollout_actor or self.actor
+            gen = self.gen
+
+            def policy(o: torch.Tensor) -> torch.Tensor:
+                return actor.act(o, deterministic=cfg.mc_deterministic, generator=gen)
+
+            max_batch = MC_MAX_BATCH_LITE if cfg.env == "pickcube-lite" else max(2, cfg.num_envs)
+            with torch.no_grad():
+                res = mc_estimate(self._rollout_env, ro.all_states(), flat(ro.obs), flat(ro.actions), policy,
+                                  k=cfg.mc_samples, gamma=cfg.gamma, horizon_tol=cfg.mc_horizon_tol,
+                                  max_batch=max_batch, generator=gen, compute_v=cfg.mc_baseline == "mc")
+            q = res.q * cfg.reward_scale
+            if res.v is not None:
+                v = res.v * cfg.reward_scale
+            else:
+                with torch.no_grad():
+                    v = self.critic(flat(ro.obs))
+            adv, returns, values = q - v, q, v
+            stats["mc_env_steps"] = int(res.env_steps)
+            self.env_steps += int(res.env_steps)
+        else:  # iql, iql-v-gae
+            from ..algos.iql import fit_iql, iql_advantages, iql_values
+
+            t0 = time.perf_counter()
+            iql = fit_iql(flat(ro.obs), flat(ro.actions), flat(rewards), flat(ro.next_obs), flat(ro.terminated),
+                          gamma=cfg.gamma, tau=cfg.iql_expectile_tau, steps=cfg.iql_steps, generator=self.gen)
+            stats["iql_fit_s"] = round(time.perf_counter() - t0, 2)
+            if cfg.estimator == "iql":
+                adv = iql_advantages(iql, flat(ro.obs), flat(ro.actions))
+            else:
+                T, N = ro.rewards.shape
+                with torch.no_grad():
+                    v = iql_values(iql, flat(ro.obs)).reshape(T, N)
+                    nv = iql_values(iql, flat(ro.next_obs)).reshape(T, N)
+                adv, _ = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, 0.95)
+                adv = flat(adv)
+        if cfg.regress_advantages:
+            from ..algos.regress import regress_advantages
+
+            adv = regress_advantages(flat(ro.obs), flat(ro.actions), adv, epochs=20, lr=3e-4, generator=self.gen)
+        _finite("advantages", adv)
+        stats.update(adv_mean=float(adv.mean()), adv_std=float(adv.std()), adv_pos_frac=float((adv > 0).float().mean()))
+        return Batch(flat(ro.obs), flat(ro.actions), flat(ro.logprobs), adv, returns, values), stats
+
+    def fit_critic_regression(self, obs: torch.Tensor, returns: torch.Tensor) -> float:
+        """AWR with a critic: regress V on the batch returns (same epochs/minibatches as the policy)."""
+        cfg = self.cfg
+        n = obs.shape[0]
+        mb = max(1, n // cfg.num_minibatches)
+        loss = torch.tensor(0.0)
+        for _ in range(min(cfg.update_epochs, 20)):
+            perm = torch.randperm(n, generator=self.gen)
+            for i in range(0, n, mb):
+                idx = perm[i:i + mb]
+                loss = 0.5 * (self.critic(obs[idx]) - returns[idx]).pow(2).mean()
+                self.critic_opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+                self.critic_opt.step()
+        return float(loss)
+
+    def update(self, b: Batch) -> dict:
+        cfg = self.cfg
+        if cfg.update == "ppo":
+            from ..algos.ppo import ppo_update
+
+            batch = {"obs": b.obs, "actions": b.actions, "logprobs": b.logprobs, "advantages": b.advantages,
+                     "returns": b.returns if b.returns is not None else b.advantages,
+                     "values": b.values if b.values is not None else torch.zeros_like(b.advantages)}
+            train_policy = self.iteration > cfg.warmup_iters
+            return ppo_update(self.actor, self.critic, self.opt, batch, update_epochs=cfg.update_epochs,
+                              num_minibatches=cfg.num_minibatches, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
+                              vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
+                              norm_adv=cfg.norm_adv, train_policy=train_policy, generator=self.gen)
+        from ..algos.awr import awr_update
+
+        stats = {}
+        if self.critic_opt is not None and b.returns is not None:
+            stats["v_loss"] = self.fit_critic_regression(b.obs, b.returns)
+        stats.update(awr_update(self.actor, self.opt, b.obs, b.actions, b.advantages, beta=cfg.awr_beta,
+                                max_weight=cfg.awr_max_weight, normalize=cfg.awr_normalize_adv,
+                                update_epochs=cfg.update_epochs, num_minibatches=cfg.num_minibatches,
+                                max_grad_norm=cfg.max_grad_norm, generator=self.gen))
+        return stats
+
+    # --- resume ----------------------------------------------------------------------------
+    def save(self, ckpt_dir: Path, best: bool) -> None:
+        meta = dict(det_sr=self.last_eval.get("sr"), stoch_sr=None, env_steps=self.env_steps,
+                    gamma=self.cfg.gamma, source_run=str(self.run_dir))
+        ck.save_checkpoint(ckpt_dir / "latest.pt", env_id=self.cfg.env, role="finetuned", iteration=self.iteration,
+                           actor=self.actor, critic=self.critic, **meta)
+        if best:
+            ck.save_checkpoint(ckpt_dir / "best.pt", env_id=self.cfg.env, role="finetuned",
+                               iteration=self.iteration, actor=self.actor, critic=self.critic, **meta)
+        state = {"iteration": self.iteration, "env_steps": self.env_steps, "peak_sr": self.peak_sr,
+                 "wall_s": self.wall_offset + (time.perf_counter() - self._t0),
+                 "actor": self.actor.state_dict(), "opt": self.opt.state_dict(),
+                 "critic": self.critic.state_dict() if self.critic is not None else None,
+                 "critic_opt": self.critic_opt.state_dict() if self.critic_opt is not None else None,
+                 "gen": self.gen.get_state()}
+        tmp = ckpt_dir / "resume.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(ckpt_dir / "resume.pt")
+
+    def load_resume(self, ckpt_dir: Path) -> None:
+        p = ckpt_dir / "resume.pt"
+        if not p.is_file():
+            raise TrainingError(f"{p} is missing: the run saved no iteration to resume from")
+        s = torch.load(p, map_location="cpu", weights_only=True)
+        self.actor.load_state_dict(s["actor"])
+        self.opt.load_state_dict(s["opt"])
+        if self.critic is not None and s["critic"] is not None:
+            self.critic.load_state_dict(s["critic"])
+        if self.critic_opt is not None and s["critic_opt"] is not None:
+            self.critic_opt.load_state_dict(s["critic_opt"])
+        self.gen.set_state(s["gen"])
+        self.iteration, self.env_steps = int(s["iteration"]), int(s["env_steps"])
+        self.peak_sr, self.wall_offset = float(s["peak_sr"]), float(s["wall_s"])
+
+    # --- the loop --------------------------------------------------------------------------
+    def _row(self, extra: dict) -> dict:
+        row = {"iteration": self.iteration, "env_steps": self.env_steps,
+               "wall_s": round(self.wall_offset + time.perf_counter() - self._t0, 3),
+               "sr": self.last_eval.get("sr"), "sr_at_end": self.last_eval.get("sr_at_end"),
+               "peak_sr": self.peak_sr, **extra}
+        if self.on_row:
+            self.on_row(row)
+        return row
+
+    def _collect_dataset(self) -> Rollout:
+        cfg = self.cfg
+        data_actor = load_policy(cfg.data_checkpoint, self.env, what="data_checkpoint")
+        obs = self.env.reset(seed=cfg.seed)
+        ro, _ = collect(self.env, data_actor, obs, cfg.num_steps, generator=self.gen,
+                        keep_states=cfg.estimator == "mc")
+        self.env_steps += cfg.num_envs * cfg.num_steps
+        return ro
+
+    def run(self, *, resume: bool = False) -> str:
+        """Run to the end (returns 'done') or until should_stop() (returns 'stopped')."""
+        cfg = self.cfg
+        self._t0 = time.perf_counter()
+        ckpt_dir = (self.run_dir / "checkpoints") if self.run_dir else None
+        if resume and ckpt_dir is not None:
+            self.load_resume(ckpt_dir)
+            self.log(f"resumed at iteration {self.iteration}, env_steps {self.env_steps}")
+        else:
+            self.evaluate()
+            self.peak_sr = self.last_eval["sr"]
+            self._row({"phase": "initial"})
+        obs = self.env.reset(seed=cfg.seed + self.iteration)
+        if cfg.regime == "offline":
+            t0 = time.perf_counter()
+            steps_before = self.env_steps
+            self.dataset = self._collect_dataset()
+            if resume:
+                self.env_steps = steps_before  # the dataset was counted before the stop
+            self.log(f"offline dataset: {cfg.num_envs * cfg.num_steps} transitions from {cfg.data_checkpoint} "
+                     f"({time.perf_counter() - t0:.1f}s), success rate in data "
+                     f"{self.dataset.episode_stats()['train_success_rate']:.3f}")
+        while self.iteration < self.num_iterations:
+            if self.should_stop():
+                return "stopped"
+            t_it = time.perf_counter()
+            if cfg.regime == "online":
+                ro, obs = collect(self.env, self.actor, obs, cfg.num_steps, generator=self.gen,
+                                  keep_states=cfg.estimator == "mc")
+                self.env_steps += cfg.num_envs * cfg.num_steps
+                batch, astats = self.advantages(ro)
+                astats.update(ro.episode_stats())
+            else:
+                recompute = self.fixed_adv is None or cfg.rollout_policy == "current" or cfg.estimator == "gae"
+                if recompute:
+                    self.fixed_adv = self.advantages(self.dataset)
+                batch, astats = self.fixed_adv
+            if self.should_stop():
+                return "stopped"
+            t_upd = time.perf_counter()
+            ustats = self.update(batch)
+            for k, v in ustats.items():
+                if isinstance(v, float):
+                    _finite(k, v)
+            self.iteration += 1
+            if self.iteration % cfg.eval_every == 0 or self.iteration == self.num_iterations:
+                self.evaluate()
+            new_peak = (self.last_eval.get("sr") or 0.0) > self.peak_sr
+            self.peak_sr = max(self.peak_sr, self.last_eval.get("sr") or 0.0)
+            self._row({**{k: v for k, v in astats.items() if isinstance(v, (int, float))},
+                       **{k: v for k, v in ustats.items() if isinstance(v, (int, float, bool))},
+                       "update_s": round(time.perf_counter() - t_upd, 3),
+                       "iter_s": round(time.perf_counter() - t_it, 3)})
+            if ckpt_dir is not None and (self.iteration % cfg.save_every == 0 or new_peak
+                                         or self.iteration == self.num_iterations):
+                self.save(ckpt_dir, best=new_peak)
+        return "done"
+
+    def close(self) -> None:
+        for e in [self.env, self.eval_env, *self._rollout_envs.values()]:
+            e.close()

@@ -1,0 +1,258 @@
+"""PPO pretraining from scratch and the checkpoint ladder the seed's experiments stand on.
+
+`run_pretrain(env_id)` trains a PPO policy on the dense reward with ManiSkill PPO's PickCube
+defaults, saves a checkpoint at EVERY iteration together with its measured deterministic and
+stochastic success rate, and then derives the ladder:
+
+| role             | seed name                 | how it is chosen                                                |
+|------------------|---------------------------|-----------------------------------------------------------------|
+| `start`          | `ckpt_76_logstd-1.5`      | first iteration with det SR in [0.40, 0.50] (else nearest 0.45), log-std set to -1.5 and frozen |
+| `expert`         | `ckpt_101`                | first iteration with det SR >= 0.95 whose stochastic SR is clearly (>= 0.10) lower |
+| `optimal`        | `ckpt_301`                | the best iteration (det SR, then stochastic SR)                   |
+| `critic-expert`  | `pretrained_critic_sparse`| V^pi_expert: a critic regressed on the expert's sparse MC returns  |
+| `critic-optimal` | (V*)                      | the same on the optimal policy's states and returns               |
+
+Everything lands in `<checkpoints_dir>/<env-slug>/` with an `index.json` (engine.checkpoints).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .. import checkpoints as ck
+from ..algos.gae import gae
+from ..algos.ppo import ppo_update
+from ..envs import BatchedEnv, make_env
+from ..nets import Actor, Critic
+from .evaluation import evaluate, make_eval_env
+from .rollout import collect
+
+START_LOGSTD = -1.5
+
+
+@dataclass
+class PretrainConfig:
+    num_envs: int = 512
+    num_steps: int = 50
+    total_timesteps: int = 3_000_000
+    max_wall_s: float = 270.0
+    gamma: float = 0.8
+    gae_lambda: float = 0.9
+    update_epochs: int = 4
+    num_minibatches: int = 32
+    learning_rate: float = 3e-4
+    target_kl: float = 0.1
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    logstd_init: float = -0.5
+    num_eval_envs: int = 200
+    patience: int = 12          # iterations without a better optimal, once an expert exists
+    critic_episodes: int = 1024
+    critic_epochs: int = 40
+
+    @classmethod
+    def for_env(cls, env_id: str, **overrides) -> "PretrainConfig":
+        cfg = cls()
+        if env_id.startswith("maniskill:") and not torch.cuda.is_available():
+            # physx_cpu runs ~250 steps/s per process: a from-scratch ladder on CPU is a long job.
+            cfg = cls(num_envs=8, num_steps=50, total_timesteps=2_000_000, max_wall_s=float("inf"),
+                      num_eval_envs=16, critic_episodes=64, num_minibatches=8)
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(cfg, k, v)
+        return cfg
+
+
+def _measure(eval_env: BatchedEnv, actor: Actor) -> tuple[float, float]:
+    det = evaluate(eval_env, actor, deterministic=True)["sr"]
+    sto = evaluate(eval_env, actor, deterministic=False)["sr"]
+    return det, sto
+
+
+def choose_ladder(history: list[dict]) -> dict[str, dict]:
+    """Pick start / expert / optimal iterations from per-iteration measurements."""
+    if not history:
+        return {}
+    roles: dict[str, dict] = {}
+    window = [h for h in history if 0.40 <= h["det_sr"] <= 0.50]
+    roles["start"] = window[0] if window else min(history, key=lambda h: (abs(h["det_sr"] - 0.45), h["iteration"]))
+    strong = [h for h in history if h["det_sr"] >= 0.95]
+    clear = [h for h in strong if h["stoch_sr"] <= h["det_sr"] - 0.10]
+    if clear or strong:
+        roles["expert"] = (clear or strong)[0]
+    roles["optimal"] = max(history, key=lambda h: (h["det_sr"], h["stoch_sr"], -h["iteration"]))
+    return roles
+
+
+@torch.no_grad()
+def mc_returns_dataset(env: BatchedEnv, actor: Actor, gamma: float, episodes: int, seed: int,
+                       deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """States visited by `actor` (sampling) and their discounted sparse returns, whole episodes only."""
+    obs_all, ret_all = [], []
+    gen = torch.Generator().manual_seed(seed)
+    rounds = max(1, math.ceil(episodes / env.num_envs))
+    for r in range(rounds):
+        obs = env.reset(seed=seed + r)
+        T, N = env.max_episode_steps, env.num_envs
+        alive = torch.ones(N, dtype=torch.bool)
+        b_obs, b_rew, b_alive = [], [], []
+        for _ in range(T):
+            action = actor.act(obs, deterministic=deterministic, generator=gen)
+            res = env.step(action)
+            b_obs.append(obs)
+            b_alive.append(alive.clone())
+            b_rew.append(res.reward * alive)
+            alive = alive & ~res.terminated & ~res.truncated
+            obs = res.obs
+            if not alive.any():
+                break
+        ret = torch.zeros(N)
+        rets = []
+        for t in reversed(range(len(b_rew))):
+            ret = b_rew[t] + gamma * ret * b_alive[t + 1].float() if t + 1 < len(b_rew) else b_rew[t].clone()
+            rets.append(ret)
+        rets.reverse()
+        o, g, a = torch.stack(b_obs), torch.stack(rets), torch.stack(b_alive)
+        obs_all.append(o[a])
+        ret_all.append(g[a])
+    return torch.cat(obs_all), torch.cat(ret_all)
+
+
+def fit_critic(obs: torch.Tensor, returns: torch.Tensor, *, epochs: int, seed: int, layers: int = 3,
+               width: int = 256, lr: float = 3e-4, batch_size: int = 512) -> tuple[Critic, float]:
+    torch.manual_seed(seed)
+    critic = Critic(obs.shape[1], layers, width)
+    opt = torch.optim.Adam(critic.parameters(), lr=lr, eps=1e-5)
+    n = obs.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            loss = 0.5 * (critic(obs[idx]) - returns[idx]).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        pred = critic(obs)
+        r2 = 1.0 - float((pred - returns).pow(2).mean() / returns.var().clamp_min(1e-8))
+    return critic, r2
+
+
+def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
+                 progress: Callable[[dict], None] | None = None, **overrides) -> dict:
+    """Train, keep every iteration, derive the ladder; returns the ladder index."""
+    cfg = PretrainConfig.for_env(env_id, **overrides)
+    say = progress or (lambda info: None)
+    out_dir = ck.ladder_dir(env_id, root)
+    iter_dir = out_dir / "pretrain"
+    iter_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    env = make_env(env_id, cfg.num_envs, seed=seed, reward_mode="dense", autoreset=True)
+    eval_env = make_eval_env(env_id, cfg.num_eval_envs)
+    actor = Actor(env.obs_dim, env.act_dim, logstd_init=cfg.logstd_init, learn_logstd=True)
+    critic = Critic(env.obs_dim)
+    opt = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=cfg.learning_rate, eps=1e-5)
+    gen = torch.Generator().manual_seed(seed)
+    obs = env.reset(seed=seed)
+    history: list[dict] = []
+    t0 = time.perf_counter()
+    env_steps = 0
+    iterations = max(1, cfg.total_timesteps // (cfg.num_envs * cfg.num_steps))
+    best_key, since_best = None, 0
+    for it in range(1, iterations + 1):
+        frac = 1.0 - (it - 1) / iterations
+        for g in opt.param_groups:
+            g["lr"] = frac * cfg.learning_rate
+        ro, obs = collect(env, actor, obs, cfg.num_steps, generator=gen)
+        env_steps += cfg.num_envs * cfg.num_steps
+        with torch.no_grad():
+            values = critic(ro.obs)
+            next_values = critic(ro.next_obs)
+        adv, ret = gae(ro.rewards, values, next_values, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
+        batch = {"obs": ro.flat(ro.obs), "actions": ro.flat(ro.actions), "logprobs": ro.flat(ro.logprobs),
+                 "advantages": ro.flat(adv), "returns": ro.flat(ret), "values": ro.flat(values)}
+        stats = ppo_update(actor, critic, opt, batch, update_epochs=cfg.update_epochs,
+                           num_minibatches=cfg.num_minibatches, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
+                           vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
+                           norm_adv=True, generator=gen)
+        det, sto = _measure(eval_env, actor)
+        fname = f"pretrain/iter_{it:04d}.pt"
+        ck.save_checkpoint(out_dir / fname, env_id=env_id, role="pretrain", iteration=it, actor=actor,
+                           critic=critic, det_sr=det, stoch_sr=sto, env_steps=env_steps, gamma=cfg.gamma)
+        row = {"iteration": it, "env_steps": env_steps, "det_sr": det, "stoch_sr": sto,
+               "logstd": float(actor.logstd.detach().mean()), "file": fname,
+               "wall_s": round(time.perf_counter() - t0, 2), "train_dense_return": float(ro.rewards.sum(0).mean())}
+        history.append(row)
+        say({"phase": "ppo", "iterations": iterations, **row, **{k: v for k, v in stats.items()
+                                                                  if isinstance(v, (int, float))}})
+        key = (det, sto)
+        if best_key is None or key > best_key:
+            best_key, since_best = key, 0
+        else:
+            since_best += 1
+        have_expert = "expert" in choose_ladder(history)
+        if have_expert and since_best >= cfg.patience and det >= 0.99:
+            break
+        if time.perf_counter() - t0 > cfg.max_wall_s:
+            break
+    env.close()
+    index = build_ladder(env_id, history, cfg, seed=seed, root=root, progress=say)
+    index["pretrain"] = {**asdict(cfg), "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
+                         "env_steps": env_steps, "iterations_run": len(history)}
+    ck.write_index(env_id, index, root)
+    eval_env.close()
+    return index
+
+
+def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed: int, root: Path | None,
+                 progress: Callable[[dict], None]) -> dict:
+    out_dir = ck.ladder_dir(env_id, root)
+    chosen = choose_ladder(history)
+    roles: dict[str, dict] = {}
+    eval_env = make_eval_env(env_id, cfg.num_eval_envs)
+    for role in ("start", "expert", "optimal"):
+        if role not in chosen:
+            continue
+        src = chosen[role]
+        actor = ck.load_checkpoint(out_dir / src["file"]).build_actor()
+        if role == "start":
+            actor.set_logstd(START_LOGSTD, learn=False)
+        det, sto = _measure(eval_env, actor)
+        seed_name = (f"ckpt_{src['iteration']}_logstd-1.5" if role == "start" else f"ckpt_{src['iteration']}")
+        fname = f"{role}.pt"
+        ck.save_checkpoint(out_dir / fname, env_id=env_id, role=role, iteration=src["iteration"], actor=actor,
+                           det_sr=det, stoch_sr=sto, source=src["file"], seed_name=seed_name,
+                           seed_alias=ck.ROLE_SEED_NAME[role])
+        roles[role] = {"file": fname, "iteration": src["iteration"], "det_sr": det, "stoch_sr": sto,
+                       "logstd": float(actor.logstd.detach().mean()), "seed_name": seed_name,
+                       "seed_alias": ck.ROLE_SEED_NAME[role], "source": src["file"]}
+        progress({"phase": "ladder", "role": role, **roles[role]})
+    # critics: V^pi fitted to the policy's own sparse MC returns (gamma of the seed's runs)
+    data_env = make_env(env_id, min(cfg.critic_episodes, 512 if not env_id.startswith("maniskill:") else cfg.num_envs),
+                        seed=seed + 77, reward_mode="sparse", autoreset=False)
+    for role, policy_role in (("critic-expert", "expert"), ("critic-optimal", "optimal")):
+        if policy_role not in roles:
+            continue
+        actor = ck.load_checkpoint(out_dir / roles[policy_role]["file"]).build_actor()
+        obs, rets = mc_returns_dataset(data_env, actor, cfg.gamma, cfg.critic_episodes, seed=seed + 1000)
+        critic, r2 = fit_critic(obs, rets, epochs=cfg.critic_epochs, seed=seed)
+        fname = f"{role}.pt"
+        ck.save_checkpoint(out_dir / fname, env_id=env_id, role=role, iteration=roles[policy_role]["iteration"],
+                           critic=critic, gamma=cfg.gamma, fitted_on=policy_role, fit_r2=r2, samples=int(obs.shape[0]),
+                           mean_return=float(rets.mean()), seed_alias=ck.ROLE_SEED_NAME.get(role, ""))
+        roles[role] = {"file": fname, "iteration": roles[policy_role]["iteration"], "gamma": cfg.gamma,
+                       "fitted_on": policy_role, "fit_r2": r2, "samples": int(obs.shape[0]),
+                       "seed_alias": ck.ROLE_SEED_NAME.get(role, "")}
+        progress({"phase": "ladder", "role": role, **roles[role]})
+    data_env.close()
+    eval_env.close()
+    return {"env_id": env_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "roles": roles,
+            "iterations": history}

@@ -1,0 +1,115 @@
+"""The training worker: runs one resolved config (`<run_dir>/config.toml`) into its run directory.
+
+The launcher spawns `python -m engine --run-dir DIR [--resume]`. From then on the worker owns
+`status.json`: `running` (with its pid), then `done` (exit 0), `stopped` (SIGTERM/SIGINT: it
+saves, then exits 143), or `failed` (exit 1, the error in `status.json` and `engine.log`, also
+when training produced non-finite values). Every finished run appends its entry to
+`experiments/log.md`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from .config.schema import FIELDS, RunConfig, field_type
+from .config.tomlio import read_toml
+from .records import (RecordError, RunRecorder, append_experiment_log, format_log_entry, now_iso, read_metrics,
+                      read_status)
+
+EXIT_DONE, EXIT_FAILED, EXIT_STOPPED = 0, 1, 143
+
+
+class WorkerConfigError(ValueError):
+    pass
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        raise WorkerConfigError(f"{path} is missing: a run directory is made by `playground run`")
+    try:
+        raw = read_toml(path)
+    except Exception as e:  # tomllib.TOMLDecodeError carries line/column
+        raise WorkerConfigError(f"{path}: not valid TOML ({e})") from None
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        raise WorkerConfigError(f"{path}: unknown keys {', '.join(unknown)}")
+    for k, v in raw.items():
+        t = field_type(k)
+        if t is float and isinstance(v, int) and not isinstance(v, bool):
+            raw[k] = float(v)
+        elif not isinstance(v, t) or (t is int and isinstance(v, bool)):
+            raise WorkerConfigError(f"{path}: key '{k}' should be {t.__name__}, got {v!r}")
+    return RunConfig(**raw)
+
+
+def run_worker(run_dir: Path, resume: bool = False) -> int:
+    from .checkpoints import CheckpointError
+    from .envs import EnvError
+    from .train.finetune import Finetuner, TrainingError
+
+    stop = {"flag": False}
+
+    def _on_signal(signum, frame):
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        rec = RunRecorder(run_dir)
+    except RecordError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    prev = read_status(run_dir) or {}
+    started = prev.get("started") if resume and prev.get("started") else now_iso()
+    rec.status("running", pid=os.getpid(), started=started, ended=None, exit_code=None, error=None)
+    cfg = None
+    trainer = None
+    try:
+        cfg = read_run_config(run_dir)
+        rec.log.info("config: %s", json.dumps(cfg.to_dict()))
+        trainer = Finetuner(cfg, run_dir=run_dir, on_row=rec.metrics, should_stop=lambda: stop["flag"],
+                            log=rec.log.info)
+        outcome = trainer.run(resume=resume)
+        code = EXIT_DONE if outcome == "done" else EXIT_STOPPED
+        if outcome == "stopped":
+            trainer.save(run_dir / "checkpoints", best=False)
+        rec.log.info("run %s at iteration %d", outcome, trainer.iteration)
+        status = rec.status(outcome, exit_code=code)
+        error = None
+    except (WorkerConfigError, TrainingError, CheckpointError, EnvError, RecordError) as e:
+        error = str(e)
+        rec.log.error("%s", error)
+        code, status = EXIT_FAILED, rec.status("failed", exit_code=EXIT_FAILED, error=error)
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        rec.log.error("unexpected error\n%s", traceback.format_exc())
+        code, status = EXIT_FAILED, rec.status("failed", exit_code=EXIT_FAILED, error=error)
+    finally:
+        if trainer is not None:
+            trainer.close()
+    try:
+        findings = json.loads((run_dir / "findings.json").read_text()) if (run_dir / "findings.json").is_file() else []
+        cfg_dict = cfg.to_dict() if cfg is not None else {}
+        append_experiment_log(format_log_entry(run_dir, cfg_dict, status, read_metrics(run_dir), findings,
+                                               notes="resumed" if resume else ""))
+    except OSError as e:
+        rec.log.warning("could not append to the experiment log: %s", e)
+    rec.close()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engine", description="Run one resolved config into a run directory.")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--resume", action="store_true", help="continue from the run's last saved iteration")
+    args = p.parse_args(argv)
+    if not args.run_dir.is_dir():
+        print(f"error: run directory {args.run_dir} does not exist", file=sys.stderr)
+        return 2
+    return run_worker(args.run_dir, resume=args.resume)
