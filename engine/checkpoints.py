@@ -18,11 +18,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch loads lazily: resolving names and reading the index must stay instant
+    import torch
 
-from .nets import Actor, Critic
+    from .nets import Actor, Critic
 
 FORMAT = "playground-ckpt-1"
 POLICY_ROLES = ("start", "expert", "optimal")
@@ -56,19 +57,21 @@ def ladder_dir(env_id: str, root: Path | None = None) -> Path:
 
 # --- saving -------------------------------------------------------------------------------
 
-def actor_meta(actor: Actor) -> dict[str, Any]:
+def actor_meta(actor: "Actor") -> dict[str, Any]:
     return {"obs_dim": actor.obs_dim, "act_dim": actor.act_dim, "actor_layers": actor.layers,
             "actor_width": actor.width, "logstd": float(actor.logstd.detach().mean()),
             "learn_logstd": bool(actor.logstd.requires_grad)}
 
 
-def critic_meta(critic: Critic) -> dict[str, Any]:
+def critic_meta(critic: "Critic") -> dict[str, Any]:
     return {"obs_dim": critic.obs_dim, "critic_layers": critic.layers, "critic_width": critic.width}
 
 
 def save_checkpoint(path: str | Path, *, env_id: str, role: str = "", iteration: int = 0,
-                    actor: Actor | None = None, critic: Critic | None = None, **extra: Any) -> dict:
+                    actor: "Actor | None" = None, critic: "Critic | None" = None, **extra: Any) -> dict:
     """Write a checkpoint atomically (temp file + rename); returns its metadata."""
+    import torch
+
     if actor is None and critic is None:
         raise ValueError("a checkpoint needs an actor or a critic")
     meta: dict[str, Any] = {"format": FORMAT, "kind": "policy" if actor is not None else "critic",
@@ -87,7 +90,16 @@ def save_checkpoint(path: str | Path, *, env_id: str, role: str = "", iteration:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)
     os.replace(tmp, path)
+    side = _sidecar(path)
+    side_tmp = side.with_name(side.name + ".tmp")
+    side_tmp.write_text(json.dumps({**meta, "file_size": path.stat().st_size}, indent=1))
+    os.replace(side_tmp, side)
     return meta
+
+
+def _sidecar(path: Path) -> Path:
+    """`x.pt` -> `x.pt.json`: the metadata in plain JSON, so tools read it without torch."""
+    return path.with_name(path.name + ".json")
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -96,10 +108,12 @@ def save_checkpoint(path: str | Path, *, env_id: str, role: str = "", iteration:
 class Checkpoint:
     path: Path
     meta: dict[str, Any]
-    actor_state: dict[str, torch.Tensor] | None
-    critic_state: dict[str, torch.Tensor] | None
+    actor_state: "dict[str, torch.Tensor] | None"
+    critic_state: "dict[str, torch.Tensor] | None"
 
-    def build_actor(self, learn_logstd: bool | None = None) -> Actor:
+    def build_actor(self, learn_logstd: bool | None = None) -> "Actor":
+        from .nets import Actor
+
         if self.actor_state is None:
             raise CheckpointError(f"{self.path}: holds a critic, not a policy (use it as critic_checkpoint)")
         m = self.meta
@@ -108,7 +122,9 @@ class Checkpoint:
         _load_state(actor, self.actor_state, self.path)
         return actor
 
-    def build_critic(self) -> Critic:
+    def build_critic(self) -> "Critic":
+        from .nets import Critic
+
         if self.critic_state is None:
             raise CheckpointError(f"{self.path}: holds no critic (pass a critic checkpoint such as 'critic-expert')")
         m = self.meta
@@ -117,7 +133,7 @@ class Checkpoint:
         return critic
 
 
-def _load_state(module: torch.nn.Module, state: dict, path: Path) -> None:
+def _load_state(module: "torch.nn.Module", state: dict, path: Path) -> None:
     try:
         module.load_state_dict(state)
     except (RuntimeError, KeyError) as e:
@@ -129,10 +145,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file {path} does not exist")
+    import torch
+
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle with code, random bytes...
-        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:120]
         raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not a playground checkpoint ({msg}); "
                               "rebuild it with `playground pretrain`") from None
     if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or blob["meta"].get("format") != FORMAT:
@@ -145,7 +163,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's metadata, without building any network."""
+    """The checkpoint's metadata, without building any network (and without torch when the
+    JSON sidecar written with it matches the file's size; else from the file itself)."""
+    path = Path(path)
+    side = _sidecar(path)
+    try:
+        meta = json.loads(side.read_text())
+        if meta.get("format") == FORMAT and meta.pop("file_size", None) == path.stat().st_size:
+            return meta
+    except (OSError, ValueError):
+        pass
     return load_checkpoint(path).meta
 
 

@@ -5,21 +5,16 @@ Ids: `pickcube-lite` (the embedded torch twin, the default) and `maniskill:<Task
 """
 from __future__ import annotations
 
-from .base import BatchedEnv, EnvError, EnvState, StepResult
-
-DEFAULT_ENV = "pickcube-lite"
-KNOWN_ENVS = ("pickcube-lite", "maniskill:PickCube-v1")
+from .ids import DEFAULT_ENV, KNOWN_ENVS, EnvError, check_env_id
 
 
-def check_env_id(env_id: str) -> None:
-    """Raise EnvError with one clear line when the id names no environment we can build."""
-    if env_id == "pickcube-lite":
-        return
-    if env_id.startswith("maniskill:") and len(env_id) > len("maniskill:"):
-        return
-    raise EnvError(
-        f"unknown env id {env_id!r}: use 'pickcube-lite' or 'maniskill:<TaskId>' (e.g. 'maniskill:PickCube-v1')"
-    )
+def __getattr__(name: str):
+    # the tensor types load torch: import them only when asked for (the validator must stay light)
+    if name in ("BatchedEnv", "EnvState", "StepResult"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(name)
 
 
 def make_env(

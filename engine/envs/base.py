@@ -30,9 +30,7 @@ from typing import Sequence
 
 import torch
 
-
-class EnvError(ValueError):
-    """A user-facing environment problem (unknown env id, missing dependency, bad size)."""
+from .ids import EnvError  # noqa: F401  (re-exported: implementations raise it)
 
 
 @dataclass
