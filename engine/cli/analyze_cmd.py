@@ -72,7 +72,7 @@ def ranking(
     from rich.console import Console
 
     from engine.checkpoints import CheckpointError
-    from engine.envs.base import EnvError
+    from engine.envs import EnvError
 
     from engine.analysis.ranking import AnalysisError, print_ranking, run_ranking
 
