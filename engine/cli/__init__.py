@@ -1,0 +1,1 @@
+"""The `playground` command line (typer): `engine.cli.app:main` is the console script."""

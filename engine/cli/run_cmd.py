@@ -1,0 +1,219 @@
+"""`playground check` and `playground run`.
+
+`run`: load the preset with its overrides, resolve checkpoints (pretraining a missing ladder
+first, or saying which command builds it with --no-pretrain), validate (error-level findings
+refuse the launch with exit 3 unless --force), prepare the run directory, start the worker,
+follow it with a live display and print a summary. Exit codes: 0 done, 1 failed, 2 unusable
+input, 3 refused, 130 interrupted (the worker is stopped cleanly first). `--detach` leaves the
+worker running and returns at once; `--resume RUN` continues a stopped or failed run.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.live import Live
+
+from engine.launcher import (RunDeleted, RunProcess, follow, prepare_run, read_findings, resolve_run, start_worker,
+                             summarize_run)
+from engine.records import TERMINAL, read_metrics, read_status
+
+from . import pipeline
+from .common import command_line, console, ensure_runs_dir, print_json, runs_dir_of, say
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
+from .live import RunMonitor, summary_table
+
+RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="runs directory (default ./runs or $PLAYGROUND_RUNS_DIR)")
+
+
+@cli_errors
+def check(ctx: typer.Context,
+          preset: str = typer.Argument(..., help="preset name (see `playground presets`) or path to a .toml file"),
+          env: Optional[str] = typer.Option(None, "--env", help="environment id (overrides the preset)"),
+          seed: Optional[int] = typer.Option(None, "--seed", help="seed (overrides the preset)"),
+          runs_dir: Optional[Path] = RUNS_DIR_OPT,
+          json_output: bool = typer.Option(False, "--json", help="one JSON object on stdout")) -> None:
+    """Validate a preset + overrides: findings with why and fix. Exit 0 ok, 1 error-level findings, 2 unusable input.
+
+    Overrides are the config keys as flags after the preset: `playground check gae-ppo --gamma 0.9`."""
+    p = pipeline.prepare(preset, ctx.args, env=env, seed=seed, runs_dir=runs_dir_of(ctx, runs_dir), pretrain=None,
+                         json_mode=json_output)
+    if p.missing:
+        roles = ", ".join(f"'{r}' ({k})" for k, r in p.missing)
+        typer.echo(f"note: env {p.cfg.env} has no {roles} checkpoint yet, so rules that read checkpoint metadata "
+                   f"could not look at it: `playground run` builds the ladder first "
+                   f"(or `playground pretrain --env {p.cfg.env}`)", err=True)
+    ok = not p.errors
+    if json_output:
+        print_json({"ok": ok, "findings": [f.to_dict() for f in p.findings]})
+    else:
+        if p.findings:
+            typer.echo(f"{p.cfg.preset or preset}: {pipeline.counts(p.findings)}")
+            pipeline.print_findings(p.findings)
+        else:
+            typer.echo(f"{p.cfg.preset or preset}: no findings ({p.cfg.regime} {p.cfg.estimator} + {p.cfg.update}, "
+                       f"env {p.cfg.env}, exp_name {p.cfg.exp_name})")
+        if not ok:
+            typer.echo("error-level findings: `playground run` refuses this config unless --force is given")
+    raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
+
+
+@contextmanager
+def interrupt_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP to the launcher act like Ctrl-C while a worker is followed, so the
+    worker is stopped cleanly instead of being orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def stop_cleanly(proc: RunProcess, grace_s: float, json_mode: bool) -> None:
+    say(f"interrupted: stopping the worker (pid {proc.pid}); it saves its state (up to {grace_s:g}s) ...",
+        json_mode=True)
+    try:
+        proc.stop(grace_s)
+    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+        say("second interrupt: killing the worker now", json_mode=True)
+        proc.stop(0)
+
+
+def follow_run(proc: RunProcess, run_dir: Path, *, json_mode: bool, grace_s: float = 10.0) -> tuple[dict, bool]:
+    """Follow the worker to its end with the live display; (final status, interrupted)."""
+    mon = RunMonitor(run_dir)
+    con = console(stderr=json_mode)
+    interrupted = False
+    try:
+        with interrupt_on_termination():
+            try:
+                if json_mode:
+                    for ev in follow(run_dir, proc=proc):
+                        mon.add(ev)
+                elif con.is_terminal:
+                    with Live(get_renderable=mon.render, console=con, refresh_per_second=4):
+                        for ev in follow(run_dir, proc=proc):
+                            mon.add(ev)
+                else:
+                    for ev in follow(run_dir, proc=proc):
+                        mon.add(ev)
+                        if ev.kind == "metrics":
+                            typer.echo(mon.plain_line())
+                        elif ev.kind == "status" and ev.data.get("status") not in TERMINAL:
+                            typer.echo(f"status: {ev.data.get('status')}")
+            except KeyboardInterrupt:
+                interrupted = True
+                stop_cleanly(proc, grace_s, json_mode)
+    except RunDeleted as e:
+        proc.stop(grace_s)
+        raise CliError([str(e) + "; its worker was stopped"], code=EXIT_FAILED) from None
+    finally:
+        if proc.popen.poll() is None and not proc.detached:
+            proc.stop(grace_s)
+    proc.wait()  # reap; reconciles the status with the exit code
+    return read_status(run_dir) or {}, interrupted
+
+
+def finish(run_dir: Path, status: dict, interrupted: bool, *, json_mode: bool, findings: list[dict]) -> None:
+    rows = read_metrics(run_dir)
+    st = status.get("status")
+    code = EXIT_OK if st == "done" else EXIT_INTERRUPTED if (interrupted or st == "stopped") else EXIT_FAILED
+    if json_mode:
+        print_json({"ok": st == "done", "run": summarize_run(run_dir, reconcile_dead=False, rows=rows).to_dict(),
+                    "findings": findings, "exit_code": code})
+    else:
+        console().print(summary_table(run_dir, status, rows))
+        if st == "stopped":
+            typer.echo(f"resume it with `playground run --resume {run_dir.name}`")
+        typer.echo(f"chart and table: `playground show {run_dir.name}`")
+    raise typer.Exit(code)
+
+
+@cli_errors
+def run(ctx: typer.Context,
+        preset: Optional[str] = typer.Argument(None, help="preset name or path to a .toml file"),
+        env: Optional[str] = typer.Option(None, "--env", help="environment id (overrides the preset)"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="seed (overrides the preset)"),
+        force: bool = typer.Option(False, "--force", help="run even with error-level findings"),
+        json_output: bool = typer.Option(False, "--json", help="no live display; one JSON summary on stdout"),
+        detach: bool = typer.Option(False, "--detach", help="start the worker and return; it keeps running"),
+        resume: Optional[str] = typer.Option(None, "--resume", metavar="RUN",
+                                             help="continue a stopped or failed run from its last save"),
+        no_pretrain: bool = typer.Option(False, "--no-pretrain",
+                                         help="do not build a missing checkpoint ladder; say how instead"),
+        grace: float = typer.Option(10.0, "--grace", help="seconds a stopping worker gets to save before SIGKILL"),
+        runs_dir: Optional[Path] = RUNS_DIR_OPT) -> None:
+    """Validate, run with a live display, print a summary. Exit 0 done, 1 failed, 2 unusable input, 3 refused, 130 interrupted.
+
+    Overrides are config keys as flags after the preset: `playground run online-mc16-awr --mc_samples 8 --gamma 0.9`."""
+    root = runs_dir_of(ctx, runs_dir)
+    if resume:
+        if preset or ctx.args:
+            raise CliError("--resume continues a run with its own saved config: give no preset or overrides "
+                           f"(got {' '.join([preset or '', *ctx.args]).strip()})")
+        run_dir = resolve_run(resume, root)
+        st = read_status(run_dir) or {}
+        if st.get("status") == "done":
+            raise CliError(f"run {run_dir.name} is already done: start a new run instead")
+        proc = start_worker(run_dir, resume=True)
+        say(f"resuming {run_dir.name} (worker pid {proc.pid})", json_mode=json_output)
+        return _after_start(proc, run_dir, detach=detach, json_mode=json_output, grace=grace,
+                            findings=read_findings(run_dir))
+    if not preset:
+        raise CliError("no preset given: `playground run PRESET [--key value ...]` (see `playground presets`), "
+                       "or `playground run --resume RUN`")
+    ensure_runs_dir(root)
+    p = pipeline.prepare(preset, ctx.args, env=env, seed=seed, runs_dir=root, pretrain=not no_pretrain,
+                         json_mode=json_output)
+    findings = [f.to_dict() for f in p.findings]
+    if p.findings:
+        typer.echo(f"validator: {pipeline.counts(p.findings)}", err=json_output)
+        pipeline.print_findings(p.findings, err=json_output)
+    if p.errors and not force:
+        msg = (f"refused: {len(p.errors)} error-level finding{'s' if len(p.errors) != 1 else ''} "
+               f"({', '.join(f.id for f in p.errors)}); apply the fix flags above, or pass --force to run anyway")
+        if json_output:
+            print_json({"ok": False, "refused": True, "findings": findings})
+        typer.echo(msg, err=True)
+        raise typer.Exit(EXIT_REFUSED)
+    if p.errors:
+        say(f"--force: running despite {', '.join(f.id for f in p.errors)} (recorded in findings.json)",
+            json_mode=json_output)
+    cfg = p.cfg
+    fallback = [a for a in ["run", preset, *ctx.args] if a]
+    fallback += (["--env", env] if env else []) + (["--seed", str(seed)] if seed is not None else [])
+    fallback += ["--force"] if force else []
+    cfg.command = command_line(fallback)
+    cfg.preset = cfg.preset or preset
+    run_dir = prepare_run(cfg, findings, runs_dir=root)
+    proc = start_worker(run_dir)
+    say(f"run {run_dir.name}: {cfg.regime} {cfg.estimator} + {cfg.update}, env {cfg.env}, seed {cfg.seed} "
+        f"(worker pid {proc.pid}, log {run_dir / 'engine.log'})", json_mode=json_output)
+    return _after_start(proc, run_dir, detach=detach, json_mode=json_output, grace=grace, findings=findings)
+
+
+def _after_start(proc: RunProcess, run_dir: Path, *, detach: bool, json_mode: bool, grace: float,
+                 findings: list[dict]) -> None:
+    if detach:
+        proc.detach()
+        if json_mode:
+            print_json({"ok": True, "detached": True, "run_id": run_dir.name, "run_dir": str(run_dir),
+                        "pid": proc.pid})
+        else:
+            typer.echo(f"detached: the worker keeps running. Watch: `playground show {run_dir.name}`; "
+                       f"stop: `playground stop {run_dir.name}`")
+        raise typer.Exit(EXIT_OK)
+    status, interrupted = follow_run(proc, run_dir, json_mode=json_mode, grace_s=grace)
+    finish(run_dir, status, interrupted, json_mode=json_mode, findings=findings)

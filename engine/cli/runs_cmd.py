@@ -1,0 +1,170 @@
+"""`playground runs`, `show`, `compare` and `stop`: looking at and stopping runs, whoever
+started them (the launcher reads the runs directory; dead workers are reconciled)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from engine.launcher import list_runs, read_config, read_findings, resolve_run, sr_series, stop_run, summarize_run
+from engine.records import TERMINAL, RecordError, read_metrics, read_status
+
+from .charts import sr_chart
+from .common import console, duration, num, pct, print_json, runs_dir_of
+from .errors import EXIT_FAILED, EXIT_OK, CliError, cli_errors
+from .live import summary_table
+from .run_cmd import RUNS_DIR_OPT
+
+STATUS_STYLE = {"done": "green", "failed": "red", "stopped": "yellow", "running": "cyan", "queued": "dim"}
+
+
+@cli_errors
+def runs(ctx: typer.Context, runs_dir: Optional[Path] = RUNS_DIR_OPT,
+         json_output: bool = typer.Option(False, "--json", help="a JSON list on stdout")) -> None:
+    """Every run under the runs directory: id, preset, status, iteration, env steps, last SR, peak SR."""
+    root = runs_dir_of(ctx, runs_dir)
+    rows = list_runs(root)
+    if json_output:
+        print_json([r.to_dict() for r in rows])
+        return
+    if not rows:
+        typer.echo(f"no runs in {root} yet: start one with `playground run PRESET`")
+        return
+    t = Table(title=f"runs in {root}", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+    # the id starts with the creation time and ends with the exp_name: no separate columns for them
+    t.add_column("id", no_wrap=True)
+    t.add_column("preset", overflow="fold")
+    for col in ("status", "iter", "env steps", "last SR", "peak SR"):
+        t.add_column(col, justify="left" if col == "status" else "right", no_wrap=True, min_width=len(col))
+    for r in rows:
+        it = "-" if r.iteration is None else f"{r.iteration}" + (f"/{r.planned_iterations}" if r.planned_iterations else "")
+        t.add_row(r.id, r.preset or "-", Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+                  it, num(r.env_steps), pct(r.last_sr), pct(r.peak_sr))
+    console().print(t)
+
+
+def metrics_table(rows: list[dict], limit: int = 25) -> Table:
+    """Per-iteration rows (evenly thinned to about `limit`, first and last always kept)."""
+    t = Table(title="per-iteration results", title_justify="left")
+    for col in ("iteration", "env steps", "wall", "SR", "SR at end"):
+        t.add_column(col, justify="right")
+    if len(rows) > limit:
+        step = (len(rows) - 1) / (limit - 1)
+        idx = sorted({round(i * step) for i in range(limit)})
+        shown = [rows[i] for i in idx]
+    else:
+        shown = rows
+    for r in shown:
+        w = r.get("wall_s")
+        t.add_row(str(r.get("iteration", "-")), num(r.get("env_steps")),
+                  duration(w if isinstance(w, (int, float)) else None), pct(r.get("sr")), pct(r.get("sr_at_end")))
+    if len(rows) > limit:
+        t.caption = f"{len(shown)} of {len(rows)} rows shown; all of them in metrics.jsonl"
+    return t
+
+
+@cli_errors
+def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a unique prefix of one, or a path"),
+         runs_dir: Optional[Path] = RUNS_DIR_OPT,
+         width: int = typer.Option(60, "--width", help="chart width in characters"),
+         height: int = typer.Option(15, "--height", help="chart height in lines"),
+         json_output: bool = typer.Option(False, "--json", help="summary and metrics as JSON on stdout")) -> None:
+    """A run's summary, its SR-vs-env-steps chart, findings at launch and per-iteration table."""
+    run_dir = resolve_run(run, runs_dir_of(ctx, runs_dir))
+    s = summarize_run(run_dir)
+    rows = read_metrics(run_dir)
+    findings = read_findings(run_dir)
+    if json_output:
+        print_json({"run": s.to_dict(), "config": read_config(run_dir), "findings": findings, "metrics": rows})
+        return
+    con = console()
+    con.print(summary_table(run_dir, read_status(run_dir) or {}, rows))
+    if findings:
+        con.print(Text("findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}) {f.get('title')}"
+                                                          for f in findings), style="yellow"))
+    xs, ys = sr_series(rows)
+    con.print(sr_chart([(s.exp_name or s.id, xs, ys)], width=width, height=height,
+                       title=f"SR vs env steps: {s.id}"))
+    if rows:
+        con.print(metrics_table(rows))
+
+
+@cli_errors
+def compare(ctx: typer.Context, runs_: List[str] = typer.Argument(..., metavar="RUN RUN ...",
+                                                                   help="two or more run ids, prefixes or paths"),
+            runs_dir: Optional[Path] = RUNS_DIR_OPT,
+            width: int = typer.Option(70, "--width", help="chart width in characters"),
+            height: int = typer.Option(18, "--height", help="chart height in lines"),
+            json_output: bool = typer.Option(False, "--json", help="JSON on stdout")) -> None:
+    """Several runs in one SR-vs-env-steps chart, a table of their results and their config differences."""
+    root = runs_dir_of(ctx, runs_dir)
+    dirs = list(dict.fromkeys(resolve_run(r, root) for r in runs_))
+    if len(dirs) < 2:
+        raise CliError("compare needs two or more different runs (use `playground show RUN` for one)")
+    sums = [summarize_run(d) for d in dirs]
+    confs = [read_config(d) for d in dirs]
+    skip = {"command", "exp_name"}
+    keys = sorted({k for c in confs for k in c} - skip)
+    diff = [k for k in keys if len({repr(c.get(k)) for c in confs}) > 1]
+    if json_output:
+        print_json({"runs": [s.to_dict() for s in sums],
+                    "config_differences": {k: [c.get(k) for c in confs] for k in diff}})
+        return
+    con = console()
+    series = []
+    for s, d in zip(sums, dirs):
+        xs, ys = sr_series(read_metrics(d))
+        series.append((f"{s.id} ({s.exp_name or s.preset or '-'})", xs, ys))
+    con.print(sr_chart(series, width=width, height=height, title="SR vs env steps"))
+    t = Table(title="results", title_justify="left")
+    for col, just in (("run", "left"), ("preset", "left"), ("status", "left"), ("iter", "right"),
+                      ("env steps", "right"), ("last SR", "right"), ("peak SR", "right"), ("peak at steps", "right")):
+        t.add_column(col, justify=just, overflow="fold")
+    for s in sums:
+        t.add_row(s.id, s.preset or "-", Text(s.status, style=STATUS_STYLE.get(s.status, "")), num(s.iteration),
+                  num(s.env_steps), pct(s.last_sr), pct(s.peak_sr), num(s.peak_env_steps))
+    con.print(t)
+    if diff:
+        d = Table(title="config differences", title_justify="left")
+        d.add_column("key")
+        for s in sums:
+            d.add_column(s.id, overflow="fold")
+        for k in diff:
+            d.add_row(k, *[str(c.get(k, "-")) for c in confs])
+        con.print(d)
+    else:
+        con.print("config: identical (apart from exp_name and command)")
+
+
+@cli_errors
+def stop(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a unique prefix of one, or a path"),
+         grace: float = typer.Option(10.0, "--grace", help="seconds the worker gets to save before SIGKILL"),
+         runs_dir: Optional[Path] = RUNS_DIR_OPT,
+         json_output: bool = typer.Option(False, "--json", help="the final status as JSON on stdout")) -> None:
+    """Stop a running run cleanly (it saves and ends `stopped`), whoever started it."""
+    run_dir = resolve_run(run, runs_dir_of(ctx, runs_dir))
+    before = read_status(run_dir) or {}
+    if before.get("status") in TERMINAL:
+        if json_output:
+            print_json({"ok": True, "run_id": run_dir.name, "already": True, "status": before})
+        else:
+            typer.echo(f"run {run_dir.name} is not running: it already ended {before.get('status')}")
+        raise typer.Exit(EXIT_OK)
+    if not json_output:
+        typer.echo(f"stopping {run_dir.name} (pid {before.get('pid') or '?'}; up to {grace:g}s for it to save) ...")
+    st = stop_run(run_dir, grace_s=grace)
+    if json_output:
+        ok = st.get("status") in ("stopped", "done")
+        print_json({"ok": ok, "run_id": run_dir.name, "status": st})
+        raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
+    msg = f"run {run_dir.name}: {st.get('status')}"
+    if st.get("error"):
+        msg += f" ({st['error'].splitlines()[0]})"
+    typer.echo(msg)
+    if st.get("status") == "stopped":
+        typer.echo(f"resume it with `playground run --resume {run_dir.name}`")
+    raise typer.Exit(EXIT_OK if st.get("status") in ("stopped", "done") else EXIT_FAILED)

@@ -1,0 +1,231 @@
+"""`playground sweep`: seeds x grid points of one preset, at most N workers at once, and one
+table at the end with the mean +- std of peak SR per grid point.
+
+Every combination is loaded and validated before anything starts (unusable input: exit 2;
+error-level findings: exit 3 unless --force). Exit 0 when every run is done, 1 when one
+failed, 130 when interrupted (every worker is stopped cleanly first).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from engine.launcher import prepare_run
+from engine.launcher.sweep import (Job, LocalBackend, Scheduler, SweepError, grid_points, parse_grid, parse_seeds,
+                                   point_label, point_slug, point_stats, ray_available)
+
+from . import pipeline
+from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
+from .run_cmd import RUNS_DIR_OPT, interrupt_on_termination
+from .runs_cmd import STATUS_STYLE
+
+
+def _pm(m, s) -> str:
+    return "-" if m is None else f"{100 * m:.1f}% ± {100 * (s or 0):.1f}"
+
+
+def jobs_table(jobs: list[Job]) -> Table:
+    t = Table(title="sweep", title_justify="left")
+    for col, just in (("grid point", "left"), ("seed", "right"), ("run", "left"), ("status", "left"),
+                      ("iter", "right"), ("SR", "right"), ("peak SR", "right")):
+        t.add_column(col, justify=just, overflow="fold")
+    for j in jobs:
+        w = j.watcher
+        st = (j.summary.status if j.summary else (w.status or {}).get("status", "starting") if w else
+              "skipped" if j.state == "skipped" else "waiting")
+        rows = w.rows if w else []
+        srs = [r["sr"] for r in rows if isinstance(r.get("sr"), (int, float))]
+        it = rows[-1].get("iteration") if rows else None
+        t.add_row(point_label(j.point), str(j.seed), j.run_dir.name if j.run_dir else "-",
+                  Text(st, style=STATUS_STYLE.get(st, "dim")), num(it), pct(srs[-1] if srs else None),
+                  pct(max(srs) if srs else None))
+    return t
+
+
+def results(jobs: list[Job], points: list[dict]) -> list[dict]:
+    out = []
+    for pt in points:
+        sums = [j.summary for j in jobs if j.point == pt and j.summary is not None]
+        out.append({"point": pt, "label": point_label(pt), "runs": [s.id for s in sums],
+                    "seeds": [j.seed for j in jobs if j.point == pt and j.summary is not None],
+                    **point_stats(sums)})
+    return out
+
+
+def results_table(res: list[dict], n_seeds: int) -> Table:
+    t = Table(title=f"sweep results (mean ± std over seeds; {n_seeds} seed{'s' if n_seeds != 1 else ''} per point)",
+              title_justify="left")
+    for col, just in (("grid point", "left"), ("runs done", "right"), ("peak SR", "right"), ("final SR", "right"),
+                      ("env steps", "right")):
+        t.add_column(col, justify=just)
+    for r in sorted(res, key=lambda r: -(r["peak_sr_mean"] if r["peak_sr_mean"] is not None else -1)):
+        done = f"{r['n_done']}/{r['n']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
+        t.add_row(r["label"], done, _pm(r["peak_sr_mean"], r["peak_sr_std"]), _pm(r["final_sr_mean"], r["final_sr_std"]),
+                  num(round(r["env_steps_mean"])) if r["env_steps_mean"] is not None else "-")
+    return t
+
+
+@cli_errors
+def sweep(ctx: typer.Context,
+          preset: str = typer.Argument(..., help="preset name or path to a .toml file"),
+          seeds: str = typer.Option("0", "--seeds", help="seeds: 0-4, or 0,1,5"),
+          grid: List[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable): every combination runs"),
+          parallel: int = typer.Option(1, "--parallel", min=1, help="at most this many workers at once"),
+          backend: str = typer.Option("local", "--backend", help="local (this machine) or ray (a Ray cluster)"),
+          address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (backend ray)"),
+          env: Optional[str] = typer.Option(None, "--env", help="environment id (overrides the preset)"),
+          force: bool = typer.Option(False, "--force", help="run even with error-level findings"),
+          no_pretrain: bool = typer.Option(False, "--no-pretrain", help="do not build a missing checkpoint ladder"),
+          grace: float = typer.Option(10.0, "--grace", help="seconds a stopping worker gets to save"),
+          runs_dir: Optional[Path] = RUNS_DIR_OPT,
+          json_output: bool = typer.Option(False, "--json", help="results as JSON on stdout")) -> None:
+    """Many runs (seeds x grid), at most --parallel at once; one table of results at the end.
+
+    Overrides for every run go after the preset as for `run`: `playground sweep gae-ppo --seeds 0-2 --gamma 0.9`."""
+    if backend not in ("local", "ray"):
+        raise CliError(f"--backend {backend!r}: use local or ray")
+    if backend == "ray" and not ray_available():
+        raise CliError("--backend ray needs the `ray` package, which is not installed here: "
+                       "pip install 'offline-rl-playground[ray]', or use --backend local")
+    if address and backend != "ray":
+        raise CliError("--address is for --backend ray")
+    try:
+        seed_list = parse_seeds(seeds)
+        grid_d = parse_grid(grid)
+    except SweepError as e:
+        raise CliError(str(e)) from None
+    from engine.config.loading import ConfigError, parse_overrides
+
+    try:
+        base = parse_overrides(list(ctx.args))
+    except ConfigError:
+        base = {}  # reported with everything else by pipeline.load below
+    both = sorted(set(base) & set(grid_d))
+    if both:
+        raise CliError(f"{', '.join(both)} given both as an override and in --grid: keep one")
+    if "seed" in grid_d:
+        raise CliError("seeds are swept with --seeds, not --grid seed=...")
+    root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
+    points = grid_points(grid_d)
+
+    # load and validate everything first
+    problems, seen = [], set()
+    cfgs: dict[tuple[int, int], object] = {}
+    for pi, pt in enumerate(points):
+        for s in seed_list:
+            try:
+                cfgs[(pi, s)] = pipeline.load(preset, ctx.args, env=env, seed=s, more=pt)
+            except ConfigError as e:
+                for p in e.problems:
+                    if str(p) not in seen:
+                        seen.add(str(p))
+                        problems.append(p)
+    if problems:
+        raise ConfigError(problems)
+    findings_of: dict[tuple[int, int], list] = {}
+    for key, cfg in cfgs.items():
+        infos, _ = pipeline.resolve(cfg, pretrain=not no_pretrain, json_mode=json_output)
+        findings_of[key] = pipeline.validate(cfg, infos, runs_dir=root, preset=preset)
+    by_id: dict[str, tuple[object, list[str]]] = {}
+    for (pi, s), fs in findings_of.items():
+        for f in fs:
+            ent = by_id.setdefault(f.id, (f, []))
+            if point_label(points[pi]) not in ent[1]:
+                ent[1].append(point_label(points[pi]))
+    if by_id:
+        allf = [f for f, _ in by_id.values()]
+        typer.echo(f"validator: {pipeline.counts(allf)} (over {len(points)} grid point{'s' if len(points) != 1 else ''})",
+                   err=json_output)
+        pipeline.print_findings(allf, err=json_output)
+        if len(points) > 1:
+            for fid, (_, labels) in by_id.items():
+                typer.echo(f"    {fid} at: {'; '.join(labels)}", err=json_output)
+    errors = [f for f, _ in by_id.values() if f.severity == "error"]
+    if errors and not force:
+        if json_output:
+            print_json({"ok": False, "refused": True, "findings": [f.to_dict() for f, _ in by_id.values()]})
+        typer.echo(f"refused: error-level findings ({', '.join(f.id for f in errors)}); apply the fix flags "
+                   "above, or pass --force", err=True)
+        raise typer.Exit(EXIT_REFUSED)
+
+    fallback = ["sweep", preset, *ctx.args, "--seeds", seeds] + [a for g in grid for a in ("--grid", g)]
+    # run names: the grid point is added only where exp_name does not already tell points apart
+    names_differ = len({cfgs[(pi, seed_list[0])].exp_name for pi in range(len(points))}) == len(points)
+    jobs: list[Job] = []
+    for pi, pt in enumerate(points):
+        for s in seed_list:
+            cfg = cfgs[(pi, s)]
+            cfg.command = command_line(fallback)
+            fd = [f.to_dict() for f in findings_of[(pi, s)]]
+            name = "-".join(x for x in (cfg.exp_name, "" if names_differ else point_slug(pt), f"s{s}") if x)
+
+            def make(cfg=cfg, fd=fd, name=name) -> Path:
+                return prepare_run(cfg, fd, runs_dir=root, name=name)
+
+            jobs.append(Job(point=pt, seed=s, prepare=make))
+    if backend == "ray":
+        from engine.launcher.sweep import RayBackend
+
+        be = RayBackend(address, grace_s=grace)
+    else:
+        be = LocalBackend()
+    sched = Scheduler(jobs, parallel=parallel, backend=be)
+    say(f"sweep {preset}: {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} seed"
+        f"{'s' if len(seed_list) != 1 else ''} = {len(jobs)} runs, {parallel} at once ({be.name})", json_mode=json_output)
+    interrupted = False
+    con = console(stderr=json_output)
+    live = con.is_terminal and not json_output
+    try:
+        with interrupt_on_termination():
+            try:
+                def tick() -> None:
+                    for job, what in sched.step():
+                        if live:
+                            continue
+                        if what == "started":
+                            say(f"started {job.run_dir.name} ({point_label(job.point)}, seed {job.seed})",
+                                json_mode=json_output)
+                        else:
+                            s = job.summary
+                            say(f"ended   {job.run_dir.name}: {s.status}, peak SR {pct(s.peak_sr)}, "
+                                f"final SR {pct(s.last_sr)}", json_mode=json_output)
+
+                if live:
+                    with Live(get_renderable=lambda: Group(jobs_table(jobs)), console=con, refresh_per_second=2):
+                        while not sched.finished:
+                            tick()
+                            time.sleep(0.5)
+                else:
+                    while not sched.finished:
+                        tick()
+                        time.sleep(0.5)
+            except KeyboardInterrupt:
+                interrupted = True
+                say(f"interrupted: stopping {len(sched.active)} worker(s) (up to {grace:g}s to save) ...",
+                    json_mode=True)
+                sched.stop_all(grace)
+    finally:
+        if not sched.finished:
+            sched.stop_all(grace)
+    res = results(jobs, points)
+    failed = any(j.summary and j.summary.status == "failed" for j in jobs)
+    code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK
+    if json_output:
+        print_json({"ok": code == EXIT_OK, "interrupted": interrupted, "points": res,
+                    "runs": [j.summary.to_dict() for j in jobs if j.summary]})
+    else:
+        if not live:
+            console().print(jobs_table(jobs))
+        console().print(results_table(res, len(seed_list)))
+        if interrupted:
+            typer.echo("interrupted: runs that had not started were skipped; stopped ones can be resumed "
+                       "with `playground run --resume RUN`")
+    raise typer.Exit(code)

@@ -1,0 +1,163 @@
+"""Listing runs and resolving run references.
+
+`list_runs(runs_dir)` reads every run directory under `runs_dir` (whoever started it),
+reconciling runs whose worker died, and returns `RunSummary` rows. `resolve_run(ref, runs_dir)`
+turns a user's RUN argument (a run id, a unique prefix of one, or a path) into a directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.records import TERMINAL, RecordError, read_metrics, read_status
+
+from .reconcile import reconcile
+
+
+@dataclass
+class RunSummary:
+    id: str
+    path: str
+    preset: str
+    exp_name: str
+    env: str
+    seed: int | None
+    regime: str
+    estimator: str
+    update: str
+    status: str
+    iteration: int | None
+    env_steps: int | None
+    last_sr: float | None
+    peak_sr: float | None
+    peak_env_steps: int | None
+    planned_iterations: int | None
+    started: str | None
+    ended: str | None
+    pid: int | None
+    exit_code: int | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's config.toml as a dict ({} when missing or unreadable)."""
+    try:
+        with open(Path(run_dir) / "config.toml", "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def read_findings(run_dir: str | Path) -> list[dict]:
+    try:
+        data = json.loads((Path(run_dir) / "findings.json").read_text())
+        return data if isinstance(data, list) else []
+    except (OSError, json.JSONDecodeError):
+        return []
+
+
+def planned_iterations(conf: dict[str, Any]) -> int | None:
+    """Iterations the run's config asks for (online: total_timesteps / batch; offline: num_iterations)."""
+    try:
+        if conf.get("regime") == "offline":
+            return int(conf["num_iterations"])
+        return max(1, int(conf["total_timesteps"]) // (int(conf["num_envs"]) * int(conf["num_steps"])))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def sr_series(rows: list[dict]) -> tuple[list[float], list[float]]:
+    """(env_steps, sr) of the rows that carry both."""
+    xs, ys = [], []
+    for r in rows:
+        x, y = _num(r.get("env_steps")), _num(r.get("sr"))
+        if x is not None and y is not None:
+            xs.append(x)
+            ys.append(y)
+    return xs, ys
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "status.json").is_file() or (path / "config.toml").is_file())
+
+
+def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: list[dict] | None = None) -> RunSummary:
+    run_dir = Path(run_dir)
+    status = (reconcile(run_dir) if reconcile_dead else read_status(run_dir)) or {}
+    conf = read_config(run_dir)
+    rows = read_metrics(run_dir) if rows is None else rows
+    last = rows[-1] if rows else {}
+    srs = [(r.get("sr"), r.get("env_steps")) for r in rows if _num(r.get("sr")) is not None]
+    peak = max(srs, key=lambda t: t[0]) if srs else (None, None)
+    seed = conf.get("seed")
+    return RunSummary(
+        id=run_dir.name, path=str(run_dir), preset=str(conf.get("preset") or ""),
+        exp_name=str(conf.get("exp_name") or ""), env=str(conf.get("env") or ""),
+        seed=seed if isinstance(seed, int) else None, regime=str(conf.get("regime") or ""),
+        estimator=str(conf.get("estimator") or ""), update=str(conf.get("update") or ""),
+        status=str(status.get("status") or "unknown"),
+        iteration=last.get("iteration") if isinstance(last.get("iteration"), int) else None,
+        env_steps=last.get("env_steps") if isinstance(last.get("env_steps"), int) else None,
+        last_sr=_num(srs[-1][0]) if srs else None, peak_sr=_num(peak[0]),
+        peak_env_steps=peak[1] if isinstance(peak[1], int) else None,
+        planned_iterations=planned_iterations(conf), started=status.get("started"),
+        ended=status.get("ended"), pid=status.get("pid"), exit_code=status.get("exit_code"),
+        error=status.get("error"))
+
+
+def list_runs(runs_dir: str | Path) -> list[RunSummary]:
+    """Every run under `runs_dir`, oldest first (ids start with their creation time)."""
+    root = Path(runs_dir)
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        raise RecordError(f"runs directory {root} is not a directory: pass --runs-dir or set PLAYGROUND_RUNS_DIR")
+    try:
+        entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise RecordError(f"cannot read runs directory {root} ({e.strerror})") from None
+    out = []
+    for p in entries:
+        if not is_run_dir(p):
+            continue
+        try:
+            out.append(summarize_run(p))
+        except FileNotFoundError:
+            continue  # deleted while we were reading it
+    return out
+
+
+def resolve_run(ref: str, runs_dir: str | Path) -> Path:
+    """A run directory from a run id, a unique prefix of one, or a path."""
+    root = Path(runs_dir)
+    direct = Path(ref).expanduser()
+    if is_run_dir(direct):
+        return direct
+    if is_run_dir(root / ref):
+        return root / ref
+    ids = [p.name for p in root.iterdir() if is_run_dir(p)] if root.is_dir() else []
+    matches = sorted(i for i in ids if i.startswith(ref))
+    if not matches:
+        # a run name without its time stamp ("gae-ppo" for 20250101-120000-gae-ppo), if unique
+        matches = sorted(i for i in ids if i.split("-", 2)[-1] == ref)
+    if len(matches) == 1:
+        return root / matches[0]
+    if not matches:
+        raise RecordError(f"no run matches {ref!r} in {root}: see `playground runs`")
+    shown = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
+    raise RecordError(f"{ref!r} matches {len(matches)} runs ({shown}): give more of the id")
+
+
+def active(summary: RunSummary) -> bool:
+    return summary.status not in TERMINAL
