@@ -114,6 +114,17 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return out
 
 
+def truncate_metrics(run_dir: str | Path, last_iteration: int) -> int:
+    """Drop metrics rows past `last_iteration` (a resumed run continues from its last save);
+    returns how many rows were dropped. Call it before a RunRecorder opens the file."""
+    p = Path(run_dir) / "metrics.jsonl"
+    rows = read_metrics(run_dir)
+    keep = [r for r in rows if int(r.get("iteration", 0)) <= last_iteration]
+    if p.exists():
+        _atomic_write(p, "".join(json.dumps(r) + "\n" for r in keep))
+    return len(rows) - len(keep)
+
+
 def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None

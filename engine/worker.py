@@ -9,6 +9,7 @@ when training produced non-finite values). Every finished run appends its entry 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -19,9 +20,43 @@ from pathlib import Path
 from .config.schema import FIELDS, RunConfig, field_type
 from .config.tomlio import read_toml
 from .records import (RecordError, RunRecorder, append_experiment_log, format_log_entry, now_iso, read_metrics,
-                      read_status)
+                      read_status, truncate_metrics)
 
 EXIT_DONE, EXIT_FAILED, EXIT_STOPPED = 0, 1, 143
+
+
+class StopRequested(BaseException):
+    """Raised from the SIGTERM/SIGINT handler to abandon the iteration in flight."""
+
+
+class StopSignal:
+    """SIGTERM/SIGINT: stop now. Outside a critical section (a metrics line or a checkpoint being
+    written) the handler raises StopRequested, abandoning the iteration in flight: the run keeps
+    what its last completed iteration saved. Inside one, the stop waits for the section to end."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._critical = 0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        first = not self.requested
+        self.requested = True
+        if self._critical == 0 and first:
+            raise StopRequested()
+
+    @contextlib.contextmanager
+    def critical(self):
+        self._critical += 1
+        try:
+            yield
+        finally:
+            self._critical -= 1
+        if self._critical == 0 and self.requested:
+            raise StopRequested()
 
 
 class WorkerConfigError(ValueError):
@@ -48,19 +83,28 @@ def read_run_config(run_dir: Path) -> RunConfig:
     return RunConfig(**raw)
 
 
+def _drop_rows_after_last_save(run_dir: Path) -> None:
+    import torch
+
+    p = run_dir / "checkpoints" / "resume.pt"
+    if p.is_file():
+        try:
+            it = int(torch.load(p, map_location="cpu", weights_only=True)["iteration"])
+        except Exception:
+            return  # the trainer reports the unreadable file when it loads it
+        truncate_metrics(run_dir, it)
+
+
 def run_worker(run_dir: Path, resume: bool = False) -> int:
     from .checkpoints import CheckpointError
     from .envs import EnvError
     from .train.finetune import Finetuner, TrainingError
 
-    stop = {"flag": False}
-
-    def _on_signal(signum, frame):
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = StopSignal()
+    stop.install()
     try:
+        if resume:
+            _drop_rows_after_last_save(run_dir)
         rec = RunRecorder(run_dir)
     except RecordError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -73,15 +117,16 @@ def run_worker(run_dir: Path, resume: bool = False) -> int:
     try:
         cfg = read_run_config(run_dir)
         rec.log.info("config: %s", json.dumps(cfg.to_dict()))
-        trainer = Finetuner(cfg, run_dir=run_dir, on_row=rec.metrics, should_stop=lambda: stop["flag"],
-                            log=rec.log.info)
+        trainer = Finetuner(cfg, run_dir=run_dir, on_row=rec.metrics, should_stop=lambda: stop.requested,
+                            log=rec.log.info, critical=stop.critical)
         outcome = trainer.run(resume=resume)
         code = EXIT_DONE if outcome == "done" else EXIT_STOPPED
-        if outcome == "stopped":
-            trainer.save(run_dir / "checkpoints", best=False)
         rec.log.info("run %s at iteration %d", outcome, trainer.iteration)
         status = rec.status(outcome, exit_code=code)
-        error = None
+    except StopRequested:
+        at = trainer.saved_iteration if trainer is not None else 0
+        rec.log.info("stop requested: abandoned the iteration in flight; the last saved iteration is %d", at)
+        code, status = EXIT_STOPPED, rec.status("stopped", exit_code=EXIT_STOPPED)
     except (WorkerConfigError, TrainingError, CheckpointError, EnvError, RecordError) as e:
         error = str(e)
         rec.log.error("%s", error)

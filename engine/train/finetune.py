@@ -9,10 +9,13 @@
 
 Each iteration writes one metrics row (the deterministic SR of the latest evaluation, env steps
 including MC re-rollouts, wall time, losses) and saves the policy; `resume.pt` carries what is
-needed to continue a stopped run. The loop checks `should_stop()` between phases.
+needed to continue a stopped run. The loop checks `should_stop()` between iterations; the worker
+may also abandon an iteration in flight (see engine.worker.StopSignal), so a metrics row and its
+save are written as one `critical()` section.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -77,8 +80,11 @@ class Finetuner:
     def __init__(self, cfg: RunConfig, *, run_dir: Path | None = None,
                  on_row: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] = lambda: False,
-                 log: Callable[[str], None] = lambda msg: None):
+                 log: Callable[[str], None] = lambda msg: None,
+                 critical: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
         self.cfg, self.run_dir, self.on_row, self.should_stop, self.log = cfg, run_dir, on_row, should_stop, log
+        self.critical = critical  # sections a stop request must not cut in half (a metrics line, a save)
+        self.saved_iteration = 0
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True)
@@ -229,6 +235,11 @@ class Finetuner:
 
     # --- resume ----------------------------------------------------------------------------
     def save(self, ckpt_dir: Path, best: bool) -> None:
+        with self.critical():
+            self._save(ckpt_dir, best)
+        self.saved_iteration = self.iteration
+
+    def _save(self, ckpt_dir: Path, best: bool) -> None:
         meta = dict(det_sr=self.last_eval.get("sr"), stoch_sr=None, env_steps=self.env_steps,
                     gamma=self.cfg.gamma, source_run=str(self.run_dir))
         ck.save_checkpoint(ckpt_dir / "latest.pt", env_id=self.cfg.env, role="finetuned", iteration=self.iteration,
@@ -260,6 +271,7 @@ class Finetuner:
         self.gen.set_state(s["gen"])
         self.iteration, self.env_steps = int(s["iteration"]), int(s["env_steps"])
         self.peak_sr, self.wall_offset = float(s["peak_sr"]), float(s["wall_s"])
+        self.saved_iteration = self.iteration
 
     # --- the loop --------------------------------------------------------------------------
     def _row(self, extra: dict) -> dict:
@@ -268,7 +280,8 @@ class Finetuner:
                "sr": self.last_eval.get("sr"), "sr_at_end": self.last_eval.get("sr_at_end"),
                "peak_sr": self.peak_sr, **extra}
         if self.on_row:
-            self.on_row(row)
+            with self.critical():
+                self.on_row(row)
         return row
 
     def _collect_dataset(self) -> Rollout:
@@ -304,6 +317,8 @@ class Finetuner:
                      f"{self.dataset.episode_stats()['train_success_rate']:.3f}")
         while self.iteration < self.num_iterations:
             if self.should_stop():
+                if ckpt_dir is not None and self.saved_iteration != self.iteration:
+                    self.save(ckpt_dir, best=False)
                 return "stopped"
             t_it = time.perf_counter()
             if cfg.regime == "online":
@@ -317,8 +332,6 @@ class Finetuner:
                 if recompute:
                     self.fixed_adv = self.advantages(self.dataset)
                 batch, astats = self.fixed_adv
-            if self.should_stop():
-                return "stopped"
             t_upd = time.perf_counter()
             ustats = self.update(batch)
             for k, v in ustats.items():
@@ -329,13 +342,14 @@ class Finetuner:
                 self.evaluate()
             new_peak = (self.last_eval.get("sr") or 0.0) > self.peak_sr
             self.peak_sr = max(self.peak_sr, self.last_eval.get("sr") or 0.0)
-            self._row({**{k: v for k, v in astats.items() if isinstance(v, (int, float))},
-                       **{k: v for k, v in ustats.items() if isinstance(v, (int, float, bool))},
-                       "update_s": round(time.perf_counter() - t_upd, 3),
-                       "iter_s": round(time.perf_counter() - t_it, 3)})
-            if ckpt_dir is not None and (self.iteration % cfg.save_every == 0 or new_peak
-                                         or self.iteration == self.num_iterations):
-                self.save(ckpt_dir, best=new_peak)
+            with self.critical():  # the row and the save land together, or neither does
+                self._row({**{k: v for k, v in astats.items() if isinstance(v, (int, float))},
+                           **{k: v for k, v in ustats.items() if isinstance(v, (int, float, bool))},
+                           "update_s": round(time.perf_counter() - t_upd, 3),
+                           "iter_s": round(time.perf_counter() - t_it, 3)})
+                if ckpt_dir is not None and (self.iteration % cfg.save_every == 0 or new_peak
+                                             or self.iteration == self.num_iterations):
+                    self.save(ckpt_dir, best=new_peak)
         return "done"
 
     def close(self) -> None:
