@@ -55,12 +55,34 @@ def run_name(cfg: RunConfig) -> str:
     return f"{cfg.regime}-{cfg.estimator}-{cfg.update}"
 
 
+def resolved_checkpoint_paths(cfg: RunConfig) -> tuple[dict, dict]:
+    """The config as a table with role / seed names replaced by the files they stand for (the
+    run keeps working if the ladder is rebuilt later), and the specs as they were given."""
+    from engine.checkpoints import CheckpointError, canonical_role, resolve_checkpoint
+    from engine.config.schema import CHECKPOINT_KEYS
+
+    table, specs = cfg.to_dict(), {}
+    for key in CHECKPOINT_KEYS:
+        spec = table[key]
+        if canonical_role(spec) is None:
+            continue
+        try:
+            table[key] = str(resolve_checkpoint(spec, cfg.env).path.resolve())
+            specs[key] = spec
+        except CheckpointError:
+            pass  # unused by this config, or missing: the worker names it if it needs it
+    return table, specs
+
+
 def prepare_run(cfg: RunConfig, findings: list[dict], *, runs_dir: str | Path, name: str | None = None) -> Path:
     """Make `runs_dir/<id>/` and write config.toml, findings.json and status.json (queued)."""
+    table, specs = resolved_checkpoint_paths(cfg)
     run_dir = new_run_dir(runs_dir, name or run_name(cfg))
+    header = f"run {run_dir.name}: fully resolved config (written by the launcher)"
+    if specs:
+        header += "\ncheckpoints as given: " + ", ".join(f"{k} = {v}" for k, v in specs.items())
     try:
-        write_flat(run_dir / "config.toml", cfg.to_dict(),
-                   header=f"run {run_dir.name}: fully resolved config (written by the launcher)")
+        write_flat(run_dir / "config.toml", table, header=header)
         (run_dir / "findings.json").write_text(json.dumps(list(findings), indent=1))
         write_status(run_dir, "queued", pid=None, started=None, ended=None, exit_code=None, error=None,
                      created=now_iso())

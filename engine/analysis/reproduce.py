@@ -1,0 +1,154 @@
+"""`playground reproduce`: run the seed's "Best Configurations" table and write a comparison.
+
+Each row of the seed's table is a preset; every row runs for `seeds` seeds through the same
+launcher as `playground run` (one worker process per run, at most `parallel` at once), and
+`docs/results.md` gets our peak SR (mean +- std over seeds), env steps used and wall time
+beside the seed's number, with the git commit and the exact command of every run.
+`--quick` shortens every run (fewer iterations, fewer eval episodes) for a smoke pass.
+"""
+from __future__ import annotations
+
+import math
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..records import git_commit, read_metrics
+
+# (regime, method as the seed names it, the seed's peak SR, our preset)
+BEST_CONFIGURATIONS = [
+    ("Online (oracle)", "MC16 AWR", 0.991, "online-mc16-awr"),
+    ("Online (no oracle)", "MC16 on-policy AWR", 0.967, "onpolicy-mc16-awr"),
+    ("GAE PPO", "GAE + pretrained critic", 0.932, "gae-ppo"),
+    ("Offline", "MC16 AWR, large batch, epochs 4", 0.882, "offline-mc16-awr"),
+]
+QUICK = {"online": {"total_timesteps": "15000"}, "offline": {"num_iterations": "10", "num_envs": "64",
+                                                             "num_steps": "100"}}
+
+
+@dataclass
+class RowResult:
+    regime: str
+    method: str
+    seed_sr: float
+    preset: str
+    runs: list[dict]
+
+    def stat(self, key: str) -> tuple[float | None, float | None]:
+        vals = [r[key] for r in self.runs if r.get(key) is not None]
+        if not vals:
+            return None, None
+        m = sum(vals) / len(vals)
+        s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+        return m, s
+
+
+def run_summary(run_dir: Path) -> dict:
+    rows = read_metrics(run_dir)
+    srs = [r["sr"] for r in rows if isinstance(r.get("sr"), (int, float))]
+    from ..records import read_status
+
+    st = read_status(run_dir) or {}
+    return {"run": run_dir.name, "status": st.get("status"), "peak_sr": max(srs) if srs else None,
+            "final_sr": srs[-1] if srs else None, "initial_sr": srs[0] if srs else None,
+            "env_steps": rows[-1].get("env_steps") if rows else None,
+            "wall_s": rows[-1].get("wall_s") if rows else None}
+
+
+def write_results(path: Path, results: list[RowResult], *, env: str, seeds: list[int], quick: bool,
+                  commands: dict[str, list[str]], started: str, wall_s: float) -> None:
+    def pm(m, s, pct=True):
+        if m is None:
+            return "-"
+        return f"{100 * m:.1f}% ± {100 * s:.1f}" if pct else f"{m:,.0f}"
+
+    lines = ["# Reproducing the seed's Best Configurations", "",
+             f"Written by `playground reproduce --env {env} --seeds {len(seeds)}{' --quick' if quick else ''}` "
+             f"on {started} at git commit `{git_commit()}`; {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+             f"total wall time {wall_s / 60:.1f} min on this machine.", "",
+             "Peak SR is the best deterministic success rate (success_once, 100 fixed eval episodes) seen during "
+             "the run, mean ± std over seeds. Env steps include MC re-rollouts. Our numbers are on "
+             f"`{env}`; the seed's are on ManiSkill PickCube-v1 with its own checkpoints, so compare orderings, "
+             "not decimals.", "",
+             "| Regime | Method | Seed peak SR | Our peak SR | Our final SR | Start SR | Env steps | Wall time / run |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        pk, fs, st = r.stat("peak_sr"), r.stat("final_sr"), r.stat("initial_sr")
+        es, ws = r.stat("env_steps"), r.stat("wall_s")
+        lines.append(f"| {r.regime} | {r.method} (`{r.preset}`) | {100 * r.seed_sr:.1f}% | {pm(*pk)} | {pm(*fs)} | "
+                     f"{pm(*st)} | {pm(*es, pct=False)} | {'-' if ws[0] is None else f'{ws[0]:.0f} s'} |")
+    seed_order = [r.preset for r in sorted(results, key=lambda r: -r.seed_sr)]
+    ours = [r for r in results if r.stat("peak_sr")[0] is not None]
+    our_order = [r.preset for r in sorted(ours, key=lambda r: -r.stat("peak_sr")[0])]
+    lines += ["", "## Ordering", "", f"- seed: {' > '.join(seed_order)}", f"- ours: {' > '.join(our_order)}",
+              "- " + ("the same ordering." if seed_order == our_order else
+                      "the orderings differ: see the per-run table below and the notes."), "",
+              "## Runs", "", "| Preset | Seed | Run | Status | Start SR | Peak SR | Final SR | Env steps | Wall s |",
+              "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for s, run in zip(seeds, r.runs):
+            f = lambda k: "-" if run.get(k) is None else f"{run[k]:.3f}"
+            lines.append(f"| {r.preset} | {s} | `{run['run']}` | {run['status']} | {f('initial_sr')} | {f('peak_sr')} "
+                         f"| {f('final_sr')} | {run.get('env_steps') or '-'} | "
+                         f"{'-' if run.get('wall_s') is None else round(run['wall_s'])} |")
+    lines += ["", "## Exact commands", ""]
+    for preset, cmds in commands.items():
+        lines += [f"- `{c}`" for c in cmds]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def reproduce(*, env: str, seeds: list[int], quick: bool, runs_dir: Path, out: Path, parallel: int = 1,
+              presets: list[str] | None = None, on_event: Callable[[str], None] = print) -> list[RowResult]:
+    """Run every row x seed (the ladder must exist: the CLI builds it first) and write `out`."""
+    from ..config.loading import checkpoint_metas, load_config, resolve_checkpoints
+    from ..launcher import prepare_run
+    from ..launcher.sweep import Job, Scheduler
+    from ..validate import validate
+
+    rows = [r for r in BEST_CONFIGURATIONS if presets is None or r[3] in presets]
+    jobs: list[Job] = []
+    commands: dict[str, list[str]] = {}
+    for regime, method, seed_sr, preset in rows:
+        for seed in seeds:
+            cfg0 = load_config(preset, {}, env=env, seed=seed)
+            over = dict(QUICK[cfg0.regime]) if quick else {}
+            cfg = load_config(preset, over, env=env, seed=seed)
+            infos, problems = resolve_checkpoints(cfg)
+            if problems:
+                raise ValueError("; ".join(str(p) for p in problems))
+            for key, info in infos.items():
+                if info.path is not None:
+                    setattr(cfg, key, str(info.path))
+            findings = validate(cfg, checkpoint_metas(infos))
+            cmd = (f"playground run {preset} --env {env} --seed {seed}"
+                   + "".join(f" --{k} {shlex.quote(v)}" for k, v in over.items()))
+            cfg.command, cfg.preset = cmd, preset
+            commands.setdefault(preset, []).append(cmd)
+            jobs.append(Job(point={"preset": preset}, seed=seed,
+                            prepare=lambda cfg=cfg, f=findings, p=preset, s=seed: prepare_run(
+                                cfg, [x.to_dict() for x in f], runs_dir=runs_dir, name=f"reproduce-{p}-s{s}")))
+    started = time.strftime("%Y-%m-%d %H:%M")
+    t0 = time.perf_counter()
+    sched = Scheduler(jobs, parallel=parallel)
+    try:
+        while not sched.finished:
+            for job, what in sched.step():
+                if what == "started":
+                    on_event(f"started {job.point['preset']} seed {job.seed}: {job.run_dir}")
+                else:
+                    s = job.summary
+                    on_event(f"ended   {job.point['preset']} seed {job.seed}: {s.status}, peak SR "
+                             f"{'-' if s.peak_sr is None else f'{s.peak_sr:.3f}'}")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        sched.stop_all()
+        raise
+    results = [RowResult(regime, method, seed_sr, preset,
+                         [run_summary(j.run_dir) for j in jobs if j.point["preset"] == preset])
+               for regime, method, seed_sr, preset in rows]
+    write_results(out, results, env=env, seeds=seeds, quick=quick, commands=commands, started=started,
+                  wall_s=time.perf_counter() - t0)
+    return results
