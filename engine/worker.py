@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--resume", action="store_true", help="continue from the run's last saved iteration")
     args = p.parse_args(argv)
+    from .runtime import configure_threads
+
+    configure_threads()
     if not args.run_dir.is_dir():
         print(f"error: run directory {args.run_dir} does not exist", file=sys.stderr)
         return 2

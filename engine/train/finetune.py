@@ -85,6 +85,9 @@ class Finetuner:
         self.cfg, self.run_dir, self.on_row, self.should_stop, self.log = cfg, run_dir, on_row, should_stop, log
         self.critical = critical  # sections a stop request must not cut in half (a metrics line, a save)
         self.saved_iteration = 0
+        from ..runtime import configure_threads
+
+        configure_threads()
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True)

@@ -149,6 +149,9 @@ def fit_critic(obs: torch.Tensor, returns: torch.Tensor, *, epochs: int, seed: i
 def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
                  progress: Callable[[dict], None] | None = None, **overrides) -> dict:
     """Train, keep every iteration, derive the ladder; returns the ladder index."""
+    from ..runtime import configure_threads
+
+    configure_threads()
     cfg = PretrainConfig.for_env(env_id, **overrides)
     say = progress or (lambda info: None)
     out_dir = ck.ladder_dir(env_id, root)
