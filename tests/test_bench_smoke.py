@@ -1,0 +1,54 @@
+"""The benchmark commands run end to end at a tiny size (no timing assertions: speed is measured
+by running them, see engine/bench/)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from engine.bench import headline, mc, ppo_iter
+from engine.nets import Actor, Critic
+
+
+def _quiet(*_a, **_k):
+    pass
+
+
+def test_mc_bench_runs(capsys):
+    res = mc.main(["--states", "6", "--k", "2", "--repeats", "1", "--bare-steps", "2", "--min-seconds", "0"])
+    assert res["branches"] == 6 * 2 * 2
+    assert res["live_steps"] > 0 and res["simulated_steps"] >= res["live_steps"]
+    assert math.isfinite(res["ratio_live"]) and res["ratio_live"] > 0
+    assert "ratio estimator/bare" in capsys.readouterr().out
+
+
+def test_ppo_iter_bench_runs(capsys):
+    res = ppo_iter.main(["--sizes", "8x4", "--repeats", "1", "--update-epochs", "1", "--num-minibatches", "2"])
+    assert len(res) == 1 and res[0]["num_envs"] == 8 and res[0]["num_steps"] == 4
+    assert res[0]["ref_s"] > 0 and res[0]["engine_s"] > 0
+    assert set(res[0]["engine_phases"]) == {"collect", "gae", "update"}
+    assert "ratio engine/reference" in capsys.readouterr().out
+
+
+def test_reference_agent_starts_from_the_engine_weights():
+    torch.manual_seed(0)
+    actor, critic = Actor(21, 4, learn_logstd=True), Critic(21)
+    agent = ppo_iter.RefAgent(21, 4).copy_from(actor, critic)
+    obs = torch.randn(7, 21)
+    act = torch.randn(7, 4)
+    _, logp, _, value = agent.get_action_and_value(obs, act)
+    torch.testing.assert_close(logp, actor.log_prob(obs, act))
+    torch.testing.assert_close(value.view(-1), critic(obs))
+
+
+def test_headline_bench_runs(capsys):
+    argv = ["--checkpoint", "none", "--num-envs", "4", "--num-steps", "4", "--total-timesteps", "16",
+            "--update-epochs", "1", "--mc-samples", "2", "--num-eval-envs", "4"]
+    res = headline.main(argv)
+    assert res["status"] == "done" and res["iterations"] == 1
+    assert set(res["phases"]) == {"setup", "collect", "mc", "update", "eval", "other"}
+    assert res["mc_estimate_s"] > 0
+    quick = headline.main(argv[:6] + ["--total-timesteps", "48", "--update-epochs", "1", "--mc-samples", "2",
+                                      "--num-eval-envs", "4", "--quick"])
+    assert quick["iterations"] == 1 and quick["projected_full_s"] > 0
+    assert "projected full run (3 iterations)" in capsys.readouterr().out
