@@ -94,6 +94,16 @@ def test_variance_ratio():
     assert variance_ratio(torch.tensor([[1.0, 1.0], [2.0, 2.0]])) == math.inf
 
 
+def test_variance_ratio_denoised_recovers_the_signal():
+    g = torch.Generator().manual_seed(0)
+    S, K = 4000, 8
+    true = torch.randn(S, 1, generator=g) * 3 + torch.randn(S, K, generator=g) * 0.5    # ratio ~ 9 / 0.25 * 8/7
+    noisy = true + torch.randn(S, K, generator=g)                                      # noise var 1
+    assert variance_ratio(noisy) < 0.3 * variance_ratio(true)
+    assert variance_ratio(noisy, 1.0) == pytest.approx(variance_ratio(true), rel=0.15)
+    assert math.isnan(variance_ratio(noisy, 100.0))                                   # noise hides everything
+
+
 # --------------------------------------------------------------------------- ground truth
 
 def test_ground_truth_of_a_deterministic_policy_is_one_rollout():
@@ -147,6 +157,7 @@ def test_run_ranking_small_has_every_estimator_and_writes_json(tmp_path):
             assert math.isfinite(row["var_ratio"]) and row["var_ratio"] >= 0, name
     gt = r["ground_truth"]
     assert gt["states_ranked"] > 0 and math.isfinite(gt["var_ratio"]) and math.isfinite(gt["split_half_spearman"])
+    assert gt["noise_std"] > 0
     assert len(r["data"]["q_gt"]) == 6 and len(r["data"]["q_gt"][0]) == 4
     assert r["json_path"] == str(out) and out.is_file()
     on_disk = json.loads(out.read_text())

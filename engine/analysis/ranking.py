@@ -145,12 +145,23 @@ def within_state_spearman(est: torch.Tensor, truth: torch.Tensor) -> dict[str, A
             "per_state": rho}
 
 
-def variance_ratio(q: torch.Tensor) -> float:
+def variance_ratio(q: torch.Tensor, noise_var: float | None = None) -> float:
     """Var over states of the mean over actions / mean over states of the Var over actions
-    (population variances) for q[S, K]; inf when no state varies over its actions."""
+    (population variances) for q[S, K]; inf when no state varies over its actions.
+
+    With `noise_var` (the mean variance of each entry's estimation noise, independent across
+    entries), the noise's expected share is taken out of both variances first: s^2 (K-1)/K from
+    the within-state one and s^2/K (S-1)/S from the cross-state one (NaN when what is left of
+    the within-state variance is not positive: the noise hides it)."""
     q = q.double()
+    S, K = q.shape
     cross = float(q.mean(1).var(unbiased=False))
     within = float(q.var(1, unbiased=False).mean())
+    if noise_var is not None:
+        cross -= noise_var / K * (S - 1) / S
+        within -= noise_var * (K - 1) / K
+        if within <= 0.0:
+            return float("nan")
     if within == 0.0:
         return float("inf") if cross > 0 else float("nan")
     return cross / within
@@ -172,7 +183,10 @@ def ground_truth_q(make_rollout_env: Callable[[int], BatchedEnv], states: EnvSta
     r1 = mc_estimate(make_rollout_env, states, obs, actions, policy, k=h1, **kw)
     r2 = mc_estimate(make_rollout_env, states, obs, actions, policy, k=h2, **kw) if h2 else None
     q = r1.q if r2 is None else (r1.q * h1 + r2.q * h2) / rollouts
-    return {"q": q, "q_half1": r1.q, "q_half2": None if r2 is None else r2.q,
+    # Var(q1 - q2) = s^2 (1/h1 + 1/h2) and Var(q) = s^2 / (h1 + h2): an unbiased per-pair estimate
+    # of the noise variance of q from the two halves
+    noise = None if r2 is None else (r1.q - r2.q).pow(2) * (h1 * h2 / rollouts ** 2)
+    return {"q": q, "q_half1": r1.q, "q_half2": None if r2 is None else r2.q, "noise_var": noise,
             "env_steps": r1.env_steps + (r2.env_steps if r2 else 0), "horizon": r1.horizon}
 
 
@@ -524,6 +538,10 @@ def run_ranking(
             "split_half_states": gt_rank["states"] if gt_rank else None,
             "states_ranked": truth_ws["states"], "states_constant": truth_ws["states_gt_constant"],
             "var_ratio": variance_ratio(q_gt),
+            # the same with the ground truth's own MC noise (estimated from its two halves) taken out
+            "var_ratio_denoised": (variance_ratio(q_gt, float(gt["noise_var"].mean()))
+                                   if gt["noise_var"] is not None else None),
+            "noise_std": float(gt["noise_var"].mean().sqrt()) if gt["noise_var"] is not None else None,
             "v_mean": float(v_gt.mean()), "v_std": float(v_gt.std()), "q_mean": float(q_gt.mean()),
             "within_state_q_std": float(q_gt.std(1).mean()), "cross_state_v_std": float(v_gt.std()),
             "env_steps": gt["env_steps"], "wall_s": timings["ground_truth"], "horizon": gt["horizon"],
@@ -617,7 +635,10 @@ def ranking_table(result: dict):
     t.add_column("env steps", justify="right")
     t.add_column("time", justify="right")
     t.add_column("seed", justify="left")
-    t.add_row(gt["label"], _fmt(gt.get("split_half_spearman")), "1 (ref)", _fmt(gt.get("var_ratio"), 1), "1 (ref)",
+    ratio = _fmt(gt.get("var_ratio"), 1)
+    if gt.get("noise_std") is not None:
+        ratio += f" ({_fmt(gt.get('var_ratio_denoised'), 1) if gt.get('var_ratio_denoised') is not None else 'n/a'} denoised)"
+    t.add_row(gt["label"], _fmt(gt.get("split_half_spearman")), "1 (ref)", ratio, "1 (ref)",
               _fmt(gt.get("env_steps")), f"{gt.get('wall_s', 0):.0f}s", "-")
     for name in ESTIMATORS:
         row = result["estimators"].get(name)
@@ -638,7 +659,8 @@ def ranking_table(result: dict):
               "roughly the best rho an estimator can show against it." if gt.get("reliability") is not None
               else "."),
            f"V r: Pearson over states of V(s) vs ground-truth V(s). Var cross/within: Var_s(mean_a Q) / "
-           f"mean_s(Var_a Q). pooled A r: Pearson of A vs true A over all pairs. GAE critic: {crit}."]
+           f"mean_s(Var_a Q); 'denoised' takes the ground truth's MC noise (std {_fmt(gt.get('noise_std'), 4)}, "
+           f"from its two halves) out of both. pooled A r: Pearson of A vs true A over all pairs. GAE critic: {crit}."]
     if result.get("warnings"):
         cap += [f"warning: {w}" for w in result["warnings"]]
     if result.get("json_path"):
