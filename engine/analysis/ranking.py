@@ -72,13 +72,13 @@ __all__ = ["AnalysisError", "ESTIMATORS", "LABELS", "SEED_REFERENCE", "average_r
 
 ESTIMATORS = ("gae", "mc1", "mc16", "iql", "nn_mc16", "iql_v_gae")
 LABELS = {
-    "ground_truth": "ground truth (MC-{gt}, split-half)",
-    "gae": "GAE (critic)",
+    "ground_truth": "truth MC-{gt}",
+    "gae": "GAE",
     "mc1": "MC-1",
     "mc16": "MC-16",
     "iql": "IQL Q-V",
-    "nn_mc16": "NN-regressed MC-16",
-    "iql_v_gae": "IQL-V + GAE",
+    "nn_mc16": "NN(MC-16)",
+    "iql_v_gae": "IQL-V+GAE",
 }
 # The seed's numbers (known issues 8 and 9): within-state Spearman vs MC ground truth, V quality,
 # cross-state / within-state variance ratio.
@@ -546,11 +546,17 @@ def run_ranking(
             "within_state_q_std": float(q_gt.std(1).mean()), "cross_state_v_std": float(v_gt.std()),
             "env_steps": gt["env_steps"], "wall_s": timings["ground_truth"], "horizon": gt["horizon"],
         }
+        # the ranked states where the choice matters most: top half by ground-truth spread over actions
+        spread = q_gt.std(1)
+        ranked = ~(q_gt == q_gt[:, :1]).all(1)
+        top = ranked & (spread >= spread[ranked].median()) if bool(ranked.any()) else ranked
+        result_gt["states_top_half"] = int(top.sum())
         scores: dict[str, dict[str, Any]] = {}
         for name in wanted:
             e = est[name]
             ws = within_state_spearman(e["a"], q_gt)
             row = {"label": LABELS[name], "spearman": ws["mean"], "spearman_median": ws["median"],
+                   "spearman_top_half": float(ws["per_state"][top].mean()) if bool(top.any()) else None,
                    "states": ws["states"], "states_est_constant": ws["states_est_constant"],
                    "v_pearson": pearson(e["v"], v_gt) if e["v"] is not None else None,
                    "var_ratio": variance_ratio(e["q"]) if e["q"] is not None else None,
@@ -614,8 +620,18 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
+def _short(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return "-"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(int(n))
+
+
 def ranking_table(result: dict):
     """A rich Table of the result: one row per estimator, the ground truth first."""
+    from rich import box
     from rich.table import Table
 
     cfg = result["config"]
@@ -626,41 +642,40 @@ def ranking_table(result: dict):
         crit = f"fitted on the policy's MC returns (R^2 {_fmt(result['critic'].get('fit_r2'))})"
     title = (f"Action ranking on {result['env_id']}: policy {pol}, {cfg['num_states']} states x "
              f"{cfg['num_actions']} actions, gamma {cfg['gamma']}")
-    t = Table(title=title, title_justify="left")
-    t.add_column("estimator")
-    t.add_column("rank rho\n(within state)", justify="right")
-    t.add_column("V r", justify="right")
-    t.add_column("Var cross/within\n(Q)", justify="right")
-    t.add_column("pooled A r", justify="right")
-    t.add_column("env steps", justify="right")
-    t.add_column("time", justify="right")
-    t.add_column("seed", justify="left")
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    t.add_column("estimator", no_wrap=True)
+    for head in ("rho", "rho\ntop", "V r", "Var x/w\n(denoised)", "pool\nA r", "env\nsteps", "time", "seed\nrho"):
+        t.add_column(head, justify="right", no_wrap=True)
     ratio = _fmt(gt.get("var_ratio"), 1)
     if gt.get("noise_std") is not None:
-        ratio += f" ({_fmt(gt.get('var_ratio_denoised'), 1) if gt.get('var_ratio_denoised') is not None else 'n/a'} denoised)"
-    t.add_row(gt["label"], _fmt(gt.get("split_half_spearman")), "1 (ref)", ratio, "1 (ref)",
-              _fmt(gt.get("env_steps")), f"{gt.get('wall_s', 0):.0f}s", "-")
+        ratio += f" ({_fmt(gt.get('var_ratio_denoised'), 1) if gt.get('var_ratio_denoised') is not None else 'n/a'})"
+    t.add_row(gt["label"], _fmt(gt.get("split_half_spearman")), "-", "ref", ratio, "ref",
+              _short(gt.get("env_steps")), f"{gt.get('wall_s', 0):.0f}s", "-")
+    seed_says = []
     for name in ESTIMATORS:
         row = result["estimators"].get(name)
         if row is None:
             continue
         seed = row.get("seed") or {}
-        ref = ", ".join(f"{'rho' if k == 'spearman' else 'V r' if k == 'v_pearson' else 'ratio'} {v:g}"
-                        for k, v in seed.items())
-        t.add_row(row["label"] + (f" [{crit}]" if name == "gae" else ""), _fmt(row["spearman"]),
+        if seed:
+            seed_says.append(f"{row['label']} " + ", ".join(
+                f"{ {'spearman': 'rho', 'v_pearson': 'V r', 'var_ratio': 'x/w'}[k]} {v:g}" for k, v in seed.items()))
+        t.add_row(row["label"], _fmt(row["spearman"]), _fmt(row.get("spearman_top_half")),
                   _fmt(row["v_pearson"]), _fmt(row["var_ratio"], 1), _fmt(row["pooled_pearson"]),
-                  _fmt(row["env_steps"]), f"{row['wall_s']:.0f}s", ref or "-")
+                  _short(row["env_steps"]), f"{row['wall_s']:.0f}s", _fmt(seed.get("spearman")))
     ranked, const = gt.get("states_ranked"), gt.get("states_constant")
     half = cfg["gt_rollouts"] // 2 if cfg["gt_rollouts"] >= 2 else 1
-    cap = [f"rank rho: within-state Spearman of A(s, .) vs ground-truth Q(s, .), mean over the {ranked} states "
-           f"whose ground truth varies over the candidates ({const} constant states left out).",
-           f"Ground-truth row: rho between its two halves of {half} rollouts"
-           + (f"; reliability of the full ground truth (Spearman-Brown) {_fmt(gt.get('reliability'))}, "
-              "roughly the best rho an estimator can show against it." if gt.get("reliability") is not None
-              else "."),
-           f"V r: Pearson over states of V(s) vs ground-truth V(s). Var cross/within: Var_s(mean_a Q) / "
-           f"mean_s(Var_a Q); 'denoised' takes the ground truth's MC noise (std {_fmt(gt.get('noise_std'), 4)}, "
-           f"from its two halves) out of both. pooled A r: Pearson of A vs true A over all pairs. GAE critic: {crit}."]
+    cap = [f"rho: within-state Spearman of A(s, .) vs true Q(s, .), mean over the {ranked} states whose truth "
+           f"varies over the candidates ({const} constant ones left out); rho top: over the "
+           f"{gt.get('states_top_half')} of them where the true Q varies most.",
+           f"Truth row: rho between its two halves of {half} rollouts"
+           + (f"; full-truth reliability (Spearman-Brown) {_fmt(gt.get('reliability'))} ~ the best rho any "
+              "estimator can show against it." if gt.get("reliability") is not None else "."),
+           "V r: Pearson over states of V(s) vs true V(s). Var x/w: Var_s(mean_a Q) / mean_s(Var_a Q) "
+           f"(in brackets with the truth's MC noise, std {_fmt(gt.get('noise_std'), 4)}, taken out). "
+           "pool A r: Pearson of A vs true A over all pairs.",
+           f"GAE critic: {crit}.",
+           "Seed (known issues 8, 9): " + "; ".join(seed_says) + "." if seed_says else ""]
     if result.get("warnings"):
         cap += [f"warning: {w}" for w in result["warnings"]]
     if result.get("json_path"):
