@@ -51,7 +51,7 @@ class PretrainConfig:
     num_envs: int = 512
     num_steps: int = 50
     total_timesteps: int = 3_000_000
-    max_wall_s: float = 220.0
+    max_wall_s: float = 600.0   # a safety cap; patience/collapse end PPO first (~75 iterations)
     gamma: float = 0.8
     gae_lambda: float = 0.9
     update_epochs: int = 4
@@ -68,6 +68,7 @@ class PretrainConfig:
     critic_episodes: int = 1024
     critic_epochs: int = 20
     critic_logstd: float = START_LOGSTD
+    stop_at_det_sr: float | None = None  # smoke tests: stop PPO once det SR reaches this
 
     @classmethod
     def for_env(cls, env_id: str, **overrides) -> "PretrainConfig":
@@ -217,6 +218,8 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
         if have_expert and (since_best >= cfg.patience or det < 0.5 * best_key[0]):
             break
         if time.perf_counter() - t0 > cfg.max_wall_s:
+            break
+        if cfg.stop_at_det_sr is not None and det >= cfg.stop_at_det_sr:
             break
     env.close()
     index = build_ladder(env_id, history, cfg, seed=seed, root=root, progress=say)
