@@ -642,7 +642,7 @@ def ranking_table(result: dict):
         crit = f"fitted on the policy's MC returns (R^2 {_fmt(result['critic'].get('fit_r2'))})"
     title = (f"Action ranking on {result['env_id']}: policy {pol}, {cfg['num_states']} states x "
              f"{cfg['num_actions']} actions, gamma {cfg['gamma']}")
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("estimator", no_wrap=True)
     for head in ("rho", "rho\ntop", "V r", "Var x/w\n(denoised)", "pool\nA r", "env\nsteps", "time", "seed\nrho"):
         t.add_column(head, justify="right", no_wrap=True)
