@@ -5,4 +5,5 @@
   then GAE, MC-1, MC-16, IQL Q-V, NN-regressed advantages and IQL-V+GAE scored by within-state
   Spearman correlation, V quality and the cross-state / within-state variance ratio (the seed's
   known issues 8 and 9, finding 5).
+- `reproduce.py`: `playground reproduce`, the seed's "Best Configurations" table re-run over seeds.
 """
