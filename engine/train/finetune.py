@@ -210,7 +210,7 @@ class Finetuner:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
                 self.critic_opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def update(self, b: Batch) -> dict:
         cfg = self.cfg
@@ -337,9 +337,9 @@ class Finetuner:
                 batch, astats = self.fixed_adv
             t_upd = time.perf_counter()
             ustats = self.update(batch)
-            for k, v in ustats.items():
-                if isinstance(v, float):
-                    _finite(k, v)
+            for k in ("pg_loss", "v_loss", "loss", "approx_kl"):  # diagnostics such as explained_variance
+                if isinstance(ustats.get(k), float):                # may be undefined (no critic): not checked
+                    _finite(k, ustats[k])
             self.iteration += 1
             if self.iteration % cfg.eval_every == 0 or self.iteration == self.num_iterations:
                 self.evaluate()
