@@ -52,3 +52,19 @@ def test_headline_bench_runs(capsys):
                                       "--num-eval-envs", "4", "--quick"])
     assert quick["iterations"] == 1 and quick["projected_full_s"] > 0
     assert "projected full run (3 iterations)" in capsys.readouterr().out
+
+
+def test_proposed_value_pass_matches_the_full_one():
+    from engine.envs import make_env
+    from engine.train.rollout import collect
+
+    torch.manual_seed(0)
+    env = make_env("pickcube-lite", 6, seed=0, autoreset=True)
+    actor, critic = Actor(env.obs_dim, env.act_dim), Critic(env.obs_dim)
+    ro, _ = collect(env, actor, env.reset(seed=0), 60, generator=torch.Generator().manual_seed(0))
+    assert bool(ro.truncated.any())  # episodes ended inside the window
+    with torch.no_grad():
+        v, nv = critic(ro.obs), critic(ro.next_obs)
+    v2, nv2 = ppo_iter.values_reused(critic, ro)
+    torch.testing.assert_close(v2, v)
+    torch.testing.assert_close(nv2, nv)

@@ -15,7 +15,8 @@ given twice: per LIVE branch step (`MCResult.env_steps`, the useful work: branch
 are masked out of the policy forward but still simulated) and per SIMULATED step
 (`env_steps_simulated`, what the batched simulator executed). The ratio of record is the live
 one. To show which side bounds the loop, the policy forward alone and the env step alone are
-timed at the same batch size too.
+timed at the same batch size too. `--policy-rows R` runs every policy forward (in both loops)
+in slices of R rows: the fix proposed for the estimator's large-batch forward (see the report).
 
 The machine may be shared: rates are the best of the repeats, and the load average is printed.
 """
@@ -32,10 +33,12 @@ import torch
 
 from ..algos.mc import RolloutEnvCache, mc_estimate, mc_horizon
 from ..envs import make_env
+from ..runtime import configure_threads
 from ..nets import Actor
+from ..train.finetune import MC_MAX_BATCH_LITE
 from ..train.rollout import collect
 
-MAX_BATCH = 80_000  # what engine.train.finetune uses for pickcube-lite (MC_MAX_BATCH_LITE)
+MAX_BATCH = MC_MAX_BATCH_LITE  # the chunk size the training loop uses for pickcube-lite
 
 
 def _load_actor(spec: str, env) -> Actor:
@@ -62,18 +65,18 @@ def make_states(env_id: str, num_states: int, actor: Actor, *, seed: int, gen: t
 
 
 @torch.no_grad()
-def time_bare_loop(env, actor: Actor, min_steps: int, gen: torch.Generator, what: str = "both",
+def time_bare_loop(env, policy, min_steps: int, gen: torch.Generator, what: str = "both",
                    min_seconds: float = 1.0) -> tuple[float, float]:
     """(wall, cpu) steps per second of `policy forward + env step` (or one of them alone) at
     env.num_envs, over at least `min_steps` steps and `min_seconds` of wall time."""
     n = env.num_envs
     obs = env.reset(seed=1)
-    action = actor.act(obs, generator=gen)
+    action = policy(obs, generator=gen)
     steps = 0
     t0, c0 = time.perf_counter(), time.process_time()
     while True:
         if what in ("both", "policy"):
-            action = actor.act(obs, generator=gen)
+            action = policy(obs, generator=gen)
         if what in ("both", "env"):
             obs = env.step(action).obs
         steps += 1
@@ -85,7 +88,8 @@ def time_bare_loop(env, actor: Actor, min_steps: int, gen: torch.Generator, what
 
 def run(states: int = 5000, k: int = 16, *, env_id: str = "pickcube-lite", gamma: float = 0.8,
         horizon_tol: float = 1e-4, max_batch: int = MAX_BATCH, repeats: int = 2, bare_steps: int = 10,
-        min_seconds: float = 1.0, checkpoint: str = "none", seed: int = 0, components: bool = True, out=print) -> dict:
+        min_seconds: float = 1.0, policy_rows: int = 0, checkpoint: str = "none", seed: int = 0,
+        components: bool = True, out=print) -> dict:
     """Run benchmark (a); returns the measured numbers (also printed through `out`)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -103,16 +107,19 @@ def run(states: int = 5000, k: int = 16, *, env_id: str = "pickcube-lite", gamma
     bare_env = make_env(env_id, chunk, seed=seed + 29, reward_mode="sparse", autoreset=False)
 
     def policy(o: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return actor.act(o, deterministic=False, generator=generator)
+        if policy_rows <= 0 or o.shape[0] <= policy_rows:
+            return actor.act(o, deterministic=False, generator=generator)
+        return torch.cat([actor.act(x, deterministic=False, generator=generator) for x in o.split(policy_rows)])
 
     out(f"MC estimator bench: env {env_id}, {states} states x 2k (k={k}) = {total} branches, "
         f"chunk {chunk} (max_batch {max_batch}), gamma {gamma}, horizon H={mc_horizon(gamma, horizon_tol)}, "
-        f"policy {checkpoint}, torch threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f}")
-    time_bare_loop(bare_env, actor, 2, gen, min_seconds=0.0)  # warm-up
+        f"policy {checkpoint}" + (f" (forward in slices of {policy_rows} rows)" if policy_rows > 0 else "") +
+        f", torch threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f}")
+    time_bare_loop(bare_env, policy, 2, gen, min_seconds=0.0)  # warm-up
     bare, bare_cpu, live, live_cpu, sim, wall = [], [], [], [], [], []
     res = None
     for r in range(repeats):
-        b, bc = time_bare_loop(bare_env, actor, bare_steps, gen, min_seconds=min_seconds)
+        b, bc = time_bare_loop(bare_env, policy, bare_steps, gen, min_seconds=min_seconds)
         t0, c0 = time.perf_counter(), time.process_time()
         res = mc_estimate(cache, st, obs, actions, policy, k=k, gamma=gamma, horizon_tol=horizon_tol,
                           max_batch=max_batch, generator=gen, compute_v=True)
@@ -139,8 +146,8 @@ def run(states: int = 5000, k: int = 16, *, env_id: str = "pickcube-lite", gamma
     result["ratio_live_cpu"] = result["estimator_live_steps_per_cpu_s"] / result["bare_steps_per_cpu_s"]
     result["ratio_live_median"] = statistics.median(l / b for l, b in zip(live, bare))
     if components:
-        result["policy_only_per_s"] = time_bare_loop(bare_env, actor, bare_steps, gen, "policy", min_seconds)[0]
-        result["env_only_per_s"] = time_bare_loop(bare_env, actor, bare_steps, gen, "env", min_seconds)[0]
+        result["policy_only_per_s"] = time_bare_loop(bare_env, policy, bare_steps, gen, "policy", min_seconds)[0]
+        result["env_only_per_s"] = time_bare_loop(bare_env, policy, bare_steps, gen, "env", min_seconds)[0]
     bare_env.close()
     cache.close()
     result["load_avg_end"] = os.getloadavg()[0]
@@ -160,6 +167,13 @@ def run(states: int = 5000, k: int = 16, *, env_id: str = "pickcube-lite", gamma
     return result
 
 
+def set_threads(threads: int = 0) -> int:
+    """Torch threads as the engine sets them (engine.runtime); `threads` > 0 overrides, through
+    PLAYGROUND_THREADS so that the Finetuner keeps it."""
+    if threads > 0:
+        os.environ["PLAYGROUND_THREADS"] = str(threads)
+    return configure_threads()
+
 def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m engine.bench.mc", description=__doc__.split("\n")[0])
     p.add_argument("--states", type=int, default=5000, help="visited states to estimate (100 envs x 50 steps = 5000)")
@@ -171,14 +185,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--bare-steps", type=int, default=10, help="least steps per bare-loop timing")
     p.add_argument("--min-seconds", type=float, default=1.0, help="least wall time per bare-loop timing")
+    p.add_argument("--policy-rows", type=int, default=0,
+                   help="run the policy forward in slices of this many rows (0 = one call), in both loops")
     p.add_argument("--checkpoint", default="none", help="policy (role, path or none = fresh network)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0 = the engine's default, engine.runtime: PLAYGROUND_THREADS or 1)")
     a = p.parse_args(argv)
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     return run(a.states, a.k, env_id=a.env, gamma=a.gamma, horizon_tol=a.horizon_tol, max_batch=a.max_batch,
-               repeats=a.repeats, bare_steps=a.bare_steps, min_seconds=a.min_seconds, checkpoint=a.checkpoint, seed=a.seed)
+               repeats=a.repeats, bare_steps=a.bare_steps, min_seconds=a.min_seconds, policy_rows=a.policy_rows,
+               checkpoint=a.checkpoint, seed=a.seed)
 
 
 if __name__ == "__main__":

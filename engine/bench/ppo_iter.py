@@ -14,12 +14,14 @@ every epoch):
   during collection, the backward GAE loop, and the minibatch update loop;
 - engine: `engine.train.rollout.collect`, the critic on the [T, N] obs / next obs (as
   `engine.train.finetune.Finetuner.advantages` does), `engine.algos.gae.gae`, and
-  `engine.algos.ppo.ppo_update`.
+  `engine.algos.ppo.ppo_update`. `--values reuse` swaps in the critic pass proposed for
+  `Finetuner.advantages` (`values_reused`), to measure that fix with the same bench.
 
 The two agents start from the same weights. Each size is warmed up once per path, then timed
 `--repeats` times, interleaved (reference, engine, reference, ...); the best time of each path
 and the ratio engine / reference (target <= 1.0: engine no slower) are printed with a per-phase
-split (collect / GAE incl. value passes / update).
+split (collect / GAE incl. value passes / update). Process CPU time is printed beside the wall
+time: on a shared machine it is the steadier of the two (one thread per process by default).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from torch.distributions import Normal
 from ..algos.gae import gae
 from ..algos.ppo import ppo_update
 from ..envs import make_env
+from ..runtime import configure_threads
 from ..nets import Actor, Critic
 from ..train.rollout import collect
 
@@ -163,15 +166,42 @@ def cleanrl_iteration(agent: RefAgent, optimizer: torch.optim.Optimizer, env, ne
 
 
 # --------------------------------------------------------------------------- the engine
+VALUE_ROWS = 4096
+
+
+@torch.no_grad()
+def values_reused(critic: Critic, ro) -> tuple[torch.Tensor, torch.Tensor]:
+    """The value pass PROPOSED for `Finetuner.advantages` (not in the engine yet): V(obs) in
+    slices of VALUE_ROWS rows, and V(real next obs) reused from V(obs[t+1]) wherever the episode
+    went on (next_obs[t] is obs[t+1] there), so the critic only sees the ended steps' final obs
+    and the window's last step again."""
+    def sliced(x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        return torch.cat([critic(p) for p in flat.split(VALUE_ROWS)]).view(x.shape[:-1])
+
+    v = sliced(ro.obs)
+    nv = torch.empty_like(v)
+    nv[:-1] = v[1:]
+    fresh = ro.terminated | ro.truncated
+    fresh[-1] = True
+    nv[fresh] = sliced(ro.next_obs[fresh])
+    return v, nv
+
+
 def engine_iteration(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, env, obs: torch.Tensor,
-                     num_steps: int, gen: torch.Generator, hp: dict = HP):
-    """One iteration through the engine's pieces. Returns (obs to continue from, phase seconds)."""
+                     num_steps: int, gen: torch.Generator, hp: dict = HP, values: str = "finetune"):
+    """One iteration through the engine's pieces. Returns (obs to continue from, phase seconds).
+    `values`: 'finetune' = the critic passes `Finetuner.advantages` makes today (V on every obs
+    and every next obs); 'reuse' = the proposed `values_reused`."""
     t0 = time.perf_counter()
     ro, obs = collect(env, actor, obs, num_steps, generator=gen)
     t1 = time.perf_counter()
-    with torch.no_grad():
-        v = critic(ro.obs)
-        nv = critic(ro.next_obs)
+    if values == "reuse":
+        v, nv = values_reused(critic, ro)
+    else:
+        with torch.no_grad():
+            v = critic(ro.obs)
+            nv = critic(ro.next_obs)
     adv, ret = gae(ro.rewards, v, nv, ro.terminated, ro.truncated, hp["gamma"], hp["gae_lambda"])
     t2 = time.perf_counter()
     batch = {"obs": ro.flat(ro.obs), "actions": ro.flat(ro.actions), "logprobs": ro.flat(ro.logprobs),
@@ -186,7 +216,7 @@ def engine_iteration(actor: Actor, critic: Critic, optimizer: torch.optim.Optimi
 
 # --------------------------------------------------------------------------- the benchmark
 def bench_size(num_envs: int, num_steps: int, *, repeats: int = 3, seed: int = 0, env_id: str = "pickcube-lite",
-               hp: dict = HP, out=print) -> dict:
+               hp: dict = HP, values: str = "finetune", out=print) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     env_ref = make_env(env_id, num_envs, seed=seed, reward_mode="sparse", autoreset=True)
@@ -200,23 +230,26 @@ def bench_size(num_envs: int, num_steps: int, *, repeats: int = 3, seed: int = 0
     eng_obs = env_eng.reset(seed=seed)
 
     ref_obs, ref_done, _ = cleanrl_iteration(agent, opt_ref, env_ref, ref_obs, ref_done, num_steps, hp)  # warm-up
-    eng_obs, _ = engine_iteration(actor, critic, opt_eng, env_eng, eng_obs, num_steps, gen, hp)
-    ref_t, eng_t, ref_ph, eng_ph = [], [], [], []
+    eng_obs, _ = engine_iteration(actor, critic, opt_eng, env_eng, eng_obs, num_steps, gen, hp, values)
+    ref_t, eng_t, ref_c, eng_c, ref_ph, eng_ph = [], [], [], [], [], []
     for r in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         ref_obs, ref_done, ph = cleanrl_iteration(agent, opt_ref, env_ref, ref_obs, ref_done, num_steps, hp)
         ref_t.append(time.perf_counter() - t)
+        ref_c.append(time.process_time() - c)
         ref_ph.append(ph)
-        t = time.perf_counter()
-        eng_obs, ph = engine_iteration(actor, critic, opt_eng, env_eng, eng_obs, num_steps, gen, hp)
+        t, c = time.perf_counter(), time.process_time()
+        eng_obs, ph = engine_iteration(actor, critic, opt_eng, env_eng, eng_obs, num_steps, gen, hp, values)
         eng_t.append(time.perf_counter() - t)
+        eng_c.append(time.process_time() - c)
         eng_ph.append(ph)
     env_ref.close()
     env_eng.close()
     bi_ref, bi_eng = ref_t.index(min(ref_t)), eng_t.index(min(eng_t))
     res = {"num_envs": num_envs, "num_steps": num_steps, "ref_s": ref_t[bi_ref], "engine_s": eng_t[bi_eng],
+           "ref_cpu_s": min(ref_c), "engine_cpu_s": min(eng_c),
            "ref_phases": ref_ph[bi_ref], "engine_phases": eng_ph[bi_eng],
-           "ratio": eng_t[bi_eng] / ref_t[bi_ref],
+           "ratio": eng_t[bi_eng] / ref_t[bi_ref], "ratio_cpu": min(eng_c) / min(ref_c),
            "ratio_median": statistics.median(e / f for e, f in zip(eng_t, ref_t))}
 
     def fmt(ph: dict) -> str:
@@ -224,11 +257,14 @@ def bench_size(num_envs: int, num_steps: int, *, repeats: int = 3, seed: int = 0
 
     out(f"{num_envs} envs x {num_steps} steps ({num_envs * num_steps} samples, "
         f"{hp['update_epochs']} epochs x {hp['num_minibatches']} minibatches), best of {repeats}:")
-    out(f"  reference (CleanRL-style): {res['ref_s']:.3f} s/iteration  ({fmt(res['ref_phases'])})")
-    out(f"  engine:                    {res['engine_s']:.3f} s/iteration  ({fmt(res['engine_phases'])})")
+    out(f"  reference (CleanRL-style): {res['ref_s']:.3f} s/iteration, {res['ref_cpu_s']:.3f} CPU-s  "
+        f"({fmt(res['ref_phases'])})")
+    label = "engine:" if values == "finetune" else "engine (proposed values):"
+    out(f"  {label:27s}{res['engine_s']:.3f} s/iteration, {res['engine_cpu_s']:.3f} CPU-s  "
+        f"({fmt(res['engine_phases'])})")
     verdict = "PASS" if res["ratio"] <= 1.0 else "MISS"
-    out(f"  ratio engine/reference: {res['ratio']:.3f} (median of per-repeat ratios {res['ratio_median']:.3f}); "
-        f"target <= 1.0: {verdict}")
+    out(f"  ratio engine/reference: {res['ratio']:.3f} wall (median of per-repeat ratios {res['ratio_median']:.3f}), "
+        f"{res['ratio_cpu']:.3f} CPU; target <= 1.0: {verdict}")
     return res
 
 
@@ -241,14 +277,22 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def run(sizes: Sequence[tuple[int, int]] = ((100, 50), (512, 50)), *, repeats: int = 3, seed: int = 0,
-        update_epochs: int = HP["update_epochs"], num_minibatches: int = HP["num_minibatches"], out=print) -> list[dict]:
+        update_epochs: int = HP["update_epochs"], num_minibatches: int = HP["num_minibatches"],
+        values: str = "finetune", out=print) -> list[dict]:
     hp = {**HP, "update_epochs": update_epochs, "num_minibatches": num_minibatches}
     out(f"GAE-PPO iteration bench: torch threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f} "
         f"on {os.cpu_count()} CPUs")
-    results = [bench_size(n, t, repeats=repeats, seed=seed, hp=hp, out=out) for n, t in sizes]
+    results = [bench_size(n, t, repeats=repeats, seed=seed, hp=hp, values=values, out=out) for n, t in sizes]
     out(f"load avg at end {os.getloadavg()[0]:.2f}")
     return results
 
+
+def set_threads(threads: int = 0) -> int:
+    """Torch threads as the engine sets them (engine.runtime); `threads` > 0 overrides, through
+    PLAYGROUND_THREADS so that the Finetuner keeps it."""
+    if threads > 0:
+        os.environ["PLAYGROUND_THREADS"] = str(threads)
+    return configure_threads()
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(prog="python -m engine.bench.ppo_iter", description=__doc__.split("\n")[0])
@@ -257,12 +301,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     p.add_argument("--update-epochs", type=int, default=HP["update_epochs"])
     p.add_argument("--num-minibatches", type=int, default=HP["num_minibatches"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    p.add_argument("--values", choices=("finetune", "reuse"), default="finetune",
+                   help="engine's critic pass: finetune = as Finetuner.advantages does it; reuse = the proposed fix")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0 = the engine's default, engine.runtime: PLAYGROUND_THREADS or 1)")
     a = p.parse_args(argv)
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
+    set_threads(a.threads)
     return run(parse_sizes(a.sizes), repeats=a.repeats, seed=a.seed, update_epochs=a.update_epochs,
-               num_minibatches=a.num_minibatches)
+               num_minibatches=a.num_minibatches, values=a.values)
 
 
 if __name__ == "__main__":
