@@ -13,6 +13,16 @@ from torch import nn
 from torch.distributions import Normal
 
 
+FORWARD_ROWS = 4096  # a 3x256 MLP's activations stay in cache; one 80k-row call is ~2.3x slower per row
+
+
+def sliced(fn, x: torch.Tensor, rows: int = FORWARD_ROWS) -> torch.Tensor:
+    """`fn(x)` computed in slices of `rows` rows (same result, much faster for large batches)."""
+    if x.shape[0] <= rows:
+        return fn(x)
+    return torch.cat([fn(part) for part in x.split(rows)])
+
+
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, std)
     nn.init.constant_(layer.bias, bias)

@@ -14,8 +14,9 @@ every epoch):
   during collection, the backward GAE loop, and the minibatch update loop;
 - engine: `engine.train.rollout.collect`, the critic on the [T, N] obs / next obs (as
   `engine.train.finetune.Finetuner.advantages` does), `engine.algos.gae.gae`, and
-  `engine.algos.ppo.ppo_update`. `--values reuse` swaps in the critic pass proposed for
-  `Finetuner.advantages` (`values_reused`), to measure that fix with the same bench.
+  `engine.algos.ppo.ppo_update`, with fused Adam as the engine uses. `--values naive` swaps the
+  engine's value pass (`rollout_values`: V(next obs) reused from V(obs[t+1])) for two full
+  critic passes, to show what that pass saves.
 
 The two agents start from the same weights. Each size is warmed up once per path, then timed
 `--repeats` times, interleaved (reference, engine, reference, ...); the best time of each path
@@ -171,32 +172,21 @@ VALUE_ROWS = 4096
 
 @torch.no_grad()
 def values_reused(critic: Critic, ro) -> tuple[torch.Tensor, torch.Tensor]:
-    """The value pass PROPOSED for `Finetuner.advantages` (not in the engine yet): V(obs) in
-    slices of VALUE_ROWS rows, and V(real next obs) reused from V(obs[t+1]) wherever the episode
-    went on (next_obs[t] is obs[t+1] there), so the critic only sees the ended steps' final obs
-    and the window's last step again."""
-    def sliced(x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        return torch.cat([critic(p) for p in flat.split(VALUE_ROWS)]).view(x.shape[:-1])
+    """The engine's value pass (engine.train.rollout.rollout_values, adopted from this bench)."""
+    from engine.train.rollout import rollout_values
 
-    v = sliced(ro.obs)
-    nv = torch.empty_like(v)
-    nv[:-1] = v[1:]
-    fresh = ro.terminated | ro.truncated
-    fresh[-1] = True
-    nv[fresh] = sliced(ro.next_obs[fresh])
-    return v, nv
+    return rollout_values(critic, ro)
 
 
 def engine_iteration(actor: Actor, critic: Critic, optimizer: torch.optim.Optimizer, env, obs: torch.Tensor,
-                     num_steps: int, gen: torch.Generator, hp: dict = HP, values: str = "finetune"):
+                     num_steps: int, gen: torch.Generator, hp: dict = HP, values: str = "engine"):
     """One iteration through the engine's pieces. Returns (obs to continue from, phase seconds).
-    `values`: 'finetune' = the critic passes `Finetuner.advantages` makes today (V on every obs
-    and every next obs); 'reuse' = the proposed `values_reused`."""
+    `values`: 'engine' = `rollout_values` (what Finetuner and pretraining do); 'naive' = V on
+    every obs and every next obs."""
     t0 = time.perf_counter()
     ro, obs = collect(env, actor, obs, num_steps, generator=gen)
     t1 = time.perf_counter()
-    if values == "reuse":
+    if values == "engine":
         v, nv = values_reused(critic, ro)
     else:
         with torch.no_grad():
@@ -216,7 +206,7 @@ def engine_iteration(actor: Actor, critic: Critic, optimizer: torch.optim.Optimi
 
 # --------------------------------------------------------------------------- the benchmark
 def bench_size(num_envs: int, num_steps: int, *, repeats: int = 3, seed: int = 0, env_id: str = "pickcube-lite",
-               hp: dict = HP, values: str = "finetune", out=print) -> dict:
+               hp: dict = HP, values: str = "engine", out=print) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     env_ref = make_env(env_id, num_envs, seed=seed, reward_mode="sparse", autoreset=True)
@@ -225,7 +215,8 @@ def bench_size(num_envs: int, num_steps: int, *, repeats: int = 3, seed: int = 0
     critic = Critic(env_eng.obs_dim)
     agent = RefAgent(env_ref.obs_dim, env_ref.act_dim).copy_from(actor, critic)
     opt_ref = torch.optim.Adam(agent.parameters(), lr=hp["learning_rate"], eps=1e-5)
-    opt_eng = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=hp["learning_rate"], eps=1e-5)
+    opt_eng = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=hp["learning_rate"], eps=1e-5,
+                               fused=True)
     ref_obs, ref_done = env_ref.reset(seed=seed), torch.zeros(num_envs)
     eng_obs = env_eng.reset(seed=seed)
 
@@ -259,7 +250,7 @@ def bench_size(num_envs: int, num_steps: int, *, repeats: int = 3, seed: int = 0
         f"{hp['update_epochs']} epochs x {hp['num_minibatches']} minibatches), best of {repeats}:")
     out(f"  reference (CleanRL-style): {res['ref_s']:.3f} s/iteration, {res['ref_cpu_s']:.3f} CPU-s  "
         f"({fmt(res['ref_phases'])})")
-    label = "engine:" if values == "finetune" else "engine (proposed values):"
+    label = "engine:" if values == "engine" else "engine (naive values):"
     out(f"  {label:27s}{res['engine_s']:.3f} s/iteration, {res['engine_cpu_s']:.3f} CPU-s  "
         f"({fmt(res['engine_phases'])})")
     verdict = "PASS" if res["ratio"] <= 1.0 else "MISS"
@@ -278,7 +269,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def run(sizes: Sequence[tuple[int, int]] = ((100, 50), (512, 50)), *, repeats: int = 3, seed: int = 0,
         update_epochs: int = HP["update_epochs"], num_minibatches: int = HP["num_minibatches"],
-        values: str = "finetune", out=print) -> list[dict]:
+        values: str = "engine", out=print) -> list[dict]:
     hp = {**HP, "update_epochs": update_epochs, "num_minibatches": num_minibatches}
     out(f"GAE-PPO iteration bench: torch threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f} "
         f"on {os.cpu_count()} CPUs")
@@ -301,8 +292,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     p.add_argument("--update-epochs", type=int, default=HP["update_epochs"])
     p.add_argument("--num-minibatches", type=int, default=HP["num_minibatches"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--values", choices=("finetune", "reuse"), default="finetune",
-                   help="engine's critic pass: finetune = as Finetuner.advantages does it; reuse = the proposed fix")
+    p.add_argument("--values", choices=("engine", "naive"), default="engine",
+                   help="engine's critic pass: engine = rollout_values (reuses V(obs[t+1])); naive = two full passes")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0 = the engine's default, engine.runtime: PLAYGROUND_THREADS or 1)")
     a = p.parse_args(argv)

@@ -30,7 +30,7 @@ from ..config.schema import RunConfig
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
-from .rollout import Rollout, collect
+from .rollout import Rollout, collect, rollout_values
 
 MC_MAX_BATCH_LITE = 80_000
 
@@ -101,8 +101,8 @@ class Finetuner:
         params = [p for p in self.actor.parameters() if p.requires_grad]
         if self.critic is not None and cfg.update == "ppo":
             params += list(self.critic.parameters())
-        self.opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5)
-        self.critic_opt = (torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
+        self.critic_opt = (torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
                            if self.critic is not None and cfg.update == "awr" else None)
         self._rollout_envs: dict[int, BatchedEnv] = {}
         self.iteration = 0
@@ -143,9 +143,7 @@ class Finetuner:
         flat = ro.flat
         values = returns = None
         if cfg.estimator == "gae":
-            with torch.no_grad():
-                v = self.critic(ro.obs)
-                nv = self.critic(ro.next_obs)
+            v, nv = rollout_values(self.critic, ro)
             adv, ret = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
             adv, values, returns = flat(adv), flat(v), flat(ret)
         elif cfg.estimator == "mc":

