@@ -345,6 +345,9 @@ def run_ranking(
     to compute (default: all). Raises `CheckpointError`, `EnvError` or `AnalysisError` (one
     line each) on unusable input.
     """
+    from ..runtime import configure_threads
+
+    configure_threads()  # two torch threads on a busy 2-core machine run 10-30x slower
     t_all = time.perf_counter()
     _check_sizes(num_states, num_actions, gt_rollouts, gamma, iql_steps)
     wanted = tuple(ESTIMATORS if estimators is None else estimators)
