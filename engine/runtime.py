@@ -22,3 +22,11 @@ def configure_threads(default: int = 1) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def set_threads(threads: int = 0) -> int:
+    """`threads` > 0 overrides the default for this process and its Finetuner (through
+    PLAYGROUND_THREADS); 0 keeps it. Benchmarks' `--threads` uses this."""
+    if threads > 0:
+        os.environ["PLAYGROUND_THREADS"] = str(threads)
+    return configure_threads()

@@ -7,13 +7,6 @@ import torch
 from engine.algos.iql import expectile_loss, fit_iql, iql_advantages, iql_values
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks: extra intra-op threads only cost (badly so on a loaded 2-core box).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_expectile_half_is_half_mse():

@@ -11,13 +11,6 @@ from engine.algos.mc import MCResult, RolloutEnvCache, mc_estimate, mc_horizon
 from engine.envs.base import BatchedEnv, EnvState, StepResult
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: extra intra-op threads only cost (badly so on a loaded 2-core box).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # --------------------------------------------------------------------------- the chain env

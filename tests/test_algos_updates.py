@@ -12,13 +12,6 @@ from engine.algos.regress import regress_advantages
 from engine.nets import Actor, Critic
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny networks: extra intra-op threads only cost (badly so on a loaded 2-core box).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 OBS, ACT, B = 4, 2, 256
 

@@ -16,15 +16,6 @@ from engine.envs import make_env
 from engine.nets import Actor
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread is faster and immune to a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class ScriptedMean(nn.Module):
     """A hand-made pickcube-lite controller (privileged state): hover over the cube, descend,
     close, carry the cube to the goal. Solves the task deterministically in ~10-30 steps."""

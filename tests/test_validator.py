@@ -323,14 +323,6 @@ def test_all_fixes_applied_leave_no_findings():
     assert validate(c) == []
 
 
-def test_alias_table_matches_engine_checkpoints():
-    from engine import checkpoints as ck
-    from engine.validate import finding
-
-    assert finding.SEED_ALIASES == ck.SEED_ALIASES
-    assert finding.ROLES == ck.ROLES and finding.CRITIC_ROLES == ck.CRITIC_ROLES
-
-
 def test_no_torch_at_import():
     code = ("import sys; import engine.config.loading, engine.validate; "
             "from engine.config.schema import RunConfig; engine.validate.validate(RunConfig()); "

@@ -45,7 +45,7 @@ import torch
 from .. import checkpoints as ck
 from ..algos import mc as mc_mod
 from ..config.schema import RunConfig
-from ..runtime import configure_threads
+from ..runtime import set_threads
 from ..train import finetune as ft_mod
 
 TARGET_S = 300.0
@@ -188,13 +188,6 @@ def run(cfg: RunConfig | None = None, *, quick: bool = False, out=print) -> dict
         f"time is about the CPU-s; load avg at end {res['load_avg_end']:.2f} on {os.cpu_count()} CPUs)")
     return res
 
-
-def set_threads(threads: int = 0) -> int:
-    """Torch threads as the engine sets them (engine.runtime); `threads` > 0 overrides, through
-    PLAYGROUND_THREADS so that the Finetuner keeps it."""
-    if threads > 0:
-        os.environ["PLAYGROUND_THREADS"] = str(threads)
-    return configure_threads()
 
 def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m engine.bench.headline", description=__doc__.split("\n")[0])

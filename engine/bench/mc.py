@@ -33,7 +33,7 @@ import torch
 
 from ..algos.mc import RolloutEnvCache, mc_estimate, mc_horizon
 from ..envs import make_env
-from ..runtime import configure_threads
+from ..runtime import set_threads
 from ..nets import Actor
 from ..train.finetune import MC_MAX_BATCH_LITE
 from ..train.rollout import collect
@@ -166,13 +166,6 @@ def run(states: int = 5000, k: int = 16, *, env_id: str = "pickcube-lite", gamma
         f"(load avg at end {result['load_avg_end']:.2f} on {os.cpu_count()} CPUs)")
     return result
 
-
-def set_threads(threads: int = 0) -> int:
-    """Torch threads as the engine sets them (engine.runtime); `threads` > 0 overrides, through
-    PLAYGROUND_THREADS so that the Finetuner keeps it."""
-    if threads > 0:
-        os.environ["PLAYGROUND_THREADS"] = str(threads)
-    return configure_threads()
 
 def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m engine.bench.mc", description=__doc__.split("\n")[0])

@@ -40,7 +40,7 @@ from torch.distributions import Normal
 from ..algos.gae import gae
 from ..algos.ppo import ppo_update
 from ..envs import make_env
-from ..runtime import configure_threads
+from ..runtime import set_threads
 from ..nets import Actor, Critic
 from ..train.rollout import collect
 
@@ -277,13 +277,6 @@ def run(sizes: Sequence[tuple[int, int]] = ((100, 50), (512, 50)), *, repeats: i
     out(f"load avg at end {os.getloadavg()[0]:.2f}")
     return results
 
-
-def set_threads(threads: int = 0) -> int:
-    """Torch threads as the engine sets them (engine.runtime); `threads` > 0 overrides, through
-    PLAYGROUND_THREADS so that the Finetuner keeps it."""
-    if threads > 0:
-        os.environ["PLAYGROUND_THREADS"] = str(threads)
-    return configure_threads()
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(prog="python -m engine.bench.ppo_iter", description=__doc__.split("\n")[0])

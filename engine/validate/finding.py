@@ -5,21 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The seed's checkpoint names and the roles they stand for (engine.checkpoints loads torch
+# only inside the functions that need it, so importing these names keeps `check` instant).
+from engine.checkpoints import CRITIC_ROLES, POLICY_ROLES, ROLES, SEED_ALIASES  # noqa: F401
 
 SEVERITIES = ("error", "warning")
-
-# The seed's checkpoint names and the roles they stand for. A copy of
-# engine.checkpoints.SEED_ALIASES / ROLES (that module imports torch; tests keep the two equal).
-POLICY_ROLES = ("start", "expert", "optimal")
-CRITIC_ROLES = ("critic-expert", "critic-optimal")
-ROLES = POLICY_ROLES + CRITIC_ROLES
-SEED_ALIASES = {
-    "ckpt_76_logstd-1.5": "start",
-    "ckpt_101": "expert",
-    "ckpt_301": "optimal",
-    "pretrained_critic_sparse": "critic-expert",
-    "pretrained_critic_sparse.pt": "critic-expert",
-}
 
 
 @dataclass
