@@ -230,6 +230,7 @@ def append_experiment_log(entry: str, path: Path | None = None) -> Path:
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
+            f.seek(0, os.SEEK_END)  # the position from open() is stale if another writer went first
             if f.tell() == 0:
                 f.write("# Experiment log\n\nOne entry per finished run, appended by the worker.\n\n")
             f.write(entry)

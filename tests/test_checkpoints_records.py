@@ -112,6 +112,7 @@ def test_experiment_log_entries_do_not_interleave(tmp_path):
     with mp.get_context("fork").Pool(4) as pool:
         pool.map(_append, [(path, i) for i in range(8)])
     text = path.read_text()
+    assert text.count("# Experiment log") == 1 and text.startswith("# Experiment log")
     blocks = [b for b in text.split("## entry ")[1:]]
     assert len(blocks) == 8
     for b in blocks:
