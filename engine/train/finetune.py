@@ -31,6 +31,7 @@ from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
 from .rollout import Rollout, collect, rollout_values
+from .value_fit import regress_values
 
 MC_MAX_BATCH_LITE = 80_000
 
@@ -196,19 +197,9 @@ class Finetuner:
     def fit_critic_regression(self, obs: torch.Tensor, returns: torch.Tensor) -> float:
         """AWR with a critic: regress V on the batch returns (same epochs/minibatches as the policy)."""
         cfg = self.cfg
-        n = obs.shape[0]
-        mb = max(1, n // cfg.num_minibatches)
-        loss = torch.tensor(0.0)
-        for _ in range(min(cfg.update_epochs, 20)):
-            perm = torch.randperm(n, generator=self.gen)
-            for i in range(0, n, mb):
-                idx = perm[i:i + mb]
-                loss = 0.5 * (self.critic(obs[idx]) - returns[idx]).pow(2).mean()
-                self.critic_opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
-                self.critic_opt.step()
-        return float(loss.detach())
+        return regress_values(self.critic, self.critic_opt, obs, returns, epochs=min(cfg.update_epochs, 20),
+                              batch_size=max(1, obs.shape[0] // cfg.num_minibatches), generator=self.gen,
+                              max_grad_norm=cfg.max_grad_norm)
 
     def update(self, b: Batch) -> dict:
         cfg = self.cfg

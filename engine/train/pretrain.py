@@ -42,6 +42,7 @@ from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
 from .rollout import collect, rollout_values
+from .value_fit import regress_values
 
 START_LOGSTD = -1.5
 
@@ -149,16 +150,8 @@ def fit_critic(obs: torch.Tensor, returns: torch.Tensor, *, epochs: int, seed: i
     torch.manual_seed(seed)
     critic = Critic(obs.shape[1], layers, width)
     opt = torch.optim.Adam(critic.parameters(), lr=lr, eps=1e-5)
-    n = obs.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            idx = perm[i:i + batch_size]
-            loss = 0.5 * (critic(obs[idx]) - returns[idx]).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    regress_values(critic, opt, obs, returns, epochs=epochs, batch_size=batch_size,
+                   generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         pred = critic(obs)
         r2 = 1.0 - float((pred - returns).pow(2).mean() / returns.var().clamp_min(1e-8))
