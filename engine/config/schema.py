@@ -71,7 +71,10 @@ class RunConfig:
     warmup_iters: int = _f(0, "PPO: iterations that train only the critic before the policy moves", min=0)
     awr_beta: float = _f(0.5, "AWR temperature: weights exp(A / beta)", min=0.0, min_exclusive=True)
     awr_max_weight: float = _f(20.0, "AWR weight clip", min=0.0, min_exclusive=True)
-    awr_normalize_adv: bool = _f(False, "AWR: standardise advantages before exponentiating")
+    awr_normalize_adv: bool = _f(True, "AWR: standardise advantages over the whole batch before exp(A / beta) "
+                                       "(the seed's norm_adv; false = raw advantages)")
+    awr_rescale_minibatch: bool = _f(True, "AWR: rescale the weights to mean 1 within each minibatch (the seed's "
+                                           "form; false = the clipped weights as they are)")
     learn_logstd: bool = _f(False, "train the policy's log-std (false keeps the checkpoint's, e.g. -1.5)")
 
     # --- critic ----------------------------------------------------------------------------

@@ -221,6 +221,7 @@ class Finetuner:
             stats["v_loss"] = self.fit_critic_regression(b.obs, b.returns)
         stats.update(awr_update(self.actor, self.opt, b.obs, b.actions, b.advantages, beta=cfg.awr_beta,
                                 max_weight=cfg.awr_max_weight, normalize=cfg.awr_normalize_adv,
+                                rescale=cfg.awr_rescale_minibatch,
                                 update_epochs=cfg.update_epochs, num_minibatches=cfg.num_minibatches,
                                 max_grad_norm=cfg.max_grad_norm, generator=self.gen))
         return stats
