@@ -52,6 +52,9 @@ class RunConfig:
                           choices=("mc", "critic"))
     mc_horizon_tol: float = _f(1e-4, "stop MC branches once gamma^t falls below this (bias <= tol / (1 - gamma))",
                                min=0.0, max=1.0)
+    mc_full_budget: bool = _f(True, "MC branches get a full episode (max_episode_steps) from the restored state, as "
+                                    "the seed resets the elapsed-step counter; false = only the steps the visited "
+                                    "episode had left")
     iql_expectile_tau: float = _f(0.7, "IQL expectile tau for V", min=0.0, max=1.0, min_exclusive=True)
     iql_steps: int = _f(2000, "IQL Q/V gradient steps per fit", min=1)
     regress_advantages: bool = _f(False, "fit a network to the advantages and use its predictions (seed finding 9)")
