@@ -78,7 +78,8 @@ class RunConfig:
                                        "(the seed's norm_adv; false = raw advantages)")
     awr_rescale_minibatch: bool = _f(True, "AWR: rescale the weights to mean 1 within each minibatch (the seed's "
                                            "form; false = the clipped weights as they are)")
-    learn_logstd: bool = _f(False, "train the policy's log-std (false keeps the checkpoint's, e.g. -1.5)")
+    learn_logstd: bool = _f(True, "train the policy's log-std with its mean, as the seed's AWR and PPO do "
+                                  "(false keeps the checkpoint's, e.g. -1.5)")
 
     # --- critic ----------------------------------------------------------------------------
     critic_layers: int = _f(3, "hidden layers of a freshly built critic", min=1)
