@@ -18,6 +18,30 @@ def _f(default: Any, help: str, **meta: Any):
 
 CHECKPOINT_KEYS = ("checkpoint", "critic_checkpoint", "optimal_checkpoint", "data_checkpoint")
 
+# Controllers. The seed ran ManiSkill's PickCube-v1 with pd_joint_delta_pos (8 actions: 7 joint deltas and
+# the gripper); pickcube-lite has one controller, a pd_ee_delta_pos look-alike (4 actions).
+SEED_CONTROL_MODE = "pd_joint_delta_pos"
+LITE_CONTROL_MODE = "pd_ee_delta_pos"
+# action size of the Panda arm (every ManiSkill table-top task the playground names) per controller
+PANDA_ACTION_DIMS = {"pd_joint_delta_pos": 8, "pd_joint_pos": 8, "pd_joint_target_delta_pos": 8, "pd_joint_vel": 8,
+                     "pd_ee_delta_pos": 4, "pd_ee_target_delta_pos": 4, "pd_ee_delta_pose": 7,
+                     "pd_ee_target_delta_pose": 7}
+
+
+def resolved_control_mode(env_id: str, control_mode: str) -> str:
+    """The controller an env id runs with: 'auto' = the seed's for maniskill: envs, pickcube-lite's own."""
+    if control_mode and control_mode != "auto":
+        return control_mode
+    return SEED_CONTROL_MODE if env_id.startswith("maniskill:") else LITE_CONTROL_MODE
+
+
+def expected_action_dim(env_id: str, control_mode: str) -> int | None:
+    """The action size the env takes with that controller (None = not known without building it)."""
+    mode = resolved_control_mode(env_id, control_mode)
+    if env_id == "pickcube-lite":
+        return 4 if mode == LITE_CONTROL_MODE else None
+    return PANDA_ACTION_DIMS.get(mode)
+
 
 @dataclass
 class RunConfig:
@@ -91,6 +115,13 @@ class RunConfig:
     eval_every: int = _f(1, "evaluate every N iterations", min=1)
     save_every: int = _f(1, "save the policy every N iterations", min=1)
     device: str = _f("cpu", "torch device for networks (cpu or cuda)")
+    control_mode: str = _f("auto", "controller: auto = the seed's pd_joint_delta_pos (8 actions) for maniskill: "
+                                   "envs, pd_ee_delta_pos (4) for pickcube-lite (its only one); or a ManiSkill "
+                                   "control mode", choices=("auto", *PANDA_ACTION_DIMS))
+
+    @property
+    def effective_control_mode(self) -> str:
+        return resolved_control_mode(self.env, self.control_mode)
 
     # --- bookkeeping (set by the launcher, not by users) -----------------------------------
     preset: str = _f("", "preset the config came from")

@@ -91,8 +91,10 @@ class Finetuner:
         configure_threads()
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True)
-        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs)
+        self.control_mode = cfg.effective_control_mode
+        self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True,
+                            control_mode=self.control_mode)
+        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs, control_mode=self.control_mode)
         self.actor = load_policy(cfg.checkpoint, self.env, learn_logstd=cfg.learn_logstd)
         self.critic = load_critic(cfg.critic_checkpoint, self.env)
         needs_critic = cfg.estimator == "gae" or (cfg.estimator == "mc" and cfg.mc_baseline == "critic")
@@ -125,6 +127,7 @@ class Finetuner:
     def _rollout_env(self, n: int) -> BatchedEnv:
         if n not in self._rollout_envs:
             self._rollout_envs[n] = make_env(self.cfg.env, n, seed=self.cfg.seed + 17, reward_mode="sparse",
+                                             control_mode=self.control_mode,
                                              autoreset=False)
         return self._rollout_envs[n]
 
@@ -235,7 +238,7 @@ class Finetuner:
 
     def _save(self, ckpt_dir: Path, best: bool) -> None:
         meta = dict(det_sr=self.last_eval.get("sr"), stoch_sr=None, env_steps=self.env_steps,
-                    gamma=self.cfg.gamma, source_run=str(self.run_dir))
+                    gamma=self.cfg.gamma, source_run=str(self.run_dir), control_mode=self.control_mode)
         ck.save_checkpoint(ckpt_dir / "latest.pt", env_id=self.cfg.env, role="finetuned", iteration=self.iteration,
                            actor=self.actor, critic=self.critic, **meta)
         if best:
@@ -271,7 +274,8 @@ class Finetuner:
     def _row(self, extra: dict) -> dict:
         row = {"iteration": self.iteration, "env_steps": self.env_steps,
                "wall_s": round(self.wall_offset + time.perf_counter() - self._t0, 3),
-               "sr": self.last_eval.get("sr"), "sr_at_end": self.last_eval.get("sr_at_end"),
+               "sr": self.last_eval.get("sr"), "sr_se": self.last_eval.get("sr_se"),
+               "eval_episodes": self.last_eval.get("eval_episodes"), "sr_at_end": self.last_eval.get("sr_at_end"),
                "peak_sr": self.peak_sr, **extra}
         if self.on_row:
             with self.critical():
