@@ -406,7 +406,7 @@ def test_run_builds_a_missing_ladder_first_and_says_so(env, monkeypatch):
                       "stoch_sr": 0.2 * it, "logstd": -0.5, "wall_s": 0.1 * it})
         for role, det in (("start", 0.45), ("expert", 0.97), ("optimal", 0.99)):
             ck.save_checkpoint(ck.ladder_dir(env_id) / f"{role}.pt", env_id=env_id, role=role, iteration=1,
-                               actor=Actor(4, 2), det_sr=det, stoch_sr=det - 0.2)
+                               actor=Actor(21, 4), det_sr=det, stoch_sr=det - 0.2)
             roles[role] = {"file": f"{role}.pt", "iteration": 1, "det_sr": det, "stoch_sr": det - 0.2, "logstd": -1.5}
             progress({"phase": "ladder", "role": role, **roles[role]})
         index = {"env_id": env_id, "roles": roles, "iterations": []}
