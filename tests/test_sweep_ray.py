@@ -160,7 +160,7 @@ def test_sweep_of_four_runs_on_loopback_with_records_streamed_back(ray_local, ru
         assert {"latest.pt", "resume.pt"} <= {p.name for p in (d / "checkpoints").iterdir()}
         assert "run done at iteration 3" in (d / "engine.log").read_text()
         info = json.loads((d / "worker.json").read_text())
-        assert info["launcher"] == "ray" and not Path(info["private_run_dir"]).is_relative_to(runs)
+        assert info["launcher"] == "ray" and Path(info["private_run_dir"]).is_relative_to(tmp_path / "scratch")
         assert not Path(info["private_run_dir"]).exists()  # the node's copy is cleaned up
         cfg = json.dumps(read_status(d))
         assert "scratch" not in cfg

@@ -53,12 +53,12 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
 
     from .spawn import worker_prefix
 
+    os.environ.update(env)
     node_id = ray.get_runtime_context().get_node_id()
     private = private_run_dir(run_name, attempt, node_id)
     if private.exists():
         shutil.rmtree(private)
     seeded = materialize(private, files)
-    os.environ.update(env)
     wenv = dict(os.environ, PLAYGROUND_EXPERIMENTS_LOG=str(private / EXPERIMENT_ENTRY))
     cmd = worker_prefix() + ["--run-dir", str(private)] + (["--resume"] if resume else [])
     with open(private / "worker.out", "ab") as out:
