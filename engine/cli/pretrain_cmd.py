@@ -10,6 +10,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from engine.launcher.ladder import rows_of_index as ladder_rows
+
 from .common import console, pct, print_json
 from .errors import EXIT_INTERRUPTED, CliError, cli_errors
 
@@ -85,23 +87,6 @@ def pretrain_with_progress(env_id: str, *, seed: int = 0, json_mode: bool = Fals
                    f"run `playground pretrain --env {env_id}` again", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     return index
-
-
-def ladder_rows(index: dict) -> list[dict]:
-    from engine.checkpoints import ROLE_SEED_NAME, ROLES, ladder_dir
-
-    rows = []
-    roles = index.get("roles") or {}
-    for role in list(ROLES) + [r for r in roles if r not in ROLES]:
-        e = roles.get(role)
-        if e is None:
-            continue
-        aliases = [a for a in (e.get("seed_alias") or ROLE_SEED_NAME.get(role), e.get("seed_name")) if a]
-        rows.append({"role": role, "aliases": list(dict.fromkeys(aliases)),
-                     "file": str(ladder_dir(index.get("env_id", "")) / e["file"]) if e.get("file") else None,
-                     "iteration": e.get("iteration"), "logstd": e.get("logstd"), "det_sr": e.get("det_sr"),
-                     "stoch_sr": e.get("stoch_sr"), "gamma": e.get("gamma"), "fitted_on": e.get("fitted_on")})
-    return rows
 
 
 def ladder_table(env_id: str, rows: list[dict]) -> Table:
