@@ -16,6 +16,7 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
                       summarize_run)
+from .pretrain_job import active_pretrain, start_pretrain
 from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, SweepPlan, ensure_runs_dir, launch,
                    plan_run, plan_sweep, resume)
 from .proc import pid_alive
@@ -28,4 +29,5 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "read_config", "read_findings", "resolve_run", "sr_series", "summarize_run", "pid_alive",
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
-           "launch", "plan_run", "plan_sweep", "resume", "Peak", "RunProgress", "peak", "peak_sr"]
+           "launch", "plan_run", "plan_sweep", "resume", "Peak", "RunProgress", "peak", "peak_sr",
+           "active_pretrain", "start_pretrain"]

@@ -112,6 +112,7 @@ class RunProgress:
 
             planned = planned_iterations(self.conf)
         self.planned: int | None = planned
+        self._planned_from_rows = planned is None   # a pretraining job says it in its rows
         self.rows: list[dict] = []          # iteration rows, in order
         self.notes: list[dict] = []         # other rows (a pretraining job's ladder roles)
         self.status: dict = {}
@@ -147,6 +148,8 @@ class RunProgress:
             self.notes.append(row)
             return
         self.rows.append(row)
+        if self._planned_from_rows and _int(row.get("iterations")):
+            self.planned = row["iterations"]
         sr = sr_value(row)
         if sr is not None and (self.peak.sr is None or sr > self.peak.sr):
             self.peak = Peak(sr, _int(row.get("iteration")), _int(row.get("env_steps")), row)
