@@ -32,6 +32,7 @@ from engine.config.schema import RunConfig
 from engine.config.tomlio import write_flat
 from engine.records import TERMINAL, RecordError, new_run_dir, now_iso, read_status, write_status
 
+from .proc import terminate
 from .reconcile import describe_exit, is_alive, reconcile, write_worker_info
 
 WORKER_PREFIX: list[str] = [sys.executable, "-m", "engine"]
@@ -132,12 +133,6 @@ class RunProcess:
         return rc
 
     # --- stopping ------------------------------------------------------------------------
-    def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.pid, sig)  # start_new_session: the worker leads its own group
-        except (ProcessLookupError, PermissionError):
-            pass
-
     def stop(self, grace_s: float = 10.0) -> int:
         """SIGTERM the worker's process group, SIGKILL it after `grace_s`; reap; return the exit
         code. The run ends `stopped` (the worker writes it; if the worker could not, the
@@ -146,16 +141,12 @@ class RunProcess:
             self._settle(self.popen.returncode)
             return self.popen.returncode
         self.stop_requested = True
-        self._signal_group(signal.SIGTERM)
-        try:
-            rc = self.popen.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            rc = self.popen.wait()
+        terminate(self.pid, grace_s, run_dir=self.run_dir, cmd=self.cmd, own_child=True)
+        rc = self.popen.wait()
+        if rc == -signal.SIGKILL:
             _mark_stopped_if_unfinished(
                 self.run_dir, rc, f"did not stop within {grace_s:g}s of SIGTERM and was killed (SIGKILL); "
                                   "progress since its last save is lost")
-        self._signal_group(signal.SIGKILL)  # no orphans: whatever is left of its group
         self._settle(rc)
         return rc
 
