@@ -242,9 +242,21 @@ def test_stop_of_a_finished_run(env):
     assert r.exit_code == 0 and "already ended done" in r.stdout
 
 
-def test_tui_missing_is_one_line_and_exit_2(env):
-    if importlib.util.find_spec("tui") is not None and importlib.util.find_spec("tui.app") is not None:
-        pytest.skip("the TUI is installed")
+def test_no_arguments_and_tui_call_the_one_tui_entry_point(env, monkeypatch, tmp_path):
+    """`playground` and `playground tui` call `tui.app.run(runs_dir)` and exit with its code."""
+    import types
+
+    calls = []
+    fake = types.ModuleType("tui.app")
+    fake.run = lambda runs_dir: calls.append(Path(runs_dir)) or 5
+    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    assert invoke().exit_code == 5 and invoke("tui").exit_code == 5
+    assert invoke("--runs-dir", str(tmp_path / "elsewhere"), "tui").exit_code == 5
+    assert calls == [Path(env["PLAYGROUND_RUNS_DIR"])] * 2 + [tmp_path / "elsewhere"]
+
+
+def test_tui_missing_is_one_line_and_exit_2(env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tui.app", None)  # import tui.app fails as if it were not installed
     for args in ([], ["tui"]):
         r = invoke(*args)
         assert r.exit_code == 2
@@ -390,40 +402,42 @@ def test_console_script_with_the_real_worker(tmp_path):
 
 
 def test_run_builds_a_missing_ladder_first_and_says_so(env, monkeypatch):
-    """A needed ladder role is missing: `run` pretrains that env first (a stand-in for the real,
-    minutes-long run_pretrain), shows its progress, then runs."""
-    import engine.checkpoints as ck
-    import engine.train.pretrain as pretrain
-    from engine.nets import Actor
+    """A needed ladder role is missing: `run` pretrains that env first, as a job in its own
+    process with a run directory (the real job around a stand-in for the minutes-long
+    run_pretrain: tests/fake_pretrain.py), shows its progress, then runs."""
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    runs = Path(env["PLAYGROUND_RUNS_DIR"])
 
-    calls = []
+    def jobs() -> list[Path]:
+        return sorted(p for p in runs.iterdir() if "-pretrain-" in p.name) if runs.exists() else []
 
-    def fake_pretrain(env_id, *, seed=0, root=None, progress=None, **kw):
-        calls.append(env_id)
-        roles = {}
-        for it in (1, 2):
-            progress({"phase": "ppo", "iterations": 2, "iteration": it, "env_steps": 100 * it, "det_sr": 0.3 * it,
-                      "stoch_sr": 0.2 * it, "logstd": -0.5, "wall_s": 0.1 * it})
-        for role, det in (("start", 0.45), ("expert", 0.97), ("optimal", 0.99)):
-            ck.save_checkpoint(ck.ladder_dir(env_id) / f"{role}.pt", env_id=env_id, role=role, iteration=1,
-                               actor=Actor(4, 2), det_sr=det, stoch_sr=det - 0.2)
-            roles[role] = {"file": f"{role}.pt", "iteration": 1, "det_sr": det, "stoch_sr": det - 0.2, "logstd": -1.5}
-            progress({"phase": "ladder", "role": role, **roles[role]})
-        index = {"env_id": env_id, "roles": roles, "iterations": []}
-        ck.write_index(env_id, index)
-        return index
-
-    monkeypatch.setattr(pretrain, "run_pretrain", fake_pretrain)
     r = invoke("run", PRESET, "--total_timesteps", "15000")
     assert r.exit_code == 0, r.output
-    assert calls == ["pickcube-lite"]
+    (job,) = jobs()
+    assert read_status(job)["status"] == "done"
     assert "building its checkpoint ladder first" in r.stdout and "playground pretrain --env pickcube-lite" in r.stdout
-    assert "ladder: start = iteration 1" in r.stdout
+    assert "PPO iter 2/2" in r.stdout and "ladder: start = iteration 1" in r.stdout
     table = invoke("checkpoints")
     assert table.exit_code == 0 and "ckpt_76_logstd-1.5" in table.stdout and "45.0%" in table.stdout
     j = json.loads(invoke("checkpoints", "--json").stdout)
     assert [x["role"] for x in j["roles"]] == ["start", "expert", "optimal"]
     again = invoke("run", PRESET, "--total_timesteps", "15000")  # the ladder exists now: no pretraining
-    assert again.exit_code == 0 and calls == ["pickcube-lite"]
+    assert again.exit_code == 0 and len(jobs()) == 1
     built = invoke("pretrain")
-    assert built.exit_code == 0 and calls == ["pickcube-lite"] * 2 and "checkpoint ladder of pickcube-lite" in built.stdout
+    assert built.exit_code == 0 and len(jobs()) == 2 and "checkpoint ladder of pickcube-lite" in built.stdout
+    listed = {x["id"]: x for x in json.loads(invoke("runs", "--json").stdout)}
+    assert listed[jobs()[0].name]["preset"] == "pretrain" and listed[jobs()[0].name]["peak_sr"] == 0.6
+
+
+def test_pretrain_failure_and_json(env, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    monkeypatch.setenv("FAKE_PRETRAIN", json.dumps({"fail": True}))
+    r = invoke("pretrain")
+    assert r.exit_code == 1
+    (line,) = error_lines(r)
+    assert "ended failed" in line and "fake pretraining failed" in line
+    monkeypatch.setenv("FAKE_PRETRAIN", "{}")
+    j = invoke("pretrain", "--json")
+    assert j.exit_code == 0 and [x["role"] for x in json.loads(j.stdout)["roles"]] == ["start", "expert", "optimal"]
+    assert "PPO iter" in j.stderr
+    assert invoke("pretrain", "--env", "nope").exit_code == 2
