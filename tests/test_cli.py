@@ -221,8 +221,10 @@ def test_show_draws_a_chart_and_a_table(env):
     r = invoke("show", d.name[:17])
     assert r.exit_code == 0, r.output
     out = r.stdout
-    assert "SR vs env steps" in out and "100% |" in out and "  0% |" in out and "env steps" in out
+    assert "SR vs env steps" in out and "100%┤" in out and "  0%┤" in out and "env steps" in out
     assert "*" in out and "per-iteration results" in out and "90.0%" in out
+    assert "seed's SR (gae-ppo): 93.2%" in out  # the preset's expected SR, drawn as a line
+    assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
 
 
 def test_compare_two_runs(env):
@@ -231,9 +233,34 @@ def test_compare_two_runs(env):
     b = make_run(runs, "cmp-b", [0.2, 0.3, 0.4], gamma=0.99)
     r = invoke("compare", a.name, str(b))
     assert r.exit_code == 0, r.output
-    assert "* " in r.stdout and "o " in r.stdout and "config differences" in r.stdout and "gamma" in r.stdout
+    assert "** " in r.stdout and "oo " in r.stdout and "config differences" in r.stdout and "gamma" in r.stdout
     one = invoke("compare", a.name)
     assert one.exit_code == 2
+
+
+def test_compare_out_writes_a_png_and_an_svg(env, tmp_path):
+    from PIL import Image
+
+    runs = Path(env["PLAYGROUND_RUNS_DIR"])
+    a = make_run(runs, "fig-a", [0.2, 0.5, 0.9, 0.8])
+    b = make_run(runs, "fig-b", [0.1, 0.3, 0.4, 0.6])
+    png = tmp_path / "figs" / "x.png"
+    r = invoke("compare", a.name, b.name, "--out", str(png))
+    assert r.exit_code == 0, r.output
+    assert f"figure: {png}" in r.stdout
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (800, 480)
+        px = im.convert("L")
+        lo, hi = px.getextrema()
+        assert hi - lo > 100  # not blank: dark curves, axes and text on white
+        dark = sum(px.histogram()[:128])
+        assert 0.002 < dark / (im.size[0] * im.size[1]) < 0.5
+    svg = tmp_path / "x.svg"
+    assert invoke("compare", a.name, b.name, "--out", str(svg), "--json").exit_code == 0
+    text = svg.read_text()
+    assert text.lstrip().startswith("<?xml") and "fig-a" in text and "93.2%" in text  # legend, expected SR
+    bad = invoke("compare", a.name, b.name, "--out", str(tmp_path / "x.gif"))
+    assert bad.exit_code == 2 and ".png" in bad.stderr and not (tmp_path / "x.gif").exists()
 
 
 def test_stop_of_a_finished_run(env):
