@@ -468,3 +468,30 @@ def test_pretrain_failure_and_json(env, monkeypatch):
     assert j.exit_code == 0 and [x["role"] for x in json.loads(j.stdout)["roles"]] == ["start", "expert", "optimal"]
     assert "PPO iter" in j.stderr
     assert invoke("pretrain", "--env", "nope").exit_code == 2
+
+
+def test_progress_view_on_a_terminal_shows_a_bar_eta_and_sr(tmp_path):
+    """What `run` / `pretrain` draw on a terminal (rich Live): a progress bar, i/N, SR now,
+    peak and ETA; and the plain line pipes and CI get instead."""
+    from rich.console import Console
+
+    from engine.cli.live import ProgressView
+    from engine.launcher import Event, RunProgress
+
+    d = make_run(tmp_path, "live", [], status="running")  # 10 envs x 100 steps, 1000 steps: 1 planned
+    prog = RunProgress(d, planned=10)
+    view = ProgressView(prog)
+    prog.add(Event("status", {"status": "running"}))
+    for i, sr in enumerate([0.2, 0.7, 0.5], start=1):
+        prog.add(Event("metrics", {"iteration": i, "env_steps": 1000 * i, "wall_s": 3.0 * i, "sr": sr}))
+    con = Console(record=True, width=100, force_terminal=True, color_system="truecolor")
+    con.print(view.render())
+    text = con.export_text()
+    assert "━" in text and "3/10" in text and "SR 50.0%" in text and "peak 70.0%" in text and "ETA 0:21" in text
+    assert "running" in text
+    assert view.plain_line() == "iter 3/10  env steps 3,000  SR 50.0%  peak 70.0% @ 2,000  wall 0:09  ETA 0:21"
+    job = ProgressView(RunProgress(conf={"kind": "pretrain", "env": "pickcube-lite"}), pretrain=True)
+    job.prog.add_row({"phase": "ppo", "iteration": 1, "iterations": 4, "env_steps": 10, "wall_s": 1.0, "sr": 0.25})
+    job.prog.add_row({"phase": "ladder", "role": "start", "iteration": 1, "det_sr": 0.4, "stoch_sr": 0.2})
+    assert job.plain_line().startswith("pretraining pickcube-lite: PPO iter 1/4") and "ETA 0:03" in job.plain_line()
+    assert job.note_line(job.prog.notes[0]) == "  ladder: start = iteration 1 (det SR 40.0%, stoch SR 20.0%)"
