@@ -21,11 +21,13 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
+from .errors import UserError
+
 STATUSES = ("queued", "running", "done", "failed", "stopped")
 TERMINAL = ("done", "failed", "stopped")
 
 
-class RecordError(OSError):
+class RecordError(UserError, OSError):
     """A run directory problem a user can fix (cannot write, not a run)."""
 
 

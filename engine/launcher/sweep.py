@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.records import TERMINAL, now_iso, read_status, truncate_metrics, write_status
+from engine.errors import UserError
+from engine.records import TERMINAL, read_status, truncate_metrics, write_status
 
 from .follow import RunWatcher
 from .listing import RunSummary, summarize_run
@@ -37,7 +38,7 @@ from .reconcile import reconcile
 from .spawn import RunProcess, start_worker
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A malformed --seeds / --grid argument (one line)."""
 
 
@@ -55,6 +56,8 @@ def parse_seeds(text: str) -> list[int]:
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
+        except SweepError:
+            raise
         except ValueError:
             raise SweepError(f"--seeds {text!r}: expected seeds such as 0-4 or 0,1,5") from None
     if not out:
