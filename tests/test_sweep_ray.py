@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from engine.cli.app import app
 from engine.launcher.ray_cluster import RayClusterError, local_init_kwargs, loopback_environment, parse_address
 from engine.launcher.ray_records import RecordStreamer, apply_ops, materialize, seed_files
+from engine.launcher.proc import pid_alive
 from engine.records import read_metrics, read_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,8 +171,9 @@ def test_sweep_of_four_runs_on_loopback_with_records_streamed_back(ray_local, ru
     assert all(f"`{d}`" in log for d in dirs)  # the experiment log names the launcher's directories
 
 
-def _kill_when_saved(runs: Path, killed: list, min_iter: int = 2) -> None:
-    """SIGKILL the first run's worker once it has saved iteration `min_iter`."""
+def _kill_when_saved(runs: Path, killed: list, what: str = "worker", min_iter: int = 2) -> None:
+    """SIGKILL the first run's worker (or the Ray task's process that runs it) once it has
+    saved iteration `min_iter`."""
     end = time.monotonic() + 240
     while time.monotonic() < end:
         for d in sorted(runs.iterdir()) if runs.is_dir() else []:
@@ -179,21 +181,25 @@ def _kill_when_saved(runs: Path, killed: list, min_iter: int = 2) -> None:
             rows = read_metrics(d)
             if st.get("status") == "running" and rows and rows[-1]["iteration"] >= min_iter \
                     and (d / "checkpoints" / "resume.pt").is_file():
-                os.kill(st["pid"], signal.SIGKILL)
-                killed.append((d.name, rows[-1]["iteration"]))
+                info = json.loads((d / "worker.json").read_text())
+                os.kill(st["pid"] if what == "worker" else info["task_pid"], signal.SIGKILL)
+                killed.append((d.name, rows[-1]["iteration"], st["pid"]))
                 return
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("retries", [1, 0])
-def test_killed_worker_is_retried_from_its_save_or_fails(ray_local, runs, retries):
+@pytest.mark.parametrize("what,retries", [("worker", 1), ("worker", 0), ("ray-task", 1)])
+def test_killed_worker_is_retried_from_its_save_or_fails(ray_local, runs, what, retries):
+    """The engine worker (or the Ray worker process running its task, as when a node dies) is
+    killed mid-run: the run is retried from its last save, or ends failed with --max-retries 0."""
     killed: list = []
-    t = threading.Thread(target=_kill_when_saved, args=(runs, killed), daemon=True)
+    t = threading.Thread(target=_kill_when_saved, args=(runs, killed, what), daemon=True)
     t.start()
     r, out = sweep(*tiny(12), "--seeds", "0-1", "--parallel", "2", "--max-retries", str(retries))
     t.join()
     assert killed, r.output
-    name, at = killed[0]
+    name, at, worker_pid = killed[0]
+    assert out is not None, r.output
     by_id = {x["id"]: x for x in out["runs"]}
     other = next(x for i, x in by_id.items() if i != name)
     assert other["status"] == "done" and other["retries"] == 0  # the rest never waits on it
@@ -201,7 +207,8 @@ def test_killed_worker_is_retried_from_its_save_or_fails(ray_local, runs, retrie
     if retries:
         assert r.exit_code == 0, r.output
         assert victim["status"] == "done" and victim["retries"] == 1
-        assert "SIGKILL" in victim["retried_after"][0]
+        assert ("SIGKILL" if what == "worker" else "Ray task died") in victim["retried_after"][0]
+        assert not pid_alive(worker_pid)  # no orphaned worker goes on training
         iters = [row["iteration"] for row in read_metrics(runs / name)]
         assert iters == list(range(0, 13))  # resumed from its save: no iteration twice, none missing
         assert "resumed" in (read_status(runs / name) or {})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import time
@@ -43,6 +44,17 @@ def private_run_dir(run_name: str, attempt: int, node_id: str) -> Path:
     return root / node_id[:12] / f"{run_name}.{attempt}"
 
 
+def _die_with_parent() -> None:
+    """In the worker before exec: SIGTERM it when the Ray task's process dies (Linux), so that a
+    crashed task leaves no worker training on alone."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], resume: bool, env: dict[str, str],
                 mailbox: Any, grace_s: float) -> int:
     """The Ray task: run the engine worker in a private run directory on this node, stream its
@@ -66,9 +78,9 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
                   f"{shlex.join(cmd)}\n".encode())
         out.flush()
         p = subprocess.Popen(cmd, cwd=os.getcwd(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             start_new_session=True, env=wenv)
+                             start_new_session=True, env=wenv, preexec_fn=_die_with_parent)
     write_worker_info(private, {"pid": p.pid, "pgid": p.pid, "spawned": now_iso(), "spawned_ts": time.time(),
-                                "host": socket.gethostname(), "launcher": "ray", "node_id": node_id,
+                                "host": socket.gethostname(), "launcher": "ray", "node_id": node_id, "task_pid": os.getpid(),
                                 "private_run_dir": str(private), "attempt": attempt, "cmd": cmd, "resume": resume})
     streamer = RecordStreamer(private, seeded)
 

@@ -7,6 +7,8 @@
   `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` it uses the loopback address (what it does on a laptop),
   so every process listens on and connects to 127.0.0.1. Usage statistics (which are sent to
   the internet) are switched off too.
+- Ray's error messages to the driver go to stderr (Ray prints them to stdout, where `--json`
+  output goes).
 - `connect(address=None, dashboard=False, ...)` -> `RayConnection`: joins the cluster at
   `address`, or starts a local instance on loopback (dashboard off unless asked); an already
   initialised Ray (a test's shared instance) is reused and left running.
@@ -112,6 +114,21 @@ class RayConnection:
             self.ray.shutdown()
 
 
+def _ray_messages_to_stderr() -> None:
+    """Ray 2.60's driver prints the cluster's error messages (a worker that died, ...) to stdout,
+    which would break `--json` output there: send them to stderr."""
+    w = sys.modules.get("ray._private.worker")
+    orig = getattr(w, "print_to_stdstream", None)
+    if orig is None or getattr(orig, "_to_stderr", False):
+        return
+
+    def to_stderr(data, ignore_prefix):
+        return orig(dict(data, is_err=True), ignore_prefix)
+
+    to_stderr._to_stderr = True  # type: ignore[attr-defined]
+    w.print_to_stdstream = to_stderr
+
+
 def connect(address: str | None = None, dashboard: bool = False, num_cpus: int | None = None) -> RayConnection:
     """Join the Ray cluster at `address`, or start a local instance on loopback."""
     address = parse_address(address)
@@ -134,5 +151,6 @@ def connect(address: str | None = None, dashboard: bool = False, num_cpus: int |
                 raise RayClusterError(f"--address {address}: cannot connect to a Ray cluster there ({first})") from None
         conn = RayConnection(ray, address, started_here=True,
                              dashboard_url=getattr(ctx, "dashboard_url", None) or None)
+    _ray_messages_to_stderr()
     conn.refresh()
     return conn
