@@ -320,3 +320,30 @@ def test_records_round_trip_through_the_streamer(tmp_path):
     assert added.rstrip().endswith(f"- run directory: `{launcher}`") and "\nheader" not in added
     assert s.changes(final=True) == []
     shutil.rmtree(private)
+
+
+def test_resource_requests_against_the_nodes():
+    """GPUs on a cluster without any, or more than one node has, are refused in one line;
+    a request a node can meet passes (no Ray needed: the node list is given)."""
+    from engine.launcher.ray_cluster import RayConnection
+
+    class FakeRay:
+        def __init__(self, nodes):
+            self._nodes = nodes
+
+        def nodes(self):
+            return self._nodes
+
+    cpu_only = [{"Alive": True, "Resources": {"CPU": 8.0}}, {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}}]
+    conn = RayConnection(FakeRay(cpu_only), "head:6379", started_here=False)
+    with pytest.raises(RayClusterError, match="no GPUs"):
+        conn.check_request(1, 0.5)
+    with pytest.raises(RayClusterError, match="largest node .* 8 CPUs"):
+        conn.check_request(16, 0)
+    conn.check_request(8, 0)
+    gpus = cpu_only + [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}}]
+    conn = RayConnection(FakeRay(gpus), "head:6379", started_here=False)
+    conn.check_request(4, 2)
+    with pytest.raises(RayClusterError, match="at most 2"):
+        conn.check_request(4, 4)
+    assert conn.describe() == "cluster at head:6379: 2 nodes, 24 CPUs, 2 GPUs"

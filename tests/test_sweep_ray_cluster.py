@@ -1,7 +1,8 @@
 """`playground sweep --backend ray --address HOST:PORT` on a simulated two-node cluster
-(`ray.cluster_utils.Cluster`, both nodes on loopback, one CPU each): each node's worker writes
-only its own private directory, and the launcher's runs directory still gets every status,
-metrics row, log line and checkpoint."""
+(`ray.cluster_utils.Cluster`, both nodes on loopback, one CPU each, the second with one logical
+GPU): each node's worker writes only its own private directory, and the launcher's runs
+directory still gets every status, metrics row, log line and checkpoint; a run asking for a GPU
+lands on the GPU node with `device = cuda`."""
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ def two_nodes():
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": SMALL,
                                                             "include_dashboard": False,
                                                             "node_ip_address": LOOPBACK})
-    cluster.add_node(num_cpus=1, object_store_memory=SMALL, node_ip_address=LOOPBACK)
+    cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=SMALL, node_ip_address=LOOPBACK)  # a logical GPU
     cluster.wait_for_nodes()
     yield cluster
     if ray.is_initialized():
@@ -66,3 +67,22 @@ def test_two_node_sweep_streams_every_record_to_the_launcher(two_nodes, tmp_path
             assert (d / "checkpoints" / name).read_bytes() == (private / "checkpoints" / name).read_bytes()
         assert not (private / "findings.json").is_symlink() and str(runs) not in (private / "config.toml").read_text()
     assert len(nodes) == 2, nodes  # both nodes ran workers
+
+
+def test_a_gpu_run_lands_on_the_gpu_node_on_cuda(two_nodes, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(runs))
+    monkeypatch.delenv("PLAYGROUND_WORKER", raising=False)
+    r = CliRunner().invoke(app, ["sweep", "gae-ppo", "--env", "pickcube-lite", *NO_LADDER, "--num_envs", "8",
+                                 "--num_steps", "10", "--total_timesteps", "160", "--update_epochs", "1",
+                                 "--num_minibatches", "2", "--num_eval_envs", "8", "--gamma", "0.99",
+                                 "--backend", "ray", "--address", two_nodes.address, "--gpus-per-run", "1",
+                                 "--json"], catch_exceptions=False)
+    out = json.loads(r.stdout)
+    (d,) = [p for p in runs.iterdir() if p.is_dir()]
+    assert 'device = "cuda"' in (d / "config.toml").read_text()
+    info = json.loads((d / "worker.json").read_text())
+    (gpu_node,) = [n.node_id for n in two_nodes.worker_nodes]  # the node added with a GPU
+    assert info["node_id"] == gpu_node
+    assert info["cuda_visible_devices"] == "0"  # Ray gave the worker the node's GPU
+    assert r.exit_code in (0, 1) and out["runs"][0]["retries"] == 0

@@ -81,6 +81,7 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
                              start_new_session=True, env=wenv, preexec_fn=_die_with_parent)
     write_worker_info(private, {"pid": p.pid, "pgid": p.pid, "spawned": now_iso(), "spawned_ts": time.time(),
                                 "host": socket.gethostname(), "launcher": "ray", "node_id": node_id, "task_pid": os.getpid(),
+                                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                                 "private_run_dir": str(private), "attempt": attempt, "cmd": cmd, "resume": resume})
     streamer = RecordStreamer(private, seeded)
 
