@@ -347,3 +347,36 @@ def test_resource_requests_against_the_nodes():
     with pytest.raises(RayClusterError, match="at most 2"):
         conn.check_request(4, 4)
     assert conn.describe() == "cluster at head:6379: 2 nodes, 24 CPUs, 2 GPUs"
+
+
+def test_scheduler_retries_a_dead_worker_also_on_the_local_backend(tmp_path, monkeypatch):
+    """Retries are the scheduler's: a local worker that dies without a final status is started
+    again (up to max_retries), then left `failed`; the run beside it is not held up."""
+    import importlib.util
+
+    from engine.config.schema import RunConfig
+    from engine.launcher import prepare_run
+    from engine.launcher.sweep import Job, Scheduler
+
+    spec = importlib.util.spec_from_file_location("_launcher_tests", Path(__file__).with_name("test_launcher.py"))
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    monkeypatch.setenv("PLAYGROUND_WORKER", " ".join(fake.write_fake_worker(tmp_path)))
+    jobs = []
+    for seed, mode in ((0, "die"), (1, "normal")):
+        def make(seed=seed, mode=mode):
+            d = prepare_run(RunConfig(seed=seed), [], runs_dir=tmp_path / "runs", name=f"retry-s{seed}")
+            fake.configure(d, mode=mode, iters=3, sleep=0.05)
+            return d
+        jobs.append(Job(point={}, seed=seed, prepare=make))
+    sched = Scheduler(jobs, parallel=2, max_retries=1)
+    end = time.monotonic() + 60
+    while not sched.finished and time.monotonic() < end:
+        sched.step()
+        time.sleep(0.02)
+    dead, fine = jobs
+    assert fine.summary.status == "done" and fine.retries == 0
+    assert dead.summary.status == "failed" and dead.retries == 1
+    assert "exit code 3" in dead.failures[0]
+    st = read_status(dead.run_dir)
+    assert st["retries"] == 1 and "boom" in st["error"]  # the last attempt's log tail, as for any dead worker

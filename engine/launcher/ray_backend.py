@@ -19,6 +19,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ class RayBackend:
         self.task = ray.remote(run_on_node).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         self.handles: dict[str, RayHandle] = {}
         self.attempts: dict[str, int] = {}
+        self._pump_lock = threading.Lock()  # drain + write in order (stop_all waits in threads)
 
     def start(self, run_dir: Path, resume: bool = False) -> "RayHandle":
         run_dir = Path(run_dir)
@@ -144,15 +146,16 @@ class RayBackend:
 
     def pump(self) -> None:
         """Write whatever the nodes have sent into the launcher's run directories."""
-        for key, batches in self.ray.get(self.mailbox.drain.remote()).items():
-            h = self.handles.get(key)
-            if h is None:
-                continue  # an attempt that was given up on
-            h.seen = True
-            for ops, final in batches:
-                apply_ops(h.run_dir, ops)
-                if final is not None:
-                    h.final = final
+        with self._pump_lock:
+            for key, batches in self.ray.get(self.mailbox.drain.remote()).items():
+                h = self.handles.get(key)
+                if h is None:
+                    continue  # an attempt that was given up on
+                h.seen = True
+                for ops, final in batches:
+                    apply_ops(h.run_dir, ops)
+                    if final is not None:
+                        h.final = final
 
     def describe(self) -> str:
         where = self.conn.describe()
@@ -199,17 +202,14 @@ class RayHandle:
     def _settle(self, rc: int | None, error: BaseException | None) -> int:
         """The task is over and its records are in: fix the status up and remember the outcome."""
         st = read_status(self.run_dir) or {}
-        cancelled = self.stop_at is not None
-        if error is not None and not cancelled:
-            self.died = f"the Ray task died ({_first_line(error)})"
-        elif rc is not None and st.get("status") not in TERMINAL and not cancelled:
-            self.died = f"the worker ended without a final status ({describe_exit(rc)})"
         if st.get("status") not in TERMINAL:
-            if cancelled:
+            if self.stop_at is not None:
                 write_status(self.run_dir, "stopped", exit_code=rc, ended=now_iso(),
                              error="stopped by the launcher: the Ray task was cancelled before the worker "
                                    "wrote a final status")
             else:
+                self.died = (f"the Ray task died ({_first_line(error)})" if error is not None else
+                             f"the worker ended without a final status ({describe_exit(rc)})")
                 write_status(self.run_dir, "failed", exit_code=rc, ended=now_iso(), error=self.died)
         self.backend.handles.pop(self.key, None)
         clear_stop_request(self.run_dir)

@@ -34,7 +34,7 @@ from engine.records import TERMINAL, read_status, truncate_metrics, write_status
 
 from .follow import RunWatcher
 from .listing import RunSummary, summarize_run
-from .reconcile import reconcile
+from .reconcile import describe_exit, reconcile
 from .spawn import RunProcess, start_worker
 
 
@@ -159,9 +159,9 @@ class Scheduler:
         return all(j.state in ("ended", "skipped") for j in self.jobs)
 
     def _watch(self, job: Job) -> None:
-        local = isinstance(job.handle, LocalHandle)
-        job.watcher = RunWatcher(job.run_dir, proc=job.handle.proc if local else None,
-                                 liveness_every_s=2.0 if local else float("inf"))
+        # progress only: `step` polls the handle itself, and must see a dead worker's status
+        # before it is reconciled (to tell a death, which is retried, from a failure)
+        job.watcher = RunWatcher(job.run_dir, proc=None, liveness_every_s=float("inf"))
 
     def _retry(self, job: Job) -> bool:
         """Start a run whose worker died again, from its last save; False when it may not."""
@@ -246,13 +246,13 @@ class LocalHandle:
         return getattr(self.proc, name)  # pid, run_dir, ...
 
     def poll(self) -> int | None:
-        before = read_status(self.proc.run_dir) or {}
-        rc = self.proc.poll()
-        if rc is not None and before.get("status") not in TERMINAL and not self.proc.stop_requested:
+        if self.died is None and self.proc.popen.poll() is not None:
+            # the worker has exited, so only the launcher writes its status now: read it before
+            # `proc.poll()` reconciles it (a worker that died left no terminal status)
             st = read_status(self.proc.run_dir) or {}
-            if st.get("status") == "failed":
-                self.died = (st.get("error") or "").splitlines()[0] if st.get("error") else f"exit code {rc}"
-        return rc
+            if st.get("status") not in TERMINAL and not self.proc.stop_requested:
+                self.died = f"the worker ended without a final status ({describe_exit(self.proc.returncode)})"
+        return self.proc.poll()
 
     def request_stop(self) -> None:
         self.proc.stop_requested = True
