@@ -268,6 +268,21 @@ def test_refusals_are_one_line_and_write_nothing(ray_local, runs):
     assert not runs.exists() or not any(runs.iterdir())
 
 
+def test_an_address_where_nothing_answers_fails_in_seconds(runs):
+    """(No Ray instance needed: the address is checked before Ray is asked to connect.)"""
+    import socket
+
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    r, _ = sweep(*tiny(2), "--address", f"127.0.0.1:{port}")
+    assert r.exit_code == 2 and time.monotonic() - t0 < 60
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errs) == 1 and "nothing answers" in errs[0]
+    assert not runs.exists() or not any(runs.iterdir())
+
+
 def test_parse_address():
     assert parse_address("auto") == "auto" and parse_address(None) is None
     assert parse_address("10.0.0.5:6379") == "10.0.0.5:6379"

@@ -10,16 +10,18 @@
 - Ray's error messages to the driver go to stderr (Ray prints them to stdout, where `--json`
   output goes).
 - `connect(address=None, dashboard=False, ...)` -> `RayConnection`: joins the cluster at
-  `address`, or starts a local instance on loopback (dashboard off unless asked); an already
+  `address` (first checked to answer, in seconds; one on loopback keeps Ray on loopback), or starts a local instance on loopback (dashboard off unless asked); an already
   initialised Ray (a test's shared instance) is reused and left running.
 - `RayConnection.check_request(cpus, gpus)`: refuses, in one line, a per-run request that no
   node can ever satisfy (GPUs on a cluster without any, more CPUs than the largest node has).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,34 @@ def parse_address(text: str | None) -> str | None:
         raise RayClusterError(f"--address {text!r}: expected auto, HOST:PORT or ray://HOST:PORT "
                               "(e.g. --address 10.0.0.5:6379)")
     return text
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    m = _ADDR.match(address)
+    assert m is not None, address
+    return m.group(2).strip("[]"), int(m.group(3))
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A TCP connection to HOST:PORT, so that a wrong address fails in seconds (Ray itself
+    retries for minutes); an address on loopback also keeps Ray on loopback."""
+    host, port = _host_port(address)
+    if is_loopback_host(host):
+        loopback_environment()  # else Ray swaps 127.0.0.1 for the machine's network address
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as e:
+        raise RayClusterError(f"--address {address}: nothing answers at {host}:{port} ({e.strerror or e}); "
+                              f"start the cluster there (`ray start --head --port {port}`) or fix the address") from None
 
 
 def loopback_environment() -> None:
@@ -136,6 +166,8 @@ def connect(address: str | None = None, dashboard: bool = False, num_cpus: int |
         loopback_environment()
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if address != "auto":
+            check_reachable(address)
     import ray
 
     if ray.is_initialized():
