@@ -426,3 +426,69 @@ def test_the_experiment_log_and_commit_follow_the_runs_directory(tmp_path: Path,
     assert experiments_log_path(plain) == (tmp_path / "plain" / "experiments" / "log.md").resolve()
     monkeypatch.setenv("PLAYGROUND_EXPERIMENTS_LOG", str(tmp_path / "mine.md"))
     assert experiments_log_path(d) == tmp_path / "mine.md"
+
+
+# --- item 8: upper bounds, a memory estimate, several ManiSkill envs per process ----------------
+
+def test_huge_values_are_refused_by_their_upper_bounds():
+    from engine.config.loading import ConfigError, load_config
+
+    for key, value in (("seed", "99999999999999999999"), ("num_envs", "1000000000"), ("mc_samples", "10000000"),
+                       ("num_steps", "10000000"), ("num_eval_envs", "1000000000")):
+        with pytest.raises(ConfigError) as e:
+            load_config("gae-ppo", {key: value})
+        assert len(e.value.problems) == 1 and "out of range" in str(e.value) and key in str(e.value)
+
+
+def test_a_run_too_big_for_memory_is_refused_with_what_would_fit(monkeypatch):
+    from engine.config.limits import estimate_memory
+    from engine.config.loading import ConfigError, load_config
+
+    monkeypatch.setenv("PLAYGROUND_MEM_AVAILABLE_MIB", "2048")
+    with pytest.raises(ConfigError) as e:
+        load_config("gae-ppo", {"num_envs": "60000", "num_steps": "1000"})
+    msg = str(e.value)
+    assert "\n" not in msg and "needs about" in msg and "2.0 GiB available" in msg and "--num_envs" in msg
+    fits = int(msg.split("--num_envs ")[1].split()[0])
+    cfg = load_config("gae-ppo", {"num_envs": str(fits), "num_steps": "1000"})
+    assert estimate_memory(cfg).total <= 2048 << 20
+
+
+def test_maniskill_eval_envs_are_hosted_in_a_few_processes(monkeypatch):
+    from engine.config.limits import default_procs, estimate_memory, usable_cores
+    from engine.config.loading import load_config
+
+    monkeypatch.delenv("PLAYGROUND_MANISKILL_PROCS", raising=False)
+    assert default_procs(100) == min(100, usable_cores())
+    monkeypatch.setenv("PLAYGROUND_MANISKILL_PROCS", "2")
+    cfg = load_config("gae-ppo", {"env": "maniskill:PickCube-v1", "checkpoint": "none"})
+    assert cfg.num_eval_envs == 100
+    est = estimate_memory(cfg).total
+    assert est < 4 << 30, "100 eval envs must not cost 100 processes"  # 4 processes of ~430 MiB
+    monkeypatch.setenv("PLAYGROUND_MANISKILL_PROCS", "1000")
+    assert estimate_memory(cfg).total > 40 * est / 4  # one process per env: what used to happen
+
+
+def test_device_must_be_cpu_or_an_available_cuda():
+    import torch
+
+    from engine.config.loading import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="'bogus' is not one of cpu, cuda"):
+        load_config("gae-ppo", {"device": "bogus"})
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            load_config("gae-ppo", {"device": "cuda"})
+
+
+def test_the_worker_refuses_a_config_toml_edited_out_of_range(runs: Path):
+    from engine.worker import WorkerConfigError, read_run_config
+
+    d = prepare_run(cfg(), [], runs_dir=runs)
+    text = (d / "config.toml").read_text()
+    (d / "config.toml").write_text(text.replace('device = "cpu"', 'device = "bogus"'))
+    with pytest.raises(WorkerConfigError, match="'device'"):
+        read_run_config(d)
+    (d / "config.toml").write_text(text.replace("seed = 0", "seed = 9223372036854775807"))
+    with pytest.raises(WorkerConfigError, match="'seed'.*out of range"):
+        read_run_config(d)

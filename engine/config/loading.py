@@ -9,7 +9,7 @@ key's type) or from code (typed values).
 Every problem found is collected as a `Problem` (file, line, key, what is wrong and what would
 fix it) and raised together in one `ConfigError`: unknown keys (with "did you mean"), wrong
 types, values outside `choices` / `min` / `max`, TOML syntax errors, unknown presets, unknown
-env ids, and (in `resolve_checkpoints`) checkpoints that are missing, corrupt, of another
+env ids, a run too big for this machine's memory (`limits.check_fits`), and (in `resolve_checkpoints`) checkpoints that are missing, corrupt, of another
 environment or of the wrong kind.
 
 No torch at import time: `engine.checkpoints` and `engine.envs` are imported inside the
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .limits import LimitError, check_fits
 from .schema import FIELDS, RunConfig, field_type
 
 # --- problems -----------------------------------------------------------------------------
@@ -410,6 +411,21 @@ def _check_meta(key: str, value: Any) -> str | None:
     return f"{_num(value)} is out of range: must be <= {_num(hi)}"
 
 
+def value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with one typed value of a config key (choices, range), or None. The worker
+    checks a run's config.toml with it too."""
+    return _check_meta(key, value)
+
+
+def _device_problems() -> list[Problem]:
+    import torch  # only for device = cuda
+
+    if torch.cuda.is_available():
+        return []
+    return [Problem("'cuda' asked for, but torch sees no CUDA device on this machine: use --device cpu",
+                    key="device")]
+
+
 def _check_meta_key(key: str, value: Any) -> str | None:
     if key == "expected_sr":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -546,9 +562,15 @@ def load_config(preset: str, overrides: dict[str, object] | None = None, *, env:
         f, line = where.get("env", (None, None))
         problems.append(Problem(str(e), file=f, line=line, key="env"))
 
+    if values.get("device") == "cuda":
+        problems += _device_problems()
     if problems:
         raise ConfigError(problems)
     cfg = RunConfig(**values)
+    try:
+        check_fits(cfg)
+    except LimitError as e:
+        raise ConfigError(Problem(str(e))) from None
     if not cfg.preset and path is not None:
         cfg.preset = _preset_label(preset, path)
     if not cfg.exp_name.strip():

@@ -26,14 +26,13 @@ import torch
 
 from .. import checkpoints as ck
 from ..algos.gae import gae
+from ..config.limits import MC_MAX_BATCH_LITE  # the memory estimate counts with it too
 from ..config.schema import RunConfig
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
 from .rollout import Rollout, collect, rollout_values
 from .value_fit import regress_values
-
-MC_MAX_BATCH_LITE = 80_000
 
 
 class TrainingError(RuntimeError):
