@@ -11,7 +11,7 @@ goes to an optional `on_progress(message)` callback, problems are `UserError`s.
 - `launch(plan, runs_dir=, force=)` -> `RunProcess`: refuses error-level findings unless
   forced (`LaunchRefused`) and missing ladder roles (`MissingCheckpoints`), writes the run
   directory and starts its worker. `resume(run_dir)` continues a stopped or failed run.
-- `ensure_runs_dir(path)`: create the runs directory and prove it is writable.
+- `ensure_runs_dir(path)` (from engine.records): create the runs directory and prove it is writable.
 
 Overrides are either a mapping `{key: value}` (the TUI) or the command line's `--key value`
 tokens (the CLI); values may be strings as typed or typed values.
@@ -19,13 +19,12 @@ tokens (the CLI); values may be strings as typed or typed values.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from engine.errors import UserError
-from engine.records import RecordError, read_status
+from engine.records import ensure_runs_dir, read_status
 
 Progress = Callable[[str], None] | None
 Overrides = Mapping[str, Any] | Sequence[str] | None
@@ -48,25 +47,6 @@ class MissingCheckpoints(UserError):
 def _say(on_progress: Progress, msg: str) -> None:
     if on_progress is not None:
         on_progress(msg)
-
-
-# --- runs directory -------------------------------------------------------------------------
-
-def ensure_runs_dir(path: str | Path) -> Path:
-    """Create the runs directory if needed and prove it is writable (RecordError otherwise)."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RecordError(f"runs directory {path} cannot be created ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    try:
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise RecordError(f"runs directory {path} is not writable ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    return path
 
 
 # --- one run --------------------------------------------------------------------------------
