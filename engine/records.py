@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import UserError
+from .sr import peak_sr
 
 STATUSES = ("queued", "running", "done", "failed", "stopped")
 TERMINAL = ("done", "failed", "stopped")
@@ -207,7 +208,7 @@ def format_log_entry(run_dir: Path, config: dict, status: dict, metrics: Iterabl
                      findings: list[dict], notes: str = "") -> str:
     rows = list(metrics)
     name = config.get("exp_name") or run_dir.name
-    peak = max((r.get("sr") or 0.0 for r in rows), default=0.0)
+    peak = peak_sr(rows) or 0.0
     lines = [f"## {name} ({run_dir.name})", "",
              f"- status: {status.get('status')} ({status.get('started')} -> {status.get('ended')})",
              f"- git commit: {git_commit()}",
