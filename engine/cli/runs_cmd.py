@@ -171,5 +171,7 @@ def stop(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         msg += f" ({st['error'].splitlines()[0]})"
     typer.echo(msg)
     if st.get("status") == "stopped":
-        typer.echo(f"resume it with `playground run --resume {run_dir.name}`")
+        conf = read_config(run_dir)
+        typer.echo(f"start it again with `playground pretrain --env {conf.get('env')}`" if conf.get("kind") == "pretrain"
+                   else f"resume it with `playground run --resume {run_dir.name}`")
     raise typer.Exit(EXIT_OK if st.get("status") in ("stopped", "done") else EXIT_FAILED)

@@ -215,7 +215,15 @@ def resume(run_dir: str | Path):
     """Start the worker of a stopped or failed run again, from its last save."""
     from .spawn import start_worker
 
+    from engine.jobs.pretrain import is_pretrain_job
+
+    from .listing import read_config
+
     run_dir = Path(run_dir)
+    conf = read_config(run_dir)
+    if is_pretrain_job(conf):
+        raise UserError(f"{run_dir.name} is a pretraining job, not a run: start it again with "
+                        f"`playground pretrain --env {conf.get('env')}`")
     st = read_status(run_dir) or {}
     if st.get("status") == "done":
         raise UserError(f"run {run_dir.name} is already done: start a new run instead")
