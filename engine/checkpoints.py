@@ -143,18 +143,53 @@ def _load_state(module: "torch.nn.Module", state: dict, path: Path) -> None:
         raise CheckpointError(f"{path}: weights do not match the network its metadata describes ({first})") from None
 
 
+def first_words(e: BaseException) -> str:
+    """The start of an exception's message without torch's advice: its first sentence is what
+    went wrong; the rest suggests `weights_only=False`, which would run code from the file."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = first.split(". ")[0].split("Re-running")[0].split("re-running")[0].strip()
+    return first[:120] or type(e).__name__
+
+
+def torch_load(path: Path, what: str, fix: str) -> Any:
+    """`torch.load(weights_only=True)` of a file a user may have damaged or replaced: any failure
+    is one CheckpointError line naming the file, never torch's advice to load unsafely."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle with code, random bytes, a directory...
+        raise CheckpointError(f"{what} {path} is corrupt, truncated or not a playground {what} "
+                              f"({first_words(e)}); {fix}") from None
+
+
+RESUME_KEYS = ("iteration", "env_steps", "peak_sr", "wall_s", "actor", "opt")
+
+
+def load_resume_state(path: str | Path) -> dict[str, Any]:
+    """A run's `checkpoints/resume.pt` (what a resumed worker continues from), checked to hold
+    the trainer's state: CheckpointError (one line) when it is damaged or tampered with."""
+    path = Path(path)
+    fix = "start a new run instead of resuming this one"
+    state = torch_load(path, "resume file", fix)
+    if not isinstance(state, dict) or any(k not in state for k in RESUME_KEYS) \
+            or not isinstance(state.get("actor"), dict):
+        raise CheckpointError(f"resume file {path} does not hold a playground run's saved state; {fix}")
+    try:
+        for k in ("iteration", "env_steps"):
+            state[k] = int(state[k])
+        for k in ("peak_sr", "wall_s"):
+            state[k] = float(state[k])
+    except (TypeError, ValueError):
+        raise CheckpointError(f"resume file {path} has a damaged '{k}'; {fix}") from None
+    return state
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file {path} does not exist")
-    import torch
-
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle with code, random bytes...
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:120]
-        raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not a playground checkpoint ({msg}); "
-                              "rebuild it with `playground pretrain`") from None
+    blob = torch_load(path, "checkpoint", "rebuild it with `playground pretrain`")
     if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or blob["meta"].get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a playground checkpoint (no '{FORMAT}' metadata)")
     meta = blob["meta"]

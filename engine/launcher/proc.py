@@ -65,13 +65,18 @@ def parse_iso(text: str | None) -> float | None:
         return None
 
 
+def valid_pid(pid: object) -> bool:
+    """A positive int that can be a pid (not a bool, not beyond the kernel's pid range)."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2 ** 22 + 1
+
+
 def pid_alive(pid: int | None, started: str | None = None) -> bool:
     """Whether `pid` is a live (non-zombie) process that could be the worker of a run that
     started at `started` (ISO time, seconds precision)."""
-    if not isinstance(pid, int) or pid <= 0:
+    if not valid_pid(pid):
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # type: ignore[arg-type]
     except OSError as e:
         if e.errno == errno.ESRCH:
             return False
@@ -160,7 +165,7 @@ def terminate(pid: int | None, grace_s: float = 10.0, *, run_dir: str | Path | N
     be the worker's for `run_dir` (see `is_worker_of`). A pid that fails the check is left alone
     and counts as gone (the worker it named is not running there). Raises PermissionError when
     the worker belongs to another user."""
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+    if not valid_pid(pid) or pid == os.getpid():
         return True
     if not pid_alive(pid):
         _kill_leftovers(pid, own_child)
