@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import UserError
+
 if TYPE_CHECKING:  # torch loads lazily: resolving names and reading the index must stay instant
     import torch
 
@@ -39,7 +41,7 @@ SEED_ALIASES = {
 ROLE_SEED_NAME = {v: k for k, v in SEED_ALIASES.items() if not k.endswith(".pt")}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A one-line, user-facing checkpoint problem."""
 
 

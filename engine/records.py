@@ -19,14 +19,18 @@ import math
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+from .errors import UserError
+from .sr import peak_sr
 
 STATUSES = ("queued", "running", "done", "failed", "stopped")
 TERMINAL = ("done", "failed", "stopped")
 
 
-class RecordError(OSError):
+class RecordError(UserError, OSError):
     """A run directory problem a user can fix (cannot write, not a run)."""
 
 
@@ -72,17 +76,26 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60] or "run"
 
 
+def ensure_runs_dir(path: str | Path) -> Path:
+    """Create the runs directory if needed and prove it is writable (RecordError otherwise)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RecordError(f"runs directory {path} cannot be created ({e.strerror or e}): pass --runs-dir "
+                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise RecordError(f"runs directory {path} is not writable ({e.strerror or e}): pass --runs-dir "
+                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
+    return path
+
+
 def new_run_dir(root: str | Path, name: str) -> Path:
     """Create `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]` atomically and return it."""
-    root = Path(root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RecordError(f"runs directory {root} cannot be created ({e.strerror}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    if not os.access(root, os.W_OK):
-        raise RecordError(f"runs directory {root} is not writable: pass --runs-dir or set "
-                          "PLAYGROUND_RUNS_DIR to a writable folder")
+    root = ensure_runs_dir(root)
     base = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{_slug(name)}"
     for n in range(1, 10_000):
         path = root / (base if n == 1 else f"{base}-{n}")
@@ -246,7 +259,7 @@ def format_log_entry(run_dir: Path, config: dict, status: dict, metrics: Iterabl
                      findings: list[dict], notes: str = "") -> str:
     rows = list(metrics)
     name = config.get("exp_name") or run_dir.name
-    peak = max((r.get("sr") or 0.0 for r in rows), default=0.0)
+    peak = peak_sr(rows) or 0.0
     lines = [f"## {name} ({run_dir.name})", "",
              f"- status: {status.get('status')} ({status.get('started')} -> {status.get('ended')})",
              f"- git commit: {run_commit(run_dir)}",

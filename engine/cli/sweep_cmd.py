@@ -17,14 +17,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from engine.launcher import prepare_run
-from engine.launcher.sweep import (Job, LocalBackend, Scheduler, SweepError, grid_points, parse_grid, parse_seeds,
-                                   point_label, point_slug, point_stats, ray_available)
+from engine.launcher import peak_sr, plan_sweep
+from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
-from . import pipeline
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
-from .run_cmd import RUNS_DIR_OPT, interrupt_on_termination
+from .findings import counts, print_findings
+from .following import ensure_ladders, interrupt_on_termination, still_missing
+from .run_cmd import RUNS_DIR_OPT
 from .runs_cmd import STATUS_STYLE
 
 
@@ -46,7 +46,7 @@ def jobs_table(jobs: list[Job]) -> Table:
         it = rows[-1].get("iteration") if rows else None
         t.add_row(point_label(j.point), str(j.seed), j.run_dir.name if j.run_dir else "-",
                   Text(st, style=STATUS_STYLE.get(st, "dim")), num(it), pct(srs[-1] if srs else None),
-                  pct(max(srs) if srs else None))
+                  pct(peak_sr(rows)))
     return t
 
 
@@ -97,80 +97,42 @@ def sweep(ctx: typer.Context,
                        "pip install 'offline-rl-playground[ray]', or use --backend local")
     if address and backend != "ray":
         raise CliError("--address is for --backend ray")
-    try:
-        seed_list = parse_seeds(seeds)
-        grid_d = parse_grid(grid)
-    except SweepError as e:
-        raise CliError(str(e)) from None
-    from engine.config.loading import ConfigError, parse_overrides
-
-    try:
-        base = parse_overrides(list(ctx.args))
-    except ConfigError:
-        base = {}  # reported with everything else by pipeline.load below
-    both = sorted(set(base) & set(grid_d))
-    if both:
-        raise CliError(f"{', '.join(both)} given both as an override and in --grid: keep one")
-    if "seed" in grid_d:
-        raise CliError("seeds are swept with --seeds, not --grid seed=...")
     root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
-    points = grid_points(grid_d)
 
-    # load and validate everything first
-    problems, seen = [], set()
-    cfgs: dict[tuple[int, int], object] = {}
-    for pi, pt in enumerate(points):
-        for s in seed_list:
-            try:
-                cfgs[(pi, s)] = pipeline.load(preset, ctx.args, env=env, seed=s, more=pt)
-            except ConfigError as e:
-                for p in e.problems:
-                    if str(p) not in seen:
-                        seen.add(str(p))
-                        problems.append(p)
-    if problems:
-        raise ConfigError(problems)
-    findings_of: dict[tuple[int, int], list] = {}
-    for key, cfg in cfgs.items():
-        infos, _ = pipeline.resolve(cfg, pretrain=not no_pretrain, json_mode=json_output)
-        findings_of[key] = pipeline.validate(cfg, infos, runs_dir=root, preset=preset)
-    by_id: dict[str, tuple[object, list[str]]] = {}
-    for (pi, s), fs in findings_of.items():
-        for f in fs:
-            ent = by_id.setdefault(f.id, (f, []))
-            if point_label(points[pi]) not in ent[1]:
-                ent[1].append(point_label(points[pi]))
+    # plan (load and validate) every run first
+    def plan():
+        return plan_sweep(preset, ctx.args, seeds=seeds, grid=grid, env=env, runs_dir=root)
+
+    sp = plan()
+    missing: dict[str, list[str]] = {}
+    for env_id, key, role in sp.missing:
+        missing.setdefault(env_id, []).append(f"'{role}' ({key})")
+    if ensure_ladders({e: ", ".join(r) for e, r in missing.items()}, pretrain=not no_pretrain, runs_dir=root,
+                      json_mode=json_output):
+        sp = plan()
+        if sp.missing:
+            env_id, key, role = sp.missing[0]
+            raise still_missing(env_id, f"'{role}' ({key})")
+    points, seed_list = sp.points, sp.seeds
+    by_id = sp.findings_by_id()
     if by_id:
-        allf = [f for f, _ in by_id.values()]
-        typer.echo(f"validator: {pipeline.counts(allf)} (over {len(points)} grid point{'s' if len(points) != 1 else ''})",
+        allf = [f for f, _ in by_id]
+        typer.echo(f"validator: {counts(allf)} (over {len(points)} grid point{'s' if len(points) != 1 else ''})",
                    err=json_output)
-        pipeline.print_findings(allf, err=json_output)
+        print_findings(allf, err=json_output)
         if len(points) > 1:
-            for fid, (_, labels) in by_id.items():
-                typer.echo(f"    {fid} at: {'; '.join(labels)}", err=json_output)
-    errors = [f for f, _ in by_id.values() if f.severity == "error"]
+            for f, labels in by_id:
+                typer.echo(f"    {f.id} at: {'; '.join(labels)}", err=json_output)
+    errors = sp.errors
     if errors and not force:
         if json_output:
-            print_json({"ok": False, "refused": True, "findings": [f.to_dict() for f, _ in by_id.values()]})
+            print_json({"ok": False, "refused": True, "findings": [f.to_dict() for f, _ in by_id]})
         typer.echo(f"refused: error-level findings ({', '.join(f.id for f in errors)}); apply the fix flags "
                    "above, or pass --force", err=True)
         raise typer.Exit(EXIT_REFUSED)
 
     fallback = ["sweep", preset, *ctx.args, "--seeds", seeds] + [a for g in grid for a in ("--grid", g)]
-    # run names: the grid point is added only where exp_name does not already tell points apart
-    names_differ = len({cfgs[(pi, seed_list[0])].exp_name for pi in range(len(points))}) == len(points)
-    jobs: list[Job] = []
-    for pi, pt in enumerate(points):
-        for s in seed_list:
-            cfg = cfgs[(pi, s)]
-            cfg.command = command_line(fallback)
-            fd = [f.to_dict() for f in findings_of[(pi, s)]]
-            name = "-".join(x for x in (cfg.exp_name, "" if names_differ else point_slug(pt), f"s{s}") if x)
-
-            def make(cfg=cfg, fd=fd, name=name) -> Path:
-                return prepare_run(cfg, fd, runs_dir=root, name=name)
-
-            jobs.append(Job(point=pt, seed=s, prepare=make))
+    jobs: list[Job] = sp.jobs(root, command=command_line(fallback))
     if backend == "ray":
         from engine.launcher.sweep import RayBackend
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from .limits import LimitError, check_fits
 from .schema import FIELDS, RunConfig, field_type
 
@@ -52,7 +53,7 @@ class Problem:
         return f"{where}{key}{self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """Unusable input: carries every `Problem` found (not only the first)."""
 
     def __init__(self, problems: list[Problem] | Problem | str):
@@ -60,8 +61,8 @@ class ConfigError(Exception):
             problems = [Problem(problems)]
         elif isinstance(problems, Problem):
             problems = [problems]
-        self.problems: list[Problem] = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+        super().__init__(list(problems))
+        self.problems: list[Problem]
 
 
 def _did_you_mean(word: str, options, quote: str = "'", prefix: str = "") -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.records import TERMINAL, RecordError, read_metrics, read_status
 
+from .progress import RunProgress, sr_series  # noqa: F401 (sr_series: re-exported)
 from .reconcile import reconcile
 
 
@@ -75,21 +76,6 @@ def planned_iterations(conf: dict[str, Any]) -> int | None:
         return None
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def sr_series(rows: list[dict]) -> tuple[list[float], list[float]]:
-    """(env_steps, sr) of the rows that carry both."""
-    xs, ys = [], []
-    for r in rows:
-        x, y = _num(r.get("env_steps")), _num(r.get("sr"))
-        if x is not None and y is not None:
-            xs.append(x)
-            ys.append(y)
-    return xs, ys
-
-
 def is_run_dir(path: Path) -> bool:
     try:
         return path.is_dir() and ((path / "status.json").is_file() or (path / "config.toml").is_file())
@@ -102,21 +88,18 @@ def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: lis
     status = (reconcile(run_dir, write=False) if reconcile_dead else read_status(run_dir)) or {}
     conf = read_config(run_dir)
     rows = read_metrics(run_dir) if rows is None else rows
-    last = rows[-1] if rows else {}
-    srs = [(r.get("sr"), r.get("env_steps")) for r in rows if _num(r.get("sr")) is not None]
-    peak = max(srs, key=lambda t: t[0]) if srs else (None, None)
+    prog = RunProgress(run_dir, conf=conf)
+    for r in rows:
+        prog.add_row(r)
     seed = conf.get("seed")
     return RunSummary(
         id=run_dir.name, path=str(run_dir), preset=str(conf.get("preset") or ""),
         exp_name=str(conf.get("exp_name") or ""), env=str(conf.get("env") or ""),
         seed=seed if isinstance(seed, int) else None, regime=str(conf.get("regime") or ""),
         estimator=str(conf.get("estimator") or ""), update=str(conf.get("update") or ""),
-        status=str(status.get("status") or "unknown"),
-        iteration=last.get("iteration") if isinstance(last.get("iteration"), int) else None,
-        env_steps=last.get("env_steps") if isinstance(last.get("env_steps"), int) else None,
-        last_sr=_num(srs[-1][0]) if srs else None, peak_sr=_num(peak[0]),
-        peak_env_steps=peak[1] if isinstance(peak[1], int) else None,
-        planned_iterations=planned_iterations(conf), started=status.get("started"),
+        status=str(status.get("status") or "unknown"), iteration=prog.iteration, env_steps=prog.env_steps,
+        last_sr=prog.sr, peak_sr=prog.peak.sr, peak_env_steps=prog.peak.env_steps,
+        planned_iterations=prog.planned, started=status.get("started"),
         ended=status.get("ended"), pid=status.get("pid"), exit_code=status.get("exit_code"),
         error=status.get("error"))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.errors import UserError
 from engine.records import TERMINAL, now_iso
 
 from .follow import RunWatcher
@@ -32,7 +33,7 @@ from .reconcile import reconcile, write_worker_info
 from .spawn import RunProcess, default_worker_cmd, start_worker
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A malformed --seeds / --grid argument (one line)."""
 
 
@@ -50,6 +51,8 @@ def parse_seeds(text: str) -> list[int]:
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
+        except SweepError:
+            raise
         except ValueError:
             raise SweepError(f"--seeds {text!r}: expected seeds such as 0-4 or 0,1,5") from None
     if not out:
