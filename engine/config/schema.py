@@ -18,6 +18,30 @@ def _f(default: Any, help: str, **meta: Any):
 
 CHECKPOINT_KEYS = ("checkpoint", "critic_checkpoint", "optimal_checkpoint", "data_checkpoint")
 
+# Controllers. The seed ran ManiSkill's PickCube-v1 with pd_joint_delta_pos (8 actions: 7 joint deltas and
+# the gripper); pickcube-lite has one controller, a pd_ee_delta_pos look-alike (4 actions).
+SEED_CONTROL_MODE = "pd_joint_delta_pos"
+LITE_CONTROL_MODE = "pd_ee_delta_pos"
+# action size of the Panda arm (every ManiSkill table-top task the playground names) per controller
+PANDA_ACTION_DIMS = {"pd_joint_delta_pos": 8, "pd_joint_pos": 8, "pd_joint_target_delta_pos": 8, "pd_joint_vel": 8,
+                     "pd_ee_delta_pos": 4, "pd_ee_target_delta_pos": 4, "pd_ee_delta_pose": 7,
+                     "pd_ee_target_delta_pose": 7}
+
+
+def resolved_control_mode(env_id: str, control_mode: str) -> str:
+    """The controller an env id runs with: 'auto' = the seed's for maniskill: envs, pickcube-lite's own."""
+    if control_mode and control_mode != "auto":
+        return control_mode
+    return SEED_CONTROL_MODE if env_id.startswith("maniskill:") else LITE_CONTROL_MODE
+
+
+def expected_action_dim(env_id: str, control_mode: str) -> int | None:
+    """The action size the env takes with that controller (None = not known without building it)."""
+    mode = resolved_control_mode(env_id, control_mode)
+    if env_id == "pickcube-lite":
+        return 4 if mode == LITE_CONTROL_MODE else None
+    return PANDA_ACTION_DIMS.get(mode)
+
 
 @dataclass
 class RunConfig:
@@ -54,6 +78,9 @@ class RunConfig:
                           choices=("mc", "critic"))
     mc_horizon_tol: float = _f(1e-4, "stop MC branches once gamma^t falls below this (bias <= tol / (1 - gamma))",
                                min=0.0, max=1.0)
+    mc_full_budget: bool = _f(True, "MC branches get a full episode (max_episode_steps) from the restored state, as "
+                                    "the seed resets the elapsed-step counter; false = only the steps the visited "
+                                    "episode had left")
     iql_expectile_tau: float = _f(0.7, "IQL expectile tau for V", min=0.0, max=1.0, min_exclusive=True)
     iql_steps: int = _f(2000, "IQL Q/V gradient steps per fit", min=1, max=10**7)
     regress_advantages: bool = _f(False, "fit a network to the advantages and use its predictions (seed finding 9)")
@@ -75,8 +102,12 @@ class RunConfig:
                             max=10**6)
     awr_beta: float = _f(0.5, "AWR temperature: weights exp(A / beta)", min=0.0, min_exclusive=True)
     awr_max_weight: float = _f(20.0, "AWR weight clip", min=0.0, min_exclusive=True)
-    awr_normalize_adv: bool = _f(False, "AWR: standardise advantages before exponentiating")
-    learn_logstd: bool = _f(False, "train the policy's log-std (false keeps the checkpoint's, e.g. -1.5)")
+    awr_normalize_adv: bool = _f(True, "AWR: standardise advantages over the whole batch before exp(A / beta) "
+                                       "(the seed's norm_adv; false = raw advantages)")
+    awr_rescale_minibatch: bool = _f(True, "AWR: rescale the weights to mean 1 within each minibatch (the seed's "
+                                           "form; false = the clipped weights as they are)")
+    learn_logstd: bool = _f(True, "train the policy's log-std with its mean, as the seed's AWR and PPO do "
+                                  "(false keeps the checkpoint's, e.g. -1.5)")
 
     # --- critic ----------------------------------------------------------------------------
     critic_layers: int = _f(3, "hidden layers of a freshly built critic", min=1, max=64)
@@ -88,6 +119,13 @@ class RunConfig:
     eval_every: int = _f(1, "evaluate every N iterations", min=1, max=10**6)
     save_every: int = _f(1, "save the policy every N iterations", min=1, max=10**6)
     device: str = _f("cpu", "torch device for networks (cpu or cuda)", choices=("cpu", "cuda"))
+    control_mode: str = _f("auto", "controller: auto = the seed's pd_joint_delta_pos (8 actions) for maniskill: "
+                                   "envs, pd_ee_delta_pos (4) for pickcube-lite (its only one); or a ManiSkill "
+                                   "control mode", choices=("auto", *PANDA_ACTION_DIMS))
+
+    @property
+    def effective_control_mode(self) -> str:
+        return resolved_control_mode(self.env, self.control_mode)
 
     # --- bookkeeping (set by the launcher, not by users) -----------------------------------
     preset: str = _f("", "preset the config came from")
