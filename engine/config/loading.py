@@ -404,10 +404,10 @@ def _check_meta(key: str, value: Any) -> str | None:
     bad = (lo is not None and (value <= lo if lo_ex else value < lo)) or (hi is not None and value > hi)
     if not bad:
         return None
-    if lo is not None and hi is not None:
+    if lo is not None and hi is not None and isinstance(value, float):
         rng = f"{'(' if lo_ex else '['}{_num(lo)}, {_num(hi)}]"
         return f"{_num(value)} is out of range {rng}"
-    if lo is not None:
+    if lo is not None and (value <= lo if lo_ex else value < lo):
         return f"{_num(value)} is out of range: must be {'>' if lo_ex else '>='} {_num(lo)}"
     return f"{_num(value)} is out of range: must be <= {_num(hi)}"
 
