@@ -491,3 +491,74 @@ def test_the_worker_refuses_a_config_toml_edited_out_of_range(runs: Path):
     (d / "config.toml").write_text(text.replace("seed = 0", "seed = 9223372036854775807"))
     with pytest.raises(WorkerConfigError, match="'seed'.*out of range"):
         read_run_config(d)
+
+
+# --- item 7: check and run verify checkpoint sizes against the weights ----------------------------
+
+def forged_policy(tmp_path: Path, how: str) -> Path:
+    """A pickcube-lite policy whose weights take 6-D observations, disguised as 21-D: in the
+    .json sidecar (`sidecar`) or in the metadata stored in the file (`embedded`)."""
+    import json as _json
+
+    import torch
+
+    from engine.checkpoints import save_checkpoint
+    from engine.nets import Actor
+
+    p = tmp_path / f"forged-{how}.pt"
+    save_checkpoint(p, env_id="pickcube-lite", role="start", actor=Actor(6, 4, layers=1, width=8))
+    if how == "sidecar":
+        side = p.with_name(p.name + ".json")
+        meta = _json.loads(side.read_text())
+        meta["obs_dim"] = 21
+        side.write_text(_json.dumps(meta))
+    else:
+        blob = torch.load(p, weights_only=True)
+        blob["meta"]["obs_dim"] = 21
+        torch.save(blob, p)
+    return p
+
+
+@pytest.mark.parametrize("how", ["sidecar", "embedded"])
+def test_check_and_run_refuse_a_checkpoint_whose_weights_do_not_fit(tmp_path: Path, how: str):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    p = forged_policy(tmp_path, how)
+    root = tmp_path / "runs"
+    for cmd in ("check", "run"):
+        r = CliRunner().invoke(app, ["--runs-dir", str(root), cmd, "gae-ppo", "--checkpoint", str(p),
+                                     "--critic_checkpoint", "none"])
+        assert r.exit_code == 2, (cmd, r.output)
+        assert "Traceback" not in r.output and ("6-D" in r.output or "obs_dim 6" in r.output)
+    assert not root.exists()
+
+
+# --- item 11: refused input writes nothing ------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["run", "gae-ppo", "--seed", "99999999999999999999"],
+                                  ["run", "gae-ppo", "--num_envs", "0"],
+                                  ["run", "no-such-preset"],
+                                  ["sweep", "gae-ppo", "--seeds", "0-1", "--gamma", "7"],
+                                  ["run", "gae-ppo", "--device", "bogus"]])
+def test_refused_input_creates_no_runs_directory(tmp_path: Path, args: list[str]):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    root = tmp_path / "fresh" / "runs"
+    r = CliRunner().invoke(app, ["--runs-dir", str(root), *args])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_a_runs_dir_that_cannot_be_created_is_one_line(tmp_path: Path):
+    from engine.records import RecordError, ensure_runs_dir
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RecordError, match="is a file"):
+        ensure_runs_dir(tmp_path / "file" / "runs")
+    assert ensure_runs_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()

@@ -612,7 +612,12 @@ def resolve_checkpoints(cfg: RunConfig, *, obs_dim: int | None = None, act_dim: 
     policy belongs (and vice versa) is.
     """
     from engine import checkpoints as ck  # torch: imported only when checkpoints are looked at
+    from engine.config.schema import expected_action_dim
 
+    if obs_dim is None:
+        obs_dim = ck.env_obs_dim(cfg.env)
+    if act_dim is None:
+        act_dim = expected_action_dim(cfg.env, getattr(cfg, "control_mode", "auto"))
     infos: dict[str, CheckpointInfo] = {}
     problems: list[Problem] = []
     names = list(ck.ROLES) + list(ck.ROLE_SEED_NAME.values())
@@ -650,7 +655,7 @@ def resolve_checkpoints(cfg: RunConfig, *, obs_dim: int | None = None, act_dim: 
             infos[key] = CheckpointInfo(key, spec, None, Path(spec).expanduser(), None, False)
             continue
         try:
-            meta = ck.read_meta(res.path)
+            meta = ck.verified_meta(res.path)  # the weights' own sizes, not the editable .json beside them
         except ck.CheckpointError as e:
             problems.append(Problem(str(e), key=key))
             infos[key] = CheckpointInfo(key, spec, role, res.path, None, False)
