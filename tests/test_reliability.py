@@ -562,3 +562,39 @@ def test_a_runs_dir_that_cannot_be_created_is_one_line(tmp_path: Path):
         ensure_runs_dir(tmp_path / "file" / "runs")
     assert ensure_runs_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
     assert not (tmp_path / "a").exists()
+
+
+# --- the held-out class: sizes of sweeps, unknown ManiSkill tasks -----------------------------------
+
+@pytest.mark.parametrize("args", [["sweep", "gae-ppo", "--seeds", "0-99999999999"],
+                                  ["sweep", "gae-ppo", "--seeds", "0-40", "--grid", "gamma=0.1,0.2,0.3,0.4,0.5",
+                                   "--grid", "awr_beta=1,2,3,4,5"],
+                                  ["reproduce", "--seeds", "99999999"]])
+def test_oversized_sweeps_are_refused_up_front(tmp_path: Path, args: list[str]):
+    import threading
+
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(CliRunner().invoke(app, ["--runs-dir", str(tmp_path / "runs"), *args])),
+                         daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "an oversized sweep hung"
+    r = out[0]
+    assert r.exit_code == 2 and "1000" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_maniskill_task_is_refused_by_check_before_anything_is_written(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    for cmd in ("check", "run"):
+        r = CliRunner().invoke(app, ["--runs-dir", str(tmp_path / "runs"), cmd, "gae-ppo", "--env",
+                                     "maniskill:PickCub-v1", "--checkpoint", "none"])
+        assert r.exit_code == 2 and "unknown ManiSkill task 'PickCub-v1'" in r.output and "PickCube-v1" in r.output
+    assert not (tmp_path / "runs").exists()

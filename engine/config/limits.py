@@ -3,6 +3,7 @@ of a run's memory checked before anything is written.
 
 - `default_procs(n)`: processes hosting a batch of `n` CPU ManiSkill envs: one per usable core
   at most (`$PLAYGROUND_MANISKILL_PROCS` overrides); each hosts several envs (engine/envs/maniskill.py).
+- `check_sweep_size(points, seeds)`: at most `MAX_SWEEP_RUNS` runs per sweep.
 - `estimate_memory(cfg)`: the run's peak resident memory in bytes, term by term.
 - `check_fits(cfg)`: a `LimitError` (one line: what the run needs, what this machine has, and
   the largest `num_envs` that would fit) when the estimate exceeds the memory available now
@@ -23,6 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
 from .schema import RunConfig
 
 PROCS_ENV = "PLAYGROUND_MANISKILL_PROCS"
@@ -40,8 +42,19 @@ MC_BRANCH = 32                     # per MC branch: return, visited-state index,
 MC_MAX_BATCH_LITE = 80_000         # engine/train/finetune.py simulates at most this many lite branches at once
 
 
-class LimitError(ValueError):
-    """A run that cannot fit this machine; one line saying what would."""
+MAX_SWEEP_RUNS = 1000              # runs one sweep (grid points x seeds) or one reproduce row may plan
+
+
+class LimitError(UserError, ValueError):
+    """A run (or sweep) that cannot fit this machine; one line saying what would."""
+
+
+def check_sweep_size(points: int, seeds: int) -> None:
+    """Refuse a sweep of more than MAX_SWEEP_RUNS runs before any of them is planned."""
+    if points * seeds > MAX_SWEEP_RUNS:
+        raise LimitError(f"a sweep of {points} grid point{'s' if points != 1 else ''} x {seeds} seed"
+                         f"{'s' if seeds != 1 else ''} = {points * seeds} runs is more than {MAX_SWEEP_RUNS}: "
+                         "split it into smaller sweeps")
 
 
 def usable_cores() -> int:

@@ -557,6 +557,10 @@ def load_config(preset: str, overrides: dict[str, object] | None = None, *, env:
         from engine.envs import check_env_id  # imports torch: only here, not at module import
 
         check_env_id(env_id)
+        if env_id.startswith("maniskill:"):
+            from engine.envs.maniskill import check_task  # is the task registered? (a subprocess, once)
+
+            check_task(env_id.split(":", 1)[1])
     except ImportError as e:  # pragma: no cover - broken install
         problems.append(Problem(f"cannot check the env id ({e})", key="env"))
     except ValueError as e:  # EnvError

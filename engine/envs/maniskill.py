@@ -207,6 +207,41 @@ def _unknown_task(task_id: str, registered) -> EnvError:
                     f"({len(known)} in all)")
 
 
+_REGISTRY_SCRIPT = ("import json, sys, warnings; warnings.simplefilter('ignore'); import mani_skill.envs; "
+                    "from mani_skill.utils.registration import REGISTERED_ENVS; "
+                    "sys.stdout.write(json.dumps(sorted(REGISTERED_ENVS)))")
+_registry_cache: list[tuple[str, ...] | None] = []
+
+
+def registered_tasks() -> tuple[str, ...] | None:
+    """ManiSkill's registered task ids, read once per process in a short-lived subprocess (importing
+    ManiSkill costs ~3 s and ~450 MiB that a launcher should not keep); None when it cannot tell."""
+    if not _registry_cache:
+        names = None
+        try:
+            out = subprocess.run([sys.executable, "-c", _REGISTRY_SCRIPT], capture_output=True, text=True,
+                                 timeout=_WORKER_START_TIMEOUT_S, stdin=subprocess.DEVNULL)
+            data = json.loads(out.stdout) if out.returncode == 0 else None
+            if isinstance(data, list) and all(isinstance(x, str) for x in data):
+                names = tuple(data)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+        _registry_cache.append(names)
+    return _registry_cache[0]
+
+
+def check_task(task_id: str) -> None:
+    """EnvError (one line, with the nearest names) when ManiSkill is missing or has no such task:
+    what `check` and `run` ask before anything is written, so the worker does not find out later."""
+    _check_installed()
+    loaded = getattr(sys.modules.get("mani_skill.utils.registration"), "REGISTERED_ENVS", None)
+    if loaded is not None and "mani_skill.envs" in sys.modules and task_id in loaded:
+        return  # this process has the registry already
+    known = registered_tasks()
+    if known is not None and task_id not in known:
+        raise _unknown_task(task_id, known)
+
+
 def _check_task_in_parent(task_id: str) -> None:
     """Fail fast, before starting workers, when this process has already imported ManiSkill's registry."""
     if "mani_skill.envs" not in sys.modules:

@@ -19,10 +19,12 @@ tokens (the CLI); values may be strings as typed or typed values.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from engine.config.limits import check_sweep_size
 from engine.errors import UserError
 from engine.records import ensure_runs_dir, read_status
 
@@ -335,6 +337,7 @@ def plan_sweep(preset: str, overrides: Overrides = None, *, seeds: str | Sequenc
         raise SweepError(f"{', '.join(both)} given both as an override and in --grid: keep one")
     if "seed" in grid_d:
         raise SweepError("seeds are swept with --seeds, not --grid seed=...")
+    check_sweep_size(math.prod(len(v) for v in grid_d.values()), len(seed_list))
     points = grid_points(grid_d)
     _say(on_progress, f"loading {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} "
                       f"seed{'s' if len(seed_list) != 1 else ''}")
