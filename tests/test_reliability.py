@@ -18,17 +18,7 @@ import pytest
 from engine.launcher import prepare_run, start_worker, stop_run
 from engine.launcher.proc import is_worker_of, pid_alive, terminate
 from engine.records import now_iso, read_status, write_status
-from tests.test_launcher import cfg, configure, fake_cmd, wait_for, write_fake_worker
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
-
-
-@pytest.fixture
-def worker(tmp_path: Path) -> list[str]:
-    return write_fake_worker(tmp_path)
+from tests.test_launcher import cfg, configure, fake_cmd, runs, wait_for, worker  # noqa: F401 (fixtures)
 
 
 def sleeper(*extra: str) -> subprocess.Popen:

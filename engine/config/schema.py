@@ -84,8 +84,7 @@ class RunConfig:
     iql_expectile_tau: float = _f(0.7, "IQL expectile tau for V", min=0.0, max=1.0, min_exclusive=True)
     iql_steps: int = _f(2000, "IQL Q/V gradient steps per fit", min=1, max=10**7)
     regress_advantages: bool = _f(False, "fit a network to the advantages and use its predictions (seed finding 9)")
-    reward_scale: float = _f(1.0, "multiply rewards by this before estimating advantages", min=0.0, min_exclusive=True,
-                             max=1e6)
+    reward_scale: float = _f(1.0, "multiply rewards by this before estimating advantages", min=0.0, min_exclusive=True)
 
     # --- policy update ---------------------------------------------------------------------
     update_epochs: int = _f(4, "passes over each batch per iteration", min=1, max=100_000)
