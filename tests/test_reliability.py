@@ -224,7 +224,7 @@ def test_listing_shows_a_dead_worker_as_failed_without_writing(runs: Path, monke
 
     monkeypatch.setattr(records, "atomic_write", readonly)
     [row] = list_runs(runs)
-    assert row.status == "failed" and "worker gone" in row.error
+    assert row.status == "failed" and row.status_label == "failed (worker gone)"
     assert summarize_run(d).status == "failed"
     assert (d / "status.json").read_bytes() == before
 

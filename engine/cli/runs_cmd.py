@@ -43,7 +43,7 @@ def runs(ctx: typer.Context, runs_dir: Optional[Path] = RUNS_DIR_OPT,
         t.add_column(col, justify="left" if col == "status" else "right", no_wrap=True, min_width=len(col))
     for r in rows:
         it = "-" if r.iteration is None else f"{r.iteration}" + (f"/{r.planned_iterations}" if r.planned_iterations else "")
-        t.add_row(r.id, r.preset or "-", Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+        t.add_row(r.id, r.preset or "-", Text(r.status_label, style=STATUS_STYLE.get(r.status, "")),
                   it, num(r.env_steps), pct(r.last_sr), pct(r.peak_sr))
     console().print(t)
 
