@@ -588,3 +588,24 @@ def test_an_unknown_maniskill_task_is_refused_by_check_before_anything_is_writte
                                      "maniskill:PickCub-v1", "--checkpoint", "none"])
         assert r.exit_code == 2 and "unknown ManiSkill task 'PickCub-v1'" in r.output and "PickCube-v1" in r.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_refuses_up_front_what_the_resumed_worker_would(runs: Path):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    d = prepare_run(cfg(), [], runs_dir=runs)
+    write_status(d, "stopped", exit_code=143)
+    before = sorted(p.name for p in d.iterdir())
+    r = CliRunner().invoke(app, ["--runs-dir", str(runs), "run", "--resume", d.name])
+    assert r.exit_code == 2 and "nothing to resume" in r.output
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "resume.pt").write_bytes(b"PK\x03\x04 not really")
+    r = CliRunner().invoke(app, ["--runs-dir", str(runs), "run", "--resume", d.name])
+    assert r.exit_code == 2 and "resume file" in r.output and "weights_only" not in r.output
+    (d / "config.toml").write_text((d / "config.toml").read_text().replace("num_envs = 100", "num_envs = -4"))
+    r = CliRunner().invoke(app, ["--runs-dir", str(runs), "run", "--resume", d.name])
+    assert r.exit_code == 2 and "num_envs" in r.output
+    assert read_status(d)["status"] == "stopped" and not (d / "worker.json").exists()
+    assert sorted(p.name for p in d.iterdir()) == sorted(before + ["checkpoints"])

@@ -215,7 +215,7 @@ def launch(plan: RunPlan, *, runs_dir: str | Path, force: bool = False, command:
 
 def resume(run_dir: str | Path):
     """Start the worker of a stopped or failed run again, from its last save."""
-    from .spawn import start_worker
+    from .spawn import check_resumable, start_worker
 
     from engine.jobs.pretrain import is_pretrain_job
 
@@ -229,6 +229,7 @@ def resume(run_dir: str | Path):
     st = read_status(run_dir) or {}
     if st.get("status") == "done":
         raise UserError(f"run {run_dir.name} is already done: start a new run instead")
+    check_resumable(run_dir)
     return start_worker(run_dir, resume=True)
 
 

@@ -197,6 +197,24 @@ def _mark_stopped_if_unfinished(run_dir: Path, rc: int | None, why: str | None =
                        error=f"stopped by the launcher: {why or 'the worker ' + describe_exit(rc) + ' before it wrote a final status'}")
 
 
+def check_resumable(run_dir: str | Path) -> None:
+    """What a resumed worker would refuse, refused before anything is touched (UserError, one
+    line): an unreadable or edited config.toml, no saved iteration, a damaged resume.pt."""
+    from engine.checkpoints import load_resume_state
+    from engine.worker import WorkerConfigError, read_run_config
+
+    run_dir = Path(run_dir)
+    try:
+        read_run_config(run_dir)
+    except WorkerConfigError as e:
+        raise RecordError(f"cannot resume {run_dir.name}: {e}") from None
+    resume_pt = run_dir / "checkpoints" / "resume.pt"
+    if not resume_pt.is_file():
+        raise RecordError(f"run {run_dir.name} saved no iteration yet, so there is nothing to resume: "
+                          "start a new run instead")
+    load_resume_state(resume_pt)
+
+
 class RunBusy(RecordError):
     """The run directory already has a live worker (or a launcher starting one)."""
 
