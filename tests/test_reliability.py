@@ -609,3 +609,34 @@ def test_resume_refuses_up_front_what_the_resumed_worker_would(runs: Path):
     assert r.exit_code == 2 and "num_envs" in r.output
     assert read_status(d)["status"] == "stopped" and not (d / "worker.json").exists()
     assert sorted(p.name for p in d.iterdir()) == sorted(before + ["checkpoints"])
+
+
+def test_stop_with_a_nan_or_huge_grace_does_not_hang(runs: Path, worker: list[str]):
+    from engine.launcher.proc import MAX_GRACE_S, clamp_grace
+
+    assert clamp_grace(float("nan")) == 0.0 and clamp_grace(-3) == 0.0 and clamp_grace(float("inf")) == MAX_GRACE_S
+    d = prepare_run(cfg(), [], runs_dir=runs)
+    configure(d, mode="hang", iters=1000, sleep=0.05)
+    proc = start_worker(d, worker_cmd=fake_cmd(worker, d))
+    wait_for(lambda: (read_status(d) or {}).get("status") == "running")
+    t0 = time.monotonic()
+    assert proc.stop(grace_s=float("nan")) == -signal.SIGKILL
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_local_sweep_whose_parallel_runs_cannot_fit_is_refused(tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+    from engine.config.limits import LimitError, check_parallel
+    from engine.config.loading import load_config
+
+    c = load_config("gae-ppo", {"checkpoint": "none", "critic_checkpoint": "none"})
+    with pytest.raises(LimitError, match="--parallel 3 fits"):
+        check_parallel([c] * 8, 8, available=3 * 400 << 20)
+    check_parallel([c] * 8, 2, available=3 * 400 << 20)
+    monkeypatch.setenv("PLAYGROUND_MEM_AVAILABLE_MIB", "1000")
+    r = CliRunner().invoke(app, ["--runs-dir", str(tmp_path / "runs"), "sweep", "gae-ppo", "--seeds", "0-7",
+                                 "--parallel", "8", "--checkpoint", "none", "--critic_checkpoint", "none"])
+    assert r.exit_code == 2 and "--parallel" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "runs").exists()

@@ -3,7 +3,8 @@ of a run's memory checked before anything is written.
 
 - `default_procs(n)`: processes hosting a batch of `n` CPU ManiSkill envs: one per usable core
   at most (`$PLAYGROUND_MANISKILL_PROCS` overrides); each hosts several envs (engine/envs/maniskill.py).
-- `check_sweep_size(points, seeds)`: at most `MAX_SWEEP_RUNS` runs per sweep.
+- `check_sweep_size(points, seeds)`: at most `MAX_SWEEP_RUNS` runs per sweep; `check_parallel(cfgs,
+  n)`: the `n` largest of a local sweep's runs must fit the memory together.
 - `estimate_memory(cfg)`: the run's peak resident memory in bytes, term by term.
 - `check_fits(cfg)`: a `LimitError` (one line: what the run needs, what this machine has, and
   the largest `num_envs` that would fit) when the estimate exceeds the memory available now
@@ -179,3 +180,24 @@ def check_fits(cfg: RunConfig, available: int | None = None) -> Estimate:
         "even the smallest sizes do not fit: free memory first"
     raise LimitError(f"this run needs about {gib(est.total)} of memory ({est.describe()}) but this machine "
                      f"has {gib(avail)} available: {fix}")
+
+
+def check_parallel(cfgs: list[RunConfig], parallel: int, available: int | None = None) -> None:
+    """Refuse `parallel` runs at once on this machine when the largest `parallel` of them together
+    would not fit the memory available now (LimitError naming the --parallel that fits)."""
+    avail = available_memory() if available is None else available
+    sizes = sorted((estimate_memory(c).total for c in cfgs if c.device == "cpu"), reverse=True)
+    if avail is None or not sizes:
+        return
+    n = min(max(1, int(parallel)), len(sizes))
+    need = sum(sizes[:n])
+    if need <= avail:
+        return
+    fits, total = 0, 0
+    for size in sizes:
+        if total + size > avail:
+            break
+        total, fits = total + size, fits + 1
+    fix = f"--parallel {fits} fits" if fits else "not even one of these runs fits: free memory first"
+    raise LimitError(f"{n} runs at once need about {gib(need)} of memory but this machine has {gib(avail)} "
+                     f"available: {fix}")

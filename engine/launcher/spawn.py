@@ -34,7 +34,7 @@ from engine.records import TERMINAL, RecordError, new_run_dir, now_iso, read_sta
 
 from engine.runlock import LOCK_FD_ENV, release, try_lock
 
-from .proc import terminate
+from .proc import clamp_grace, terminate
 from .reconcile import (describe_exit, is_alive, read_worker_info, reconcile, save_status, worker_pid,
                         write_worker_info)
 
@@ -156,6 +156,7 @@ class RunProcess:
         if self.popen.poll() is not None:
             self._settle(self.popen.returncode)
             return self.popen.returncode
+        grace_s = clamp_grace(grace_s)
         st = read_status(self.run_dir) or {}
         if st.get("status") in TERMINAL and st.get("pid") in (None, self.pid) and grace_s > 0:
             try:
