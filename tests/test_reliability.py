@@ -246,6 +246,8 @@ def test_runs_show_and_stop_on_a_full_disk_are_not_internal_errors(runs: Path, m
         r = cli.invoke(app, ["--runs-dir", str(runs), *args])
         assert r.exit_code in (0, 1), (args, r.exit_code, r.output)
         assert "internal error" not in r.output and "Traceback" not in r.output
+        if args[0] in ("runs", "show"):
+            assert "failed" in r.output and "running" not in r.output, r.output
 
 
 # --- items 4 and 5: one worker per run directory --------------------------------------------------

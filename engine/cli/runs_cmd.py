@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.figures import curve_of_run, save_sr_figure
-from engine.launcher import list_runs, read_config, read_findings, resolve_run, stop_run, summarize_run
+from engine.launcher import list_runs, read_config, read_findings, reconcile, resolve_run, stop_run, summarize_run
 from engine.records import TERMINAL, RecordError, read_metrics, read_status
 
 from .common import console, duration, num, pct, print_json, runs_dir_of
@@ -83,7 +83,7 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         print_json({"run": s.to_dict(), "config": read_config(run_dir), "findings": findings, "metrics": rows})
         return
     con = console()
-    con.print(summary_table(run_dir, read_status(run_dir) or {}, rows))
+    con.print(summary_table(run_dir, reconcile(run_dir, write=False) or {}, rows))  # a dead worker: failed
     if findings:
         con.print(Text("findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}) {f.get('title')}"
                                                           for f in findings), style="yellow"))
