@@ -2,9 +2,11 @@
 
 - `prepare_run(cfg, findings, runs_dir=, name=)` makes `runs/<id>/` with `config.toml` (the
   fully resolved config), `findings.json` and `status.json` (`queued`).
-- `start_worker(run_dir, resume=False, worker_cmd=None)` spawns the worker in its own session
-  and process group, stdout and stderr appended to `run_dir/worker.out`, and returns a
-  `RunProcess`. The launcher records what it spawned in `worker.json`.
+- `start_worker(run_dir, resume=False, worker_cmd=None)` takes the run directory's lock
+  (engine.runlock; `RunBusy` names the live worker's pid when another holds it), spawns the
+  worker in its own session and process group with the lock handed down, stdout and stderr
+  appended to `run_dir/worker.out`, and returns a `RunProcess`. The launcher records what it
+  spawned in `worker.json`. `check_resumable(run_dir)` refuses up front what a resumed worker would.
 
 The worker command is `WORKER_PREFIX + ["--run-dir", DIR] (+ ["--resume"])` where
 `WORKER_PREFIX` is `[sys.executable, "-m", "engine"]`; the environment variable
@@ -12,8 +14,10 @@ The worker command is `WORKER_PREFIX + ["--run-dir", DIR] (+ ["--resume"])` wher
 debugging sessions substitute another worker.
 
 Children are always reaped: `RunProcess.poll()`/`wait()`/`stop()` collect the exit status and
-reconcile the run's status with it; a `RunProcess` used as a context manager stops its worker
-when the block is left, unless `detach()` was called.
+reconcile the run's status with it (`final_status`, also when status.json cannot be written);
+a `RunProcess` used as a context manager stops its worker when the block is left, unless
+`detach()` was called. Stopping goes through `proc.terminate`; a worker whose status is already
+terminal is closing and gets `CLOSING_WAIT_S` to exit on its own first.
 """
 from __future__ import annotations
 
