@@ -7,7 +7,8 @@ figure.
   and the preset's expected SR) of run directories.
 - `sr_figure(curves, title=)`: a `matplotlib.figure.Figure` (no pyplot, no GUI backend:
   safe from any thread).
-- `save_sr_figure(curves, out)`: writes the file; the format follows the suffix.
+- `save_sr_figure(curves, out)`: writes the file; the format follows the suffix;
+  `export_sr_overlay(run_dirs, out)` does both steps for run directories.
 
 matplotlib is imported only when a figure is made.
 """
@@ -109,3 +110,9 @@ def save_sr_figure(curves: Sequence[Curve], out: str | Path, *, title: str = "Su
     except OSError as e:
         raise UserError(f"--out {out}: cannot write the figure ({e.strerror or e})") from None
     return out
+
+
+def export_sr_overlay(run_dirs: Sequence[str | Path], out: str | Path, *,
+                      title: str = "Success rate vs env steps") -> Path:
+    """The SR curves of these run directories in one figure, written to `out` (the TUI's export)."""
+    return save_sr_figure(curves_of_runs(run_dirs), out, title=title)

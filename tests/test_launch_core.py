@@ -128,3 +128,33 @@ def test_plan_sweep_dedupes_problems_and_names_jobs(monkeypatch, tmp_path):
         plan_sweep("gae-ppo", {"gamma": "0.9"}, seeds=[0], grid={"gamma": ["0.8"]})
     with pytest.raises(UserError, match="runs backwards"):
         plan_sweep("gae-ppo", seeds="4-1")
+
+
+def test_the_experiment_log_and_the_history_rule_use_the_same_peak(tmp_path):
+    """A bool `sr` (or a non-finite one) is no SR: before, the experiment log counted `true` as 1.0."""
+    from engine.records import format_log_entry
+    from engine.validate.history import _read_sr
+
+    rows = [{"iteration": 1, "sr": 0.4}, {"iteration": 2, "sr": True}, {"iteration": 3, "sr": 0.1}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"iteration": 4, "sr": NaN}\n')
+    entry = format_log_entry(tmp_path, {"exp_name": "x"}, {"status": "done"}, rows, [])
+    assert "peak SR 0.400" in entry
+    assert _read_sr(tmp_path) == (0.4, 4) and peak_sr(rows) == 0.4
+
+
+def test_export_sr_overlay_writes_the_runs_figure(tmp_path):
+    from engine.figures import curve_of_run, export_sr_overlay
+
+    c = RunConfig(checkpoint="none", exp_name="curve", preset="online-mc16-awr")
+    d = prepare_run(c, [], runs_dir=tmp_path, name="curve")
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i, "env_steps": 500 * i, "sr": 0.2 * i}) + "\n"
+                                             for i in range(4)) + '{"iteration": 4, "env_ste')  # a partial last line
+    curve = curve_of_run(d)
+    assert curve.env_steps == [0.0, 500.0, 1000.0, 1500.0] and curve.expected_sr == pytest.approx(0.991)
+    svg = export_sr_overlay([d], tmp_path / "o.svg").read_text()
+    assert "seed's SR for online-mc16-awr: 99.1%" in svg and "env steps" in svg
+    with pytest.raises(UserError, match=r"\.png"):
+        export_sr_overlay([d], tmp_path / "o.jpeg")
+    empty = prepare_run(c, [], runs_dir=tmp_path, name="empty")
+    with pytest.raises(UserError, match="nothing to draw"):
+        export_sr_overlay([empty], tmp_path / "e.png")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.launcher import RunProgress, active_pretrain, follow, list_runs, start_pretrain
+from engine.errors import UserError
+from engine.launcher import RunProgress, active_pretrain, follow, list_runs, resume, start_pretrain
 from engine.records import read_status
 
 FAKE = Path(__file__).with_name("fake_pretrain.py")
@@ -56,6 +57,8 @@ def test_a_stopped_job_ends_stopped_and_leaves_no_ladder(job_env, monkeypatch):
     assert st["status"] == "stopped" and st["exit_code"] == 143
     assert ck.read_index("pickcube-lite")["roles"] == {}
     assert active_pretrain("pickcube-lite", job_env / "runs") is None
+    with pytest.raises(UserError, match="is a pretraining job, not a run: start it again with `playground pretrain"):
+        resume(proc.run_dir)
 
 
 def test_a_failing_job_ends_failed_with_its_reason(job_env, monkeypatch):

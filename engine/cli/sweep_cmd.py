@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from engine.config.limits import check_parallel
 from engine.launcher import peak_sr, plan_sweep
 from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
@@ -177,6 +178,7 @@ def sweep(ctx: typer.Context,
             raise CliError(str(e)) from None
         say(f"ray: {be.describe()}", json_mode=json_output)
     else:
+        check_parallel([pl.cfg for pl in sp.plans], parallel)  # this machine runs them all
         be = LocalBackend()
     retries = max_retries if max_retries is not None else (1 if backend == "ray" else 0)
     sched = Scheduler(jobs, parallel=parallel, backend=be, max_retries=retries)

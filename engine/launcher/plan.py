@@ -11,7 +11,7 @@ goes to an optional `on_progress(message)` callback, problems are `UserError`s.
 - `launch(plan, runs_dir=, force=)` -> `RunProcess`: refuses error-level findings unless
   forced (`LaunchRefused`) and missing ladder roles (`MissingCheckpoints`), writes the run
   directory and starts its worker. `resume(run_dir)` continues a stopped or failed run.
-- `ensure_runs_dir(path)`: create the runs directory and prove it is writable.
+- `ensure_runs_dir(path)` (from engine.records): create the runs directory and prove it is writable.
 
 Overrides are either a mapping `{key: value}` (the TUI) or the command line's `--key value`
 tokens (the CLI); values may be strings as typed or typed values.
@@ -19,13 +19,14 @@ tokens (the CLI); values may be strings as typed or typed values.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from engine.config.limits import check_sweep_size
 from engine.errors import UserError
-from engine.records import RecordError, read_status
+from engine.records import ensure_runs_dir, read_status
 
 Progress = Callable[[str], None] | None
 Overrides = Mapping[str, Any] | Sequence[str] | None
@@ -48,25 +49,6 @@ class MissingCheckpoints(UserError):
 def _say(on_progress: Progress, msg: str) -> None:
     if on_progress is not None:
         on_progress(msg)
-
-
-# --- runs directory -------------------------------------------------------------------------
-
-def ensure_runs_dir(path: str | Path) -> Path:
-    """Create the runs directory if needed and prove it is writable (RecordError otherwise)."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RecordError(f"runs directory {path} cannot be created ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    try:
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise RecordError(f"runs directory {path} is not writable ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    return path
 
 
 # --- one run --------------------------------------------------------------------------------
@@ -233,12 +215,21 @@ def launch(plan: RunPlan, *, runs_dir: str | Path, force: bool = False, command:
 
 def resume(run_dir: str | Path):
     """Start the worker of a stopped or failed run again, from its last save."""
-    from .spawn import start_worker
+    from .spawn import check_resumable, start_worker
+
+    from engine.jobs.pretrain import is_pretrain_job
+
+    from .listing import read_config
 
     run_dir = Path(run_dir)
+    conf = read_config(run_dir)
+    if is_pretrain_job(conf):
+        raise UserError(f"{run_dir.name} is a pretraining job, not a run: start it again with "
+                        f"`playground pretrain --env {conf.get('env')}`")
     st = read_status(run_dir) or {}
     if st.get("status") == "done":
         raise UserError(f"run {run_dir.name} is already done: start a new run instead")
+    check_resumable(run_dir)
     return start_worker(run_dir, resume=True)
 
 
@@ -347,6 +338,7 @@ def plan_sweep(preset: str, overrides: Overrides = None, *, seeds: str | Sequenc
         raise SweepError(f"{', '.join(both)} given both as an override and in --grid: keep one")
     if "seed" in grid_d:
         raise SweepError("seeds are swept with --seeds, not --grid seed=...")
+    check_sweep_size(math.prod(len(v) for v in grid_d.values()), len(seed_list))
     points = grid_points(grid_d)
     _say(on_progress, f"loading {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} "
                       f"seed{'s' if len(seed_list) != 1 else ''}")

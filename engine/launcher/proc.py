@@ -65,13 +65,18 @@ def parse_iso(text: str | None) -> float | None:
         return None
 
 
+def valid_pid(pid: object) -> bool:
+    """A positive int that can be a pid (not a bool, not beyond the kernel's pid range)."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2 ** 22 + 1
+
+
 def pid_alive(pid: int | None, started: str | None = None) -> bool:
     """Whether `pid` is a live (non-zombie) process that could be the worker of a run that
     started at `started` (ISO time, seconds precision)."""
-    if not isinstance(pid, int) or pid <= 0:
+    if not valid_pid(pid):
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # type: ignore[arg-type]
     except OSError as e:
         if e.errno == errno.ESRCH:
             return False
@@ -150,6 +155,18 @@ def wait_gone(pid: int, timeout: float, poll_s: float = 0.05) -> bool:
         time.sleep(poll_s)
 
 
+MAX_GRACE_S = 600.0  # a stop never waits longer than this before SIGKILL, whatever it was asked
+
+
+def clamp_grace(grace_s: float) -> float:
+    """A grace period in [0, MAX_GRACE_S] (NaN and negatives: 0; inf and huge values: the cap)."""
+    try:
+        g = float(grace_s)
+    except (TypeError, ValueError):
+        return 0.0
+    return min(g, MAX_GRACE_S) if g > 0 else 0.0  # NaN > 0 is False
+
+
 def terminate(pid: int | None, grace_s: float = 10.0, *, run_dir: str | Path | None = None,
               cmd: list[str] | None = None, own_child: bool = False) -> bool:
     """Stop a run's worker: SIGTERM its process group (the pid alone when it does not lead one),
@@ -160,7 +177,8 @@ def terminate(pid: int | None, grace_s: float = 10.0, *, run_dir: str | Path | N
     be the worker's for `run_dir` (see `is_worker_of`). A pid that fails the check is left alone
     and counts as gone (the worker it named is not running there). Raises PermissionError when
     the worker belongs to another user."""
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+    grace_s = clamp_grace(grace_s)
+    if not valid_pid(pid) or pid == os.getpid():
         return True
     if not pid_alive(pid):
         _kill_leftovers(pid, own_child)

@@ -1,10 +1,9 @@
 """The state of a run (or a pretraining job) as a front door shows it: status, iteration of the
 planned number, env steps, SR now, the peak SR, elapsed time and ETA.
 
-- `peak(rows)` / `peak_sr(rows)`: THE definition of a run's peak SR, used by the run listing,
-  sweeps, reproduce, the CLI's live display and the TUI: the highest deterministic `sr` of
-  any metrics row, and the first row that reached it.
-- `sr_value(row)`: a row's SR when it has one (a number, not a bool), else None.
+- `peak(rows)` / `peak_sr(rows)` (defined in `engine.sr`, re-exported here): THE definition of a
+  run's peak SR, used by the run listing, sweeps, reproduce, the experiment log, the validator's
+  history rule, the CLI's live display and the TUI.
 - `RunProgress`: fed with launcher events (`engine.launcher.follow.Event`) or metrics rows and
   status dicts; its properties are what a progress bar, a table row or a summary needs. No
   drawing here: `engine.cli.live` draws it with rich, the TUI with Textual.
@@ -16,65 +15,11 @@ rows carry `iteration`, `env_steps`, `wall_s` and `sr` (the deterministic SR); r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from engine.records import TERMINAL
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def sr_value(row: dict) -> float | None:
-    """The row's deterministic SR (0..1), or None when it carries none."""
-    return _num(row.get("sr"))
-
-
-def is_iteration_row(row: dict) -> bool:
-    """A training-iteration row (not a note such as a pretraining job's chosen ladder role)."""
-    return row.get("phase", "ppo") == "ppo" and _int(row.get("iteration")) is not None
-
-
-@dataclass(frozen=True)
-class Peak:
-    """The best SR of a run and where it was reached (None everywhere when no row has an SR)."""
-    sr: float | None = None
-    iteration: int | None = None
-    env_steps: int | None = None
-    row: dict = field(default_factory=dict, compare=False, repr=False)
-
-
-def peak(rows: Iterable[dict]) -> Peak:
-    """The highest `sr` over `rows` and the first row that reached it."""
-    best: float | None = None
-    at: dict = {}
-    for r in rows:
-        sr = sr_value(r)
-        if sr is not None and (best is None or sr > best):
-            best, at = sr, r
-    return Peak(best, _int(at.get("iteration")), _int(at.get("env_steps")), at) if at else Peak()
-
-
-def peak_sr(rows: Iterable[dict]) -> float | None:
-    """The run's peak SR (see `peak`)."""
-    return peak(rows).sr
-
-
-def sr_series(rows: Iterable[dict]) -> tuple[list[float], list[float]]:
-    """(env_steps, sr) of the rows that carry both: the points of an SR curve."""
-    xs, ys = [], []
-    for r in rows:
-        x, y = _num(r.get("env_steps")), sr_value(r)
-        if x is not None and y is not None:
-            xs.append(x)
-            ys.append(y)
-    return xs, ys
+from engine.sr import Peak, _int, _num, is_iteration_row, peak, peak_sr, sr_series, sr_value  # noqa: F401 (re-exported)
 
 
 def eta_seconds(rows: list[dict], planned: int | None) -> float | None:
