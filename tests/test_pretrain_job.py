@@ -52,6 +52,12 @@ def test_a_stopped_job_ends_stopped_and_leaves_no_ladder(job_env, monkeypatch):
             break
     assert active_pretrain("pickcube-lite", job_env / "runs") == proc.run_dir
     assert active_pretrain("maniskill:PickCube-v1", job_env / "runs") is None
+    from engine.runlock import is_locked
+
+    assert is_locked(proc.run_dir)  # held by the job for its life, as a run's worker holds its own
+    second = subprocess.run([sys.executable, str(FAKE), "--run-dir", str(proc.run_dir)], capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 2 and "already has a live worker" in second.stderr
     assert proc.stop(10) == 143
     st = read_status(proc.run_dir)
     assert st["status"] == "stopped" and st["exit_code"] == 143
