@@ -495,3 +495,21 @@ def test_progress_view_on_a_terminal_shows_a_bar_eta_and_sr(tmp_path):
     job.prog.add_row({"phase": "ladder", "role": "start", "iteration": 1, "det_sr": 0.4, "stoch_sr": 0.2})
     assert job.plain_line().startswith("pretraining pickcube-lite: PPO iter 1/4") and "ETA 0:03" in job.plain_line()
     assert job.note_line(job.prog.notes[0]) == "  ladder: start = iteration 1 (det SR 40.0%, stoch SR 20.0%)"
+
+
+def test_pretrain_follows_a_job_already_running_for_the_env(env, monkeypatch):
+    """A second front door joins the live pretraining job of an env instead of starting another."""
+    from engine.launcher import start_pretrain
+
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    monkeypatch.setenv("FAKE_PRETRAIN", json.dumps({"iters": 8, "sleep": 0.3}))
+    runs = Path(env["PLAYGROUND_RUNS_DIR"])
+    proc = start_pretrain("pickcube-lite", runs_dir=runs)
+    try:
+        FAKE.wait_for(lambda: (read_status(proc.run_dir) or {}).get("status") == "running", timeout=60)
+        r = invoke("pretrain")
+        assert r.exit_code == 0, r.output
+        assert f"already running as {proc.run_dir.name}: following it" in r.stdout and "PPO iter 8/8" in r.stdout
+        assert [p.name for p in runs.iterdir()] == [proc.run_dir.name]
+    finally:
+        proc.stop(5)
