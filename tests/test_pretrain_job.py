@@ -33,8 +33,9 @@ def test_pretrain_job_runs_in_its_own_process_and_is_followed_like_a_run(job_env
         prog.add(ev)
     assert proc.wait(30) == 0
     assert prog.state == "done" and prog.planned == 2 and prog.iteration == 2 and prog.sr == pytest.approx(0.6)
-    assert [n["role"] for n in prog.notes] == ["start", "expert", "optimal"]
-    assert sorted(ck.read_index("pickcube-lite")["roles"]) == ["expert", "optimal", "start"]
+    assert [n["role"] for n in prog.notes] == ["start", "expert", "optimal", "critic-expert", "critic-optimal"]
+    assert sorted(ck.read_index("pickcube-lite")["roles"]) == ["critic-expert", "critic-optimal", "expert", "optimal",
+                                                               "start"]
     log = (proc.run_dir / "engine.log").read_text()
     assert "PPO iteration 2/2" in log and "ladder: start = iteration 1" in log
     (s,) = list_runs(job_env / "runs")
