@@ -28,9 +28,13 @@ def sr_value(row: dict) -> float | None:
     return _num(row.get("sr"))
 
 
+NOTE_PHASES = ("ladder",)
+
+
 def is_iteration_row(row: dict) -> bool:
-    """A training-iteration row (not a note such as a pretraining job's chosen ladder role)."""
-    return row.get("phase", "ppo") == "ppo" and _int(row.get("iteration")) is not None
+    """An iteration row (a run's, its initial evaluation `phase = "initial"` included, or a
+    pretraining job's PPO iteration); not a note such as a job's chosen ladder role."""
+    return row.get("phase") not in NOTE_PHASES and _int(row.get("iteration")) is not None
 
 
 @dataclass(frozen=True)

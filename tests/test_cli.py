@@ -447,7 +447,7 @@ def test_run_builds_a_missing_ladder_first_and_says_so(env, monkeypatch):
     table = invoke("checkpoints")
     assert table.exit_code == 0 and "ckpt_76_logstd-1.5" in table.stdout and "45.0%" in table.stdout
     j = json.loads(invoke("checkpoints", "--json").stdout)
-    assert [x["role"] for x in j["roles"]] == ["start", "expert", "optimal"]
+    assert [x["role"] for x in j["roles"]] == ["start", "expert", "optimal", "critic-expert", "critic-optimal"]
     again = invoke("run", PRESET, "--total_timesteps", "15000")  # the ladder exists now: no pretraining
     assert again.exit_code == 0 and len(jobs()) == 1
     built = invoke("pretrain")
@@ -465,7 +465,7 @@ def test_pretrain_failure_and_json(env, monkeypatch):
     assert "ended failed" in line and "fake pretraining failed" in line
     monkeypatch.setenv("FAKE_PRETRAIN", "{}")
     j = invoke("pretrain", "--json")
-    assert j.exit_code == 0 and [x["role"] for x in json.loads(j.stdout)["roles"]] == ["start", "expert", "optimal"]
+    assert j.exit_code == 0 and [x["role"] for x in json.loads(j.stdout)["roles"]] == ["start", "expert", "optimal", "critic-expert", "critic-optimal"]
     assert "PPO iter" in j.stderr
     assert invoke("pretrain", "--env", "nope").exit_code == 2
 
@@ -495,3 +495,41 @@ def test_progress_view_on_a_terminal_shows_a_bar_eta_and_sr(tmp_path):
     job.prog.add_row({"phase": "ladder", "role": "start", "iteration": 1, "det_sr": 0.4, "stoch_sr": 0.2})
     assert job.plain_line().startswith("pretraining pickcube-lite: PPO iter 1/4") and "ETA 0:03" in job.plain_line()
     assert job.note_line(job.prog.notes[0]) == "  ladder: start = iteration 1 (det SR 40.0%, stoch SR 20.0%)"
+
+
+def test_pretrain_follows_a_job_already_running_for_the_env(env, monkeypatch):
+    """A second front door joins the live pretraining job of an env instead of starting another."""
+    from engine.launcher import start_pretrain
+
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    monkeypatch.setenv("FAKE_PRETRAIN", json.dumps({"iters": 8, "sleep": 0.3}))
+    runs = Path(env["PLAYGROUND_RUNS_DIR"])
+    proc = start_pretrain("pickcube-lite", runs_dir=runs)
+    try:
+        FAKE.wait_for(lambda: (read_status(proc.run_dir) or {}).get("status") == "running", timeout=60)
+        r = invoke("pretrain")
+        assert r.exit_code == 0, r.output
+        assert f"already running as {proc.run_dir.name}: following it" in r.stdout and "PPO iter 8/8" in r.stdout
+        assert [p.name for p in runs.iterdir()] == [proc.run_dir.name]
+    finally:
+        proc.stop(5)
+
+
+def test_reproduce_builds_the_ladder_then_plans_every_row_through_the_core(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    out = tmp_path / "results.md"
+    r = invoke("reproduce", "--only", "online-mc16-awr,gae-ppo", "--seeds", "2", "--quick", "--parallel", "2",
+               "--out", str(out))
+    assert r.exit_code == 0, r.output
+    runs = sorted(p.name.split("-", 2)[-1] for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir())
+    assert runs == ["pretrain-pickcube-lite", "reproduce-gae-ppo-s0", "reproduce-gae-ppo-s1",
+                    "reproduce-online-mc16-awr-s0", "reproduce-online-mc16-awr-s1"]
+    text = out.read_text()
+    assert "`online-mc16-awr`" in text and "`gae-ppo`" in text
+    assert "playground run online-mc16-awr --env pickcube-lite --seed 1 --total_timesteps 15000" in text
+    d = next(Path(env["PLAYGROUND_RUNS_DIR"]).glob("*-reproduce-gae-ppo-s1"))
+    import tomllib
+
+    conf = tomllib.loads((d / "config.toml").read_text())
+    assert conf["seed"] == 1 and conf["preset"] == "gae-ppo" and conf["checkpoint"].endswith("start.pt")
+    assert conf["command"].startswith("playground run gae-ppo --env pickcube-lite --seed 1")

@@ -49,14 +49,15 @@ def test_run_progress_state_eta_and_notes():
     prog = RunProgress(conf={"regime": "offline", "num_iterations": 10})
     assert prog.planned == 10 and prog.state == "starting" and prog.eta_s() is None
     prog.add(Event("status", {"status": "running"}))
+    prog.add_row({"iteration": 0, "env_steps": 0, "wall_s": 0.1, "sr": 0.0, "phase": "initial"})  # the start's eval
     for i in range(3):
         prog.add(Event("metrics", {"iteration": i + 1, "env_steps": 100 * (i + 1), "wall_s": 2.0 * (i + 1),
                                    "sr": [0.5, 0.8, 0.6][i]}))
     prog.add_row({"phase": "ladder", "role": "start", "iteration": 7, "det_sr": 0.4})
     assert prog.rows[-1]["iteration"] == 3 and prog.notes[0]["role"] == "start"
     assert (prog.iteration, prog.env_steps, prog.sr, prog.peak_sr, prog.peak.iteration) == (3, 300, 0.6, 0.8, 2)
-    assert prog.eta_s() == pytest.approx(14.0) and prog.fraction == pytest.approx(0.3)
-    assert prog.series() == ([100.0, 200.0, 300.0], [0.5, 0.8, 0.6])
+    assert prog.eta_s() == pytest.approx((6.0 - 0.1) / 3 * 7) and prog.fraction == pytest.approx(0.3)
+    assert prog.series() == ([0.0, 100.0, 200.0, 300.0], [0.0, 0.5, 0.8, 0.6]) and len(prog.notes) == 1
     prog.add(Event("status", {"status": "done"}))
     assert prog.finished and prog.to_dict()["peak_sr"] == 0.8
 

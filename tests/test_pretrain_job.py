@@ -33,8 +33,9 @@ def test_pretrain_job_runs_in_its_own_process_and_is_followed_like_a_run(job_env
         prog.add(ev)
     assert proc.wait(30) == 0
     assert prog.state == "done" and prog.planned == 2 and prog.iteration == 2 and prog.sr == pytest.approx(0.6)
-    assert [n["role"] for n in prog.notes] == ["start", "expert", "optimal"]
-    assert sorted(ck.read_index("pickcube-lite")["roles"]) == ["expert", "optimal", "start"]
+    assert [n["role"] for n in prog.notes] == ["start", "expert", "optimal", "critic-expert", "critic-optimal"]
+    assert sorted(ck.read_index("pickcube-lite")["roles"]) == ["critic-expert", "critic-optimal", "expert", "optimal",
+                                                               "start"]
     log = (proc.run_dir / "engine.log").read_text()
     assert "PPO iteration 2/2" in log and "ladder: start = iteration 1" in log
     (s,) = list_runs(job_env / "runs")
@@ -52,6 +53,12 @@ def test_a_stopped_job_ends_stopped_and_leaves_no_ladder(job_env, monkeypatch):
             break
     assert active_pretrain("pickcube-lite", job_env / "runs") == proc.run_dir
     assert active_pretrain("maniskill:PickCube-v1", job_env / "runs") is None
+    from engine.runlock import is_locked
+
+    assert is_locked(proc.run_dir)  # held by the job for its life, as a run's worker holds its own
+    second = subprocess.run([sys.executable, str(FAKE), "--run-dir", str(proc.run_dir)], capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 2 and "already has a live worker" in second.stderr
     assert proc.stop(10) == 143
     st = read_status(proc.run_dir)
     assert st["status"] == "stopped" and st["exit_code"] == 143

@@ -328,3 +328,24 @@ async def test_a_missing_ladder_role_is_pretrained_as_a_followed_job(runs, tmp_p
         await wait_for(pilot, lambda: app.runs[job_id].state == "done", timeout=90, what="the job to finish")
         await wait_for(pilot, lambda: screen.plan_is_current and not screen.plan.missing, what="the re-plan")
         assert "45.0%" in str(screen.query_one("#info-checkpoint", Static).render())
+
+
+@pilot_test
+async def test_export_the_overlay_as_png_and_svg(runs, tmp_path):
+    make_run(runs, "a", [0.0, 0.5, 0.6])
+    make_run(runs, "b", [0.0, 0.2, 0.4])
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: len(app.runs) == 2, what="both runs")
+        await pilot.pause(0.6)
+        await pilot.press("m", "up", "m", "e", "v")
+        figures = tmp_path / "figures"
+        await wait_for(pilot, lambda: len(list(figures.glob("*.png"))) == 1 and len(list(figures.glob("*.svg"))) == 1,
+                       what="the PNG and the SVG")
+        (png,) = figures.glob("*.png")
+        (svg,) = figures.glob("*.svg")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert "<svg" in svg.read_text()[:500]
+        await wait_for(pilot, lambda: sum("figure written" in n.message for n in app._notifications) == 2,
+                       what="where the figures went")

@@ -127,8 +127,12 @@ def run_ladder_job(env_id: str, *, runs_dir: Path, json_mode: bool, seed: int = 
     status, interrupted = follow_worker(proc, run_dir, json_mode=json_mode, grace_s=grace_s, pretrain=True,
                                         plain_to_stderr=json_mode)
     if interrupted:
-        typer.echo(f"pretraining {env_id} interrupted: the ladder index was not written; "
-                   f"run `playground pretrain --env {env_id}` again", err=True)
+        if proc is None:
+            typer.echo(f"interrupted: stopped following {run_dir.name}; that pretraining job keeps running "
+                       f"(stop it with `playground stop {run_dir.name}`)", err=True)
+        else:
+            typer.echo(f"pretraining {env_id} interrupted: the ladder index was not written; "
+                       f"run `playground pretrain --env {env_id}` again", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if status.get("status") != "done":
         why = " ".join(str(status.get("error") or "no reason recorded").split())

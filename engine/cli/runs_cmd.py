@@ -12,7 +12,7 @@ from rich.text import Text
 
 from engine.figures import curve_of_run, save_sr_figure
 from engine.launcher import list_runs, read_config, read_findings, reconcile, resolve_run, stop_run, summarize_run
-from engine.records import TERMINAL, RecordError, read_metrics, read_status
+from engine.records import TERMINAL, read_metrics, read_status
 
 from .common import console, duration, num, pct, print_json, runs_dir_of
 from .errors import EXIT_FAILED, EXIT_OK, CliError, cli_errors

@@ -10,6 +10,7 @@ is one metrics row (`phase` "ppo", `iteration`, `iterations` planned, `env_steps
 `sr` = the deterministic SR, `det_sr`, `stoch_sr`, `logstd`); each ladder role, as it is
 chosen, is one row with `phase` "ladder" (role, iteration, det / stoch SR or the critic's fit).
 The ladder itself is written where `run_pretrain` writes it (`checkpoints/<env>/index.json`).
+Like a run's worker, the job holds the directory's lock (engine.runlock) for its life.
 SIGTERM / SIGINT stop the job (`stopped`, exit 143): the ladder index is written only at the
 very end, so a stopped job leaves the previous ladder as it was.
 """
@@ -86,7 +87,27 @@ def _describe(info: dict) -> str:
 
 
 def run_job(run_dir: Path) -> int:
-    """Run the pretraining job of `run_dir` in this process; returns the exit code."""
+    """Run the pretraining job of `run_dir` in this process, holding the directory's lock
+    (engine.runlock: handed down by the launcher, else taken here) like a run's worker;
+    returns the exit code."""
+    from engine.runlock import adopt_or_lock
+
+    try:
+        lock = adopt_or_lock(run_dir)
+    except OSError as e:
+        print(f"error: cannot open job directory {run_dir} ({e.strerror or e})", file=sys.stderr)
+        return 2
+    if lock is None:
+        print(f"error: job {run_dir.name} already has a live worker: stop it first with "
+              f"`playground stop {run_dir.name}`", file=sys.stderr)
+        return 2
+    try:
+        return _run_locked(run_dir)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(run_dir: Path) -> int:
     from engine.train import pretrain as pretrain_mod
     from engine.worker import StopRequested, StopSignal
 

@@ -18,7 +18,9 @@ def rows_of_index(index: dict) -> list[dict[str, Any]]:
             continue
         aliases = [a for a in (e.get("seed_alias") or ROLE_SEED_NAME.get(role), e.get("seed_name")) if a]
         rows.append({"role": role, "aliases": list(dict.fromkeys(aliases)),
-                     "file": str(ladder_dir(index.get("env_id", "")) / e["file"]) if e.get("file") else None,
+                     "file": e.get("path") or (str(ladder_dir(index.get("env_id", "")) / e["file"])
+                                               if e.get("file") else None),
+                     "source": e.get("source"),
                      "iteration": e.get("iteration"), "logstd": e.get("logstd"), "det_sr": e.get("det_sr"),
                      "stoch_sr": e.get("stoch_sr"), "gamma": e.get("gamma"), "fitted_on": e.get("fitted_on")})
     return rows

@@ -150,11 +150,15 @@ def load_run_config(preset: str, overrides: Overrides = None, *, env: str | None
                     more: Mapping[str, Any] | None = None):
     """The preset with its overrides (and `more`, e.g. a grid point) as a RunConfig; a
     ConfigError carries every problem of the overrides and the preset together."""
+    problems: list = []
+    return _load(preset, _overrides_dict(overrides, problems), problems, env=env, seed=seed, more=more)
+
+
+def _load(preset: str, over: dict[str, Any], problems: list, *, env: str | None, seed: int | None,
+          more: Mapping[str, Any] | None = None):
     from engine.config.loading import ConfigError, load_config
 
-    problems: list = []
-    over = _overrides_dict(overrides, problems)
-    over.update(more or {})
+    over = {**over, **(more or {})}
     try:
         cfg = load_config(preset, over, env=env, seed=seed)
     except ConfigError as e:
@@ -190,7 +194,7 @@ def plan_run(preset: str, overrides: Overrides = None, env: str | None = None, s
     _say(on_progress, f"loading preset {preset}")
     problems: list = []
     over = _overrides_dict(overrides, problems)
-    cfg = load_run_config(preset, overrides, env=env, seed=seed)
+    cfg = _load(preset, over, problems, env=env, seed=seed)
     return complete_plan(preset, cfg, over, runs_dir=runs_dir, on_progress=on_progress)
 
 

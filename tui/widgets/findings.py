@@ -59,8 +59,9 @@ class FindingsList(VerticalScroll):
             widgets.append(Static("[green]no findings[/]", classes="finding"))
         self.mount_all(widgets)
         errors = sum(f.severity == "error" for f in findings)
-        self.border_title = (f"validator: {len(problems)} problem(s)" if problems else
-                             f"validator: {errors} error(s), {len(findings) - errors} warning(s)")
+        warnings = len(findings) - errors
+        self.border_title = (f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else
+                             f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
 
     def first_fix_index(self) -> int | None:
         return next((i for i, f in enumerate(self.findings) if f.fix), None)
