@@ -27,6 +27,7 @@ from engine.launcher.ray_cluster import RayClusterError, local_init_kwargs, loop
 from engine.launcher.ray_records import RecordStreamer, apply_ops, materialize, seed_files
 from engine.launcher.proc import pid_alive
 from engine.records import read_metrics, read_status
+from engine.runlock import is_locked
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_LADDER = ["--checkpoint", "none", "--critic_checkpoint", "none", "--optimal_checkpoint", "none",
@@ -224,12 +225,14 @@ def test_stop_on_a_ray_run_ends_it_stopped_and_it_resumes(ray_local, runs):
     """`playground stop RUN` from another process cancels the run's Ray task; the worker saves
     and the run ends `stopped`; `playground run --resume RUN` finishes it."""
     stopped: list = []
+    held: list = []
 
     def stop_one() -> None:
         end = time.monotonic() + 240
         while time.monotonic() < end and not stopped:
             for d in sorted(runs.iterdir()) if runs.is_dir() else []:
                 if (read_status(d) or {}).get("status") == "running" and read_metrics(d):
+                    held.append(is_locked(d))
                     p = subprocess.run([sys.executable, "-c", "from engine.cli.app import main; main()", "stop",
                                         d.name, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
                     stopped.append((d.name, p.returncode, p.stdout, p.stderr))
@@ -241,6 +244,7 @@ def test_stop_on_a_ray_run_ends_it_stopped_and_it_resumes(ray_local, runs):
     r, out = sweep(*tiny(15), "--seeds", "0")
     t.join()
     assert stopped, r.output
+    assert held == [True]  # the sweep holds the run's lock while its task runs
     name, rc, so, se = stopped[0]
     assert rc == 0, se
     st = read_status(runs / name)

@@ -8,7 +8,8 @@ The launcher drains the mailbox on every scheduler step (`pump`) into its own ru
 nothing needs a filesystem shared with the nodes.
 
 `RayHandle` is the launcher's view of one task (poll / request_stop / finish_stop, like a local
-worker). Stopping cancels the task: the task SIGTERMs its worker, which saves and ends
+worker). While the task runs the launcher holds the run directory's lock (engine.runlock), so
+listings see the run as live and no second worker can be started on it. Stopping cancels the task: the task SIGTERMs its worker, which saves and ends
 `stopped`, and ships the records before it returns. A task whose Ray worker or node dies
 leaves `died` set to the reason and the run `failed`; the scheduler may start it again.
 """
@@ -25,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.records import TERMINAL, now_iso, read_status, write_status
+from engine.runlock import release, try_lock
 
 from .proc import terminate
 from .ray_cluster import RayClusterError, RayConnection, connect, parse_address
 from .ray_records import (EXPERIMENT_ENTRY, Mailbox, RecordStreamer, apply_ops, clear_stop_request, materialize,
                           seed_files, stop_requested)
 from .reconcile import describe_exit, write_worker_info
+from .spawn import RunBusy
 
 STREAM_EVERY_S = 0.5
 SCRATCH_ENV = "PLAYGROUND_RAY_SCRATCH"        # where nodes keep private run directories
@@ -135,12 +138,21 @@ class RayBackend:
         attempt = self.attempts.get(run_dir.name, 0) + 1
         self.attempts[run_dir.name] = attempt
         key = f"{run_dir.name}#{attempt}"
+        lock = try_lock(run_dir)  # held while the task runs: the run is live, no second worker starts
+        if lock is None:
+            raise RunBusy(f"run {run_dir.name} is already running: stop it first with `playground stop {run_dir.name}`")
         clear_stop_request(run_dir)
         if resume:
             write_status(run_dir, "queued", pid=None, ended=None, exit_code=None, error=None, resumed=now_iso())
         env = {k: os.environ[k] for k in FORWARD_ENV if k in os.environ}
-        ref = self.task.remote(key, run_dir.name, attempt, seed_files(run_dir), resume, env, self.mailbox, self.grace_s)
+        try:
+            ref = self.task.remote(key, run_dir.name, attempt, seed_files(run_dir), resume, env, self.mailbox,
+                                   self.grace_s)
+        except BaseException:
+            release(lock)
+            raise
         h = RayHandle(self, ref, run_dir, key)
+        h.lock = lock
         self.handles[key] = h
         return h
 
@@ -198,6 +210,7 @@ class RayHandle:
         self.died: str | None = None         # why the run ended without a final status (retryable)
         self.stop_at: float | None = None
         self.seen = False                    # the task has sent records (it runs on a node)
+        self.lock: int | None = None         # the launcher's lock on the run directory
 
     def _settle(self, rc: int | None, error: BaseException | None) -> int:
         """The task is over and its records are in: fix the status up and remember the outcome."""
@@ -213,6 +226,8 @@ class RayHandle:
                 write_status(self.run_dir, "failed", exit_code=rc, ended=now_iso(), error=self.died)
         self.backend.handles.pop(self.key, None)
         clear_stop_request(self.run_dir)
+        release(self.lock)
+        self.lock = None
         self.returncode = rc if rc is not None else -1
         return self.returncode
 
