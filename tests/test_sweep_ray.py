@@ -166,6 +166,7 @@ def test_sweep_of_four_runs_on_loopback_with_records_streamed_back(ray_local, ru
         assert not Path(info["private_run_dir"]).exists()  # the node's copy is cleaned up
         cfg = json.dumps(read_status(d))
         assert "scratch" not in cfg
+    assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").iterdir())
     for label, p in by_point.items():
         assert p["n"] == 2 and p["n_done"] == 2 and len(p["runs"]) == 2
     log = Path(os.environ["PLAYGROUND_EXPERIMENTS_LOG"]).read_text()

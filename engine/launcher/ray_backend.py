@@ -107,6 +107,10 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
     ship({"rc": rc, "cancelled": cancelled})
     if not os.environ.get(KEEP_SCRATCH_ENV):
         shutil.rmtree(private, ignore_errors=True)
+        try:
+            private.parent.rmdir()  # the node's directory, once no run of it is left
+        except OSError:
+            pass
     if cancelled:
         raise KeyboardInterrupt  # the task counts as cancelled
     return rc
