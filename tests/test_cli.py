@@ -454,6 +454,11 @@ def test_run_builds_a_missing_ladder_first_and_says_so(env, monkeypatch):
     assert built.exit_code == 0 and len(jobs()) == 2 and "checkpoint ladder of pickcube-lite" in built.stdout
     listed = {x["id"]: x for x in json.loads(invoke("runs", "--json").stdout)}
     assert listed[jobs()[0].name]["preset"] == "pretrain" and listed[jobs()[0].name]["peak_sr"] == 0.6
+    shown = invoke("show", jobs()[0].name)
+    assert shown.exit_code == 0 and "pretraining the checkpoint ladder of pickcube-lite" in shown.stdout
+    table = shown.stdout[shown.stdout.index("per-iteration results"):]
+    assert table.count("│") == 2 * 6  # two PPO iteration rows of 5 columns (the ladder rows are not iterations)
+    assert "ladder: critic-optimal = iteration 1 (critic fitted on optimal, R^2 0.900)" in shown.stdout
 
 
 def test_pretrain_failure_and_json(env, monkeypatch):
