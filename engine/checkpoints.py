@@ -213,6 +213,64 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return load_checkpoint(path).meta
 
 
+def _weight(state: Any, key: str, path: Path) -> "torch.Tensor":
+    import torch
+
+    t = state.get(key) if isinstance(state, dict) else None
+    if not isinstance(t, torch.Tensor) or t.dim() not in (1, 2):
+        raise CheckpointError(f"{path}: weights lack '{key}' (damaged, or not a playground network): "
+                              "rebuild it with `playground pretrain`")
+    return t
+
+
+def weight_dims(path: Path, kind: str, state: Any) -> tuple[int, int | None]:
+    """(observation size, action size or None for a critic) read from the weights themselves:
+    the first layer's input width, and the policy's log-std length and last layer's output."""
+    prefix = "mean" if kind == "policy" else "net"
+    obs = int(_weight(state, f"{prefix}.0.weight", path).shape[-1])
+    if kind != "policy":
+        return obs, None
+    layers = [int(k.split(".")[1]) for k in state if k.startswith("mean.") and k.endswith(".weight")
+              and k.split(".")[1].isdigit()]
+    out = int(_weight(state, f"mean.{max(layers)}.weight", path).shape[0])
+    std = int(_weight(state, "logstd", path).shape[0])
+    if out != std:
+        raise CheckpointError(f"{path}: its policy outputs {out} actions but has {std} log-stds (damaged): "
+                              "rebuild it with `playground pretrain`")
+    return obs, out
+
+
+def verified_meta(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's metadata as stored in the file itself (never the `.json` sidecar, which
+    anyone can edit), checked against its weights: the observation and action sizes returned
+    are those of the weights. CheckpointError (one line) when the metadata and the weights
+    disagree, or the weights are not a playground network's."""
+    c = load_checkpoint(path)
+    meta = dict(c.meta)
+    kind = meta.get("kind")
+    if kind not in ("policy", "critic"):
+        raise CheckpointError(f"{c.path}: metadata 'kind' is {kind!r}, not policy or critic")
+    state = c.actor_state if kind == "policy" else c.critic_state
+    obs, act = weight_dims(c.path, kind, state)
+    for key, real in (("obs_dim", obs), ("act_dim", act)):
+        said = meta.get(key)
+        if real is not None and said is not None and said != real:
+            raise CheckpointError(f"{c.path}: its weights have {key} {real} but its metadata says {said} "
+                                  "(the file was edited or damaged): rebuild it with `playground pretrain`")
+        if real is not None:
+            meta[key] = real
+    return meta
+
+
+def env_obs_dim(env_id: str) -> int | None:
+    """The observation size of an env id, where it is known without building the env."""
+    if env_id == "pickcube-lite":
+        from .envs.pickcube_lite import OBS_DIM
+
+        return OBS_DIM
+    return {"maniskill:PickCube-v1": 42}.get(env_id)
+
+
 def check_compatible(meta: dict, env_id: str, obs_dim: int | None = None, act_dim: int | None = None,
                      what: str = "checkpoint") -> None:
     if meta.get("env_id") != env_id:

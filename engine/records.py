@@ -76,26 +76,54 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60] or "run"
 
 
+def _unusable(path: Path, why: str) -> RecordError:
+    return RecordError(f"runs directory {path} {why}: pass --runs-dir or set PLAYGROUND_RUNS_DIR to a writable folder")
+
+
 def ensure_runs_dir(path: str | Path) -> Path:
-    """Create the runs directory if needed and prove it is writable (RecordError otherwise)."""
+    """Prove that runs can be written under `path` (RecordError otherwise) WITHOUT creating
+    anything: the directory is made when the first run directory is (`new_run_dir`), so input
+    refused after this check leaves no trace. A missing directory is fine when its nearest
+    existing parent is a writable directory."""
     path = Path(path)
+    probe = path
+    try:
+        while not probe.exists():
+            if probe.is_symlink():
+                raise _unusable(path, f"is a dangling link ({probe})")
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        if not probe.is_dir():
+            where = "is" if probe == path else f"cannot be created: {probe} is"
+            raise _unusable(path, f"{where} a file, not a directory")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise _unusable(path, "is not writable" if probe == path else f"cannot be created in {probe} (not writable)")
+    except OSError as e:
+        if isinstance(e, RecordError):
+            raise
+        raise _unusable(path, f"cannot be used ({e.strerror or e})") from None
+    return path
+
+
+def _make_runs_dir(path: Path) -> Path:
+    """Create the runs directory (when the first run is written) and prove it is writable."""
+    ensure_runs_dir(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RecordError(f"runs directory {path} cannot be created ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
+        raise _unusable(path, f"cannot be created ({e.strerror or e})") from None
     try:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as e:
-        raise RecordError(f"runs directory {path} is not writable ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
+        raise _unusable(path, f"is not writable ({e.strerror or e})") from None
     return path
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
-    """Create `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]` atomically and return it."""
-    root = ensure_runs_dir(root)
+    """Create `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]` atomically (and `root` if needed) and return it."""
+    root = _make_runs_dir(Path(root))
     base = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{_slug(name)}"
     for n in range(1, 10_000):
         path = root / (base if n == 1 else f"{base}-{n}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 
 LOCK_FD_ENV = "PLAYGROUND_RUN_LOCK_FD"
@@ -62,7 +63,7 @@ def is_locked(run_dir: str | Path) -> bool:
         os.close(fd)
 
 
-def adopt_or_lock(run_dir: str | Path) -> int | None:
+def adopt_or_lock(run_dir: str | Path, wait_s: float = 1.0) -> int | None:
     """For the worker: the lock its launcher passed down (`PLAYGROUND_RUN_LOCK_FD`, checked to
     be this very directory), else a fresh one. None when another process holds it."""
     raw = os.environ.pop(LOCK_FD_ENV, "")
@@ -76,4 +77,9 @@ def adopt_or_lock(run_dir: str | Path) -> int | None:
                 return fd
         except OSError:
             pass
-    return try_lock(run_dir)
+    end = time.monotonic() + wait_s
+    while True:  # a reader's probe (is_locked) holds the lock for an instant
+        fd = try_lock(run_dir)
+        if fd is not None or time.monotonic() >= end:
+            return fd
+        time.sleep(0.05)

@@ -17,6 +17,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from .config.limits import LimitError, check_fits
+from .config.loading import value_problem
 from .config.schema import FIELDS, RunConfig, field_type
 from .config.tomlio import read_toml
 from .records import (RecordError, RunRecorder, append_experiment_log, format_log_entry, now_iso, read_metrics,
@@ -80,7 +82,15 @@ def read_run_config(run_dir: Path) -> RunConfig:
             raw[k] = float(v)
         elif not isinstance(v, t) or (t is int and isinstance(v, bool)):
             raise WorkerConfigError(f"{path}: key '{k}' should be {t.__name__}, got {v!r}")
-    return RunConfig(**raw)
+        problem = value_problem(k, raw[k])
+        if problem:
+            raise WorkerConfigError(f"{path}: key '{k}': {problem}")
+    cfg = RunConfig(**raw)
+    try:
+        check_fits(cfg)
+    except LimitError as e:
+        raise WorkerConfigError(f"{path}: {e}") from None
+    return cfg
 
 
 def _drop_rows_after_last_save(run_dir: Path) -> None:

@@ -12,7 +12,10 @@ import time
 
 def fake_run_pretrain(env_id, *, seed=0, root=None, progress=None, **kw):
     import engine.checkpoints as ck
+    from engine.config.schema import expected_action_dim
     from engine.nets import Actor
+
+    sizes = (ck.env_obs_dim(env_id) or 4, expected_action_dim(env_id, "auto") or 2)  # check compares them
 
     opts = json.loads(os.environ.get("FAKE_PRETRAIN") or "{}")
     iters = int(opts.get("iters", 2))
@@ -25,7 +28,7 @@ def fake_run_pretrain(env_id, *, seed=0, root=None, progress=None, **kw):
     roles = {}
     for role, det in (("start", 0.45), ("expert", 0.97), ("optimal", 0.99)):
         ck.save_checkpoint(ck.ladder_dir(env_id) / f"{role}.pt", env_id=env_id, role=role, iteration=1,
-                           actor=Actor(4, 2), det_sr=det, stoch_sr=det - 0.2)
+                           actor=Actor(*sizes), det_sr=det, stoch_sr=det - 0.2)
         roles[role] = {"file": f"{role}.pt", "iteration": 1, "det_sr": det, "stoch_sr": det - 0.2, "logstd": -1.5}
         progress({"phase": "ladder", "role": role, **roles[role]})
     from engine.nets import Critic

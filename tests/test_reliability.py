@@ -18,17 +18,7 @@ import pytest
 from engine.launcher import prepare_run, start_worker, stop_run
 from engine.launcher.proc import is_worker_of, pid_alive, terminate
 from engine.records import now_iso, read_status, write_status
-from tests.test_launcher import cfg, configure, fake_cmd, wait_for, write_fake_worker
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Path:
-    return tmp_path / "runs"
-
-
-@pytest.fixture
-def worker(tmp_path: Path) -> list[str]:
-    return write_fake_worker(tmp_path)
+from tests.test_launcher import cfg, configure, fake_cmd, runs, wait_for, worker  # noqa: F401 (fixtures)
 
 
 def sleeper(*extra: str) -> subprocess.Popen:
@@ -234,7 +224,7 @@ def test_listing_shows_a_dead_worker_as_failed_without_writing(runs: Path, monke
 
     monkeypatch.setattr(records, "atomic_write", readonly)
     [row] = list_runs(runs)
-    assert row.status == "failed" and "worker gone" in row.error
+    assert row.status == "failed" and row.status_label == "failed (worker gone)"
     assert summarize_run(d).status == "failed"
     assert (d / "status.json").read_bytes() == before
 
@@ -256,6 +246,8 @@ def test_runs_show_and_stop_on_a_full_disk_are_not_internal_errors(runs: Path, m
         r = cli.invoke(app, ["--runs-dir", str(runs), *args])
         assert r.exit_code in (0, 1), (args, r.exit_code, r.output)
         assert "internal error" not in r.output and "Traceback" not in r.output
+        if args[0] in ("runs", "show"):
+            assert "failed" in r.output and "running" not in r.output, r.output
 
 
 # --- items 4 and 5: one worker per run directory --------------------------------------------------
@@ -426,3 +418,227 @@ def test_the_experiment_log_and_commit_follow_the_runs_directory(tmp_path: Path,
     assert experiments_log_path(plain) == (tmp_path / "plain" / "experiments" / "log.md").resolve()
     monkeypatch.setenv("PLAYGROUND_EXPERIMENTS_LOG", str(tmp_path / "mine.md"))
     assert experiments_log_path(d) == tmp_path / "mine.md"
+
+
+# --- item 8: upper bounds, a memory estimate, several ManiSkill envs per process ----------------
+
+def test_huge_values_are_refused_by_their_upper_bounds():
+    from engine.config.loading import ConfigError, load_config
+
+    for key, value in (("seed", "99999999999999999999"), ("num_envs", "1000000000"), ("mc_samples", "10000000"),
+                       ("num_steps", "10000000"), ("num_eval_envs", "1000000000")):
+        with pytest.raises(ConfigError) as e:
+            load_config("gae-ppo", {key: value})
+        assert len(e.value.problems) == 1 and "out of range" in str(e.value) and key in str(e.value)
+
+
+def test_a_run_too_big_for_memory_is_refused_with_what_would_fit(monkeypatch):
+    from engine.config.limits import estimate_memory
+    from engine.config.loading import ConfigError, load_config
+
+    monkeypatch.setenv("PLAYGROUND_MEM_AVAILABLE_MIB", "2048")
+    with pytest.raises(ConfigError) as e:
+        load_config("gae-ppo", {"num_envs": "60000", "num_steps": "1000"})
+    msg = str(e.value)
+    assert "\n" not in msg and "needs about" in msg and "2.0 GiB available" in msg and "--num_envs" in msg
+    fits = int(msg.split("--num_envs ")[1].split()[0])
+    cfg = load_config("gae-ppo", {"num_envs": str(fits), "num_steps": "1000"})
+    assert estimate_memory(cfg).total <= 2048 << 20
+
+
+def test_maniskill_eval_envs_are_hosted_in_a_few_processes(monkeypatch):
+    from engine.config.limits import default_procs, estimate_memory, usable_cores
+    from engine.config.loading import load_config
+
+    monkeypatch.delenv("PLAYGROUND_MANISKILL_PROCS", raising=False)
+    assert default_procs(100) == min(100, usable_cores())
+    monkeypatch.setenv("PLAYGROUND_MANISKILL_PROCS", "2")
+    cfg = load_config("gae-ppo", {"env": "maniskill:PickCube-v1", "checkpoint": "none", "num_eval_envs": 100})
+    est = estimate_memory(cfg).total
+    assert est < 4 << 30, "100 eval envs must not cost 100 processes"  # 4 processes of ~430 MiB
+    monkeypatch.setenv("PLAYGROUND_MANISKILL_PROCS", "1000")
+    assert estimate_memory(cfg).total > 40 * est / 4  # one process per env: what used to happen
+
+
+def test_device_must_be_cpu_or_an_available_cuda():
+    import torch
+
+    from engine.config.loading import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="'bogus' is not one of cpu, cuda"):
+        load_config("gae-ppo", {"device": "bogus"})
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            load_config("gae-ppo", {"device": "cuda"})
+
+
+def test_the_worker_refuses_a_config_toml_edited_out_of_range(runs: Path):
+    from engine.worker import WorkerConfigError, read_run_config
+
+    d = prepare_run(cfg(), [], runs_dir=runs)
+    text = (d / "config.toml").read_text()
+    (d / "config.toml").write_text(text.replace('device = "cpu"', 'device = "bogus"'))
+    with pytest.raises(WorkerConfigError, match="'device'"):
+        read_run_config(d)
+    (d / "config.toml").write_text(text.replace("seed = 0", "seed = 9223372036854775807"))
+    with pytest.raises(WorkerConfigError, match="'seed'.*out of range"):
+        read_run_config(d)
+
+
+# --- item 7: check and run verify checkpoint sizes against the weights ----------------------------
+
+def forged_policy(tmp_path: Path, how: str) -> Path:
+    """A pickcube-lite policy whose weights take 6-D observations, disguised as 21-D: in the
+    .json sidecar (`sidecar`) or in the metadata stored in the file (`embedded`)."""
+    import json as _json
+
+    import torch
+
+    from engine.checkpoints import save_checkpoint
+    from engine.nets import Actor
+
+    p = tmp_path / f"forged-{how}.pt"
+    save_checkpoint(p, env_id="pickcube-lite", role="start", actor=Actor(6, 4, layers=1, width=8))
+    if how == "sidecar":
+        side = p.with_name(p.name + ".json")
+        meta = _json.loads(side.read_text())
+        meta["obs_dim"] = 21
+        side.write_text(_json.dumps(meta))
+    else:
+        blob = torch.load(p, weights_only=True)
+        blob["meta"]["obs_dim"] = 21
+        torch.save(blob, p)
+    return p
+
+
+@pytest.mark.parametrize("how", ["sidecar", "embedded"])
+def test_check_and_run_refuse_a_checkpoint_whose_weights_do_not_fit(tmp_path: Path, how: str):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    p = forged_policy(tmp_path, how)
+    root = tmp_path / "runs"
+    for cmd in ("check", "run"):
+        r = CliRunner().invoke(app, ["--runs-dir", str(root), cmd, "gae-ppo", "--checkpoint", str(p),
+                                     "--critic_checkpoint", "none"])
+        assert r.exit_code == 2, (cmd, r.output)
+        assert "Traceback" not in r.output and ("6-D" in r.output or "obs_dim 6" in r.output)
+    assert not root.exists()
+
+
+# --- item 11: refused input writes nothing ------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["run", "gae-ppo", "--seed", "99999999999999999999"],
+                                  ["run", "gae-ppo", "--num_envs", "0"],
+                                  ["run", "no-such-preset"],
+                                  ["sweep", "gae-ppo", "--seeds", "0-1", "--gamma", "7"],
+                                  ["run", "gae-ppo", "--device", "bogus"]])
+def test_refused_input_creates_no_runs_directory(tmp_path: Path, args: list[str]):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    root = tmp_path / "fresh" / "runs"
+    r = CliRunner().invoke(app, ["--runs-dir", str(root), *args])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_a_runs_dir_that_cannot_be_created_is_one_line(tmp_path: Path):
+    from engine.records import RecordError, ensure_runs_dir
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RecordError, match="is a file"):
+        ensure_runs_dir(tmp_path / "file" / "runs")
+    assert ensure_runs_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()
+
+
+# --- the held-out class: sizes of sweeps, unknown ManiSkill tasks -----------------------------------
+
+@pytest.mark.parametrize("args", [["sweep", "gae-ppo", "--seeds", "0-99999999999"],
+                                  ["sweep", "gae-ppo", "--seeds", "0-40", "--grid", "gamma=0.1,0.2,0.3,0.4,0.5",
+                                   "--grid", "awr_beta=1,2,3,4,5"],
+                                  ["reproduce", "--seeds", "99999999"]])
+def test_oversized_sweeps_are_refused_up_front(tmp_path: Path, args: list[str]):
+    import threading
+
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(CliRunner().invoke(app, ["--runs-dir", str(tmp_path / "runs"), *args])),
+                         daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "an oversized sweep hung"
+    r = out[0]
+    assert r.exit_code == 2 and "1000" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_maniskill_task_is_refused_by_check_before_anything_is_written(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    for cmd in ("check", "run"):
+        r = CliRunner().invoke(app, ["--runs-dir", str(tmp_path / "runs"), cmd, "gae-ppo", "--env",
+                                     "maniskill:PickCub-v1", "--checkpoint", "none"])
+        assert r.exit_code == 2 and "unknown ManiSkill task 'PickCub-v1'" in r.output and "PickCube-v1" in r.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_refuses_up_front_what_the_resumed_worker_would(runs: Path):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+
+    d = prepare_run(cfg(), [], runs_dir=runs)
+    write_status(d, "stopped", exit_code=143)
+    before = sorted(p.name for p in d.iterdir())
+    r = CliRunner().invoke(app, ["--runs-dir", str(runs), "run", "--resume", d.name])
+    assert r.exit_code == 2 and "nothing to resume" in r.output
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "resume.pt").write_bytes(b"PK\x03\x04 not really")
+    r = CliRunner().invoke(app, ["--runs-dir", str(runs), "run", "--resume", d.name])
+    assert r.exit_code == 2 and "resume file" in r.output and "weights_only" not in r.output
+    (d / "config.toml").write_text((d / "config.toml").read_text().replace("num_envs = 100", "num_envs = -4"))
+    r = CliRunner().invoke(app, ["--runs-dir", str(runs), "run", "--resume", d.name])
+    assert r.exit_code == 2 and "num_envs" in r.output
+    assert read_status(d)["status"] == "stopped" and not (d / "worker.json").exists()
+    assert sorted(p.name for p in d.iterdir()) == sorted(before + ["checkpoints"])
+
+
+def test_stop_with_a_nan_or_huge_grace_does_not_hang(runs: Path, worker: list[str]):
+    from engine.launcher.proc import MAX_GRACE_S, clamp_grace
+
+    assert clamp_grace(float("nan")) == 0.0 and clamp_grace(-3) == 0.0 and clamp_grace(float("inf")) == MAX_GRACE_S
+    d = prepare_run(cfg(), [], runs_dir=runs)
+    configure(d, mode="hang", iters=1000, sleep=0.05)
+    proc = start_worker(d, worker_cmd=fake_cmd(worker, d))
+    wait_for(lambda: (read_status(d) or {}).get("status") == "running")
+    t0 = time.monotonic()
+    assert proc.stop(grace_s=float("nan")) == -signal.SIGKILL
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_local_sweep_whose_parallel_runs_cannot_fit_is_refused(tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from engine.cli.app import app
+    from engine.config.limits import LimitError, check_parallel
+    from engine.config.loading import load_config
+
+    c = load_config("gae-ppo", {"checkpoint": "none", "critic_checkpoint": "none"})
+    with pytest.raises(LimitError, match="--parallel 3 fits"):
+        check_parallel([c] * 8, 8, available=3 * 400 << 20)
+    check_parallel([c] * 8, 2, available=3 * 400 << 20)
+    monkeypatch.setenv("PLAYGROUND_MEM_AVAILABLE_MIB", "1000")
+    r = CliRunner().invoke(app, ["--runs-dir", str(tmp_path / "runs"), "sweep", "gae-ppo", "--seeds", "0-7",
+                                 "--parallel", "8", "--checkpoint", "none", "--critic_checkpoint", "none"])
+    assert r.exit_code == 2 and "--parallel" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "runs").exists()

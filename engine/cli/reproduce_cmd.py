@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from engine.config.limits import MAX_SWEEP_RUNS
 from engine.launcher import plan_run
 
 from .common import ensure_runs_dir, runs_dir_of
@@ -25,8 +26,8 @@ def reproduce(ctx: typer.Context,
     """Run the seed's "Best Configurations" rows for N seeds and write docs/results.md."""
     from engine.analysis.reproduce import BEST_CONFIGURATIONS, reproduce as run_table
 
-    if seeds < 1:
-        raise CliError([f"--seeds {seeds}: give at least 1 seed"])
+    if not 1 <= seeds <= MAX_SWEEP_RUNS:
+        raise CliError([f"--seeds {seeds}: give between 1 and {MAX_SWEEP_RUNS} seeds"])
     names = [r[3] for r in BEST_CONFIGURATIONS]
     chosen = None
     if only:

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.figures import curve_of_run, save_sr_figure
-from engine.launcher import list_runs, read_config, read_findings, resolve_run, stop_run, summarize_run
+from engine.launcher import list_runs, read_config, read_findings, reconcile, resolve_run, stop_run, summarize_run
 from engine.records import TERMINAL, read_metrics, read_status
 from engine.sr import is_iteration_row
 
@@ -44,7 +44,7 @@ def runs(ctx: typer.Context, runs_dir: Optional[Path] = RUNS_DIR_OPT,
         t.add_column(col, justify="left" if col == "status" else "right", no_wrap=True, min_width=len(col))
     for r in rows:
         it = "-" if r.iteration is None else f"{r.iteration}" + (f"/{r.planned_iterations}" if r.planned_iterations else "")
-        t.add_row(r.id, r.preset or "-", Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+        t.add_row(r.id, r.preset or "-", Text(r.status_label, style=STATUS_STYLE.get(r.status, "")),
                   it, num(r.env_steps), pct(r.last_sr), pct(r.peak_sr))
     console().print(t)
 
@@ -84,7 +84,7 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         print_json({"run": s.to_dict(), "config": read_config(run_dir), "findings": findings, "metrics": rows})
         return
     con = console()
-    con.print(summary_table(run_dir, read_status(run_dir) or {}, rows))
+    con.print(summary_table(run_dir, reconcile(run_dir, write=False) or {}, rows))  # a dead worker: failed
     if findings:
         con.print(Text("findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}) {f.get('title')}"
                                                           for f in findings), style="yellow"))

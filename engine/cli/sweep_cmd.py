@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from engine.config.limits import check_parallel
 from engine.launcher import peak_sr, plan_sweep
 from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
@@ -138,6 +139,7 @@ def sweep(ctx: typer.Context,
 
         be = RayBackend(address, grace_s=grace)
     else:
+        check_parallel([pl.cfg for pl in sp.plans], parallel)  # this machine runs them all
         be = LocalBackend()
     sched = Scheduler(jobs, parallel=parallel, backend=be)
     say(f"sweep {preset}: {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} seed"

@@ -18,7 +18,7 @@ from typing import Any
 from engine.records import TERMINAL, RecordError, read_metrics, read_status
 
 from .progress import RunProgress, sr_series  # noqa: F401 (sr_series: re-exported)
-from .reconcile import reconcile
+from .reconcile import GONE_PREFIX, reconcile
 
 
 @dataclass
@@ -46,7 +46,15 @@ class RunSummary:
     error: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "status_label": self.status_label}
+
+    @property
+    def status_label(self) -> str:
+        """The status as a listing shows it: "failed (worker gone)" for a run whose worker
+        vanished without a final status."""
+        if self.status == "failed" and (self.error or "").startswith(GONE_PREFIX):
+            return "failed (worker gone)"
+        return self.status
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:

@@ -19,10 +19,12 @@ tokens (the CLI); values may be strings as typed or typed values.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from engine.config.limits import check_sweep_size
 from engine.errors import UserError
 from engine.records import ensure_runs_dir, read_status
 
@@ -217,7 +219,7 @@ def launch(plan: RunPlan, *, runs_dir: str | Path, force: bool = False, command:
 
 def resume(run_dir: str | Path):
     """Start the worker of a stopped or failed run again, from its last save."""
-    from .spawn import start_worker
+    from .spawn import check_resumable, start_worker
 
     from engine.jobs.pretrain import is_pretrain_job
 
@@ -231,6 +233,7 @@ def resume(run_dir: str | Path):
     st = read_status(run_dir) or {}
     if st.get("status") == "done":
         raise UserError(f"run {run_dir.name} is already done: start a new run instead")
+    check_resumable(run_dir)
     return start_worker(run_dir, resume=True)
 
 
@@ -339,6 +342,7 @@ def plan_sweep(preset: str, overrides: Overrides = None, *, seeds: str | Sequenc
         raise SweepError(f"{', '.join(both)} given both as an override and in --grid: keep one")
     if "seed" in grid_d:
         raise SweepError("seeds are swept with --seeds, not --grid seed=...")
+    check_sweep_size(math.prod(len(v) for v in grid_d.values()), len(seed_list))
     points = grid_points(grid_d)
     _say(on_progress, f"loading {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} "
                       f"seed{'s' if len(seed_list) != 1 else ''}")

@@ -155,6 +155,18 @@ def wait_gone(pid: int, timeout: float, poll_s: float = 0.05) -> bool:
         time.sleep(poll_s)
 
 
+MAX_GRACE_S = 600.0  # a stop never waits longer than this before SIGKILL, whatever it was asked
+
+
+def clamp_grace(grace_s: float) -> float:
+    """A grace period in [0, MAX_GRACE_S] (NaN and negatives: 0; inf and huge values: the cap)."""
+    try:
+        g = float(grace_s)
+    except (TypeError, ValueError):
+        return 0.0
+    return min(g, MAX_GRACE_S) if g > 0 else 0.0  # NaN > 0 is False
+
+
 def terminate(pid: int | None, grace_s: float = 10.0, *, run_dir: str | Path | None = None,
               cmd: list[str] | None = None, own_child: bool = False) -> bool:
     """Stop a run's worker: SIGTERM its process group (the pid alone when it does not lead one),
@@ -165,6 +177,7 @@ def terminate(pid: int | None, grace_s: float = 10.0, *, run_dir: str | Path | N
     be the worker's for `run_dir` (see `is_worker_of`). A pid that fails the check is left alone
     and counts as gone (the worker it named is not running there). Raises PermissionError when
     the worker belongs to another user."""
+    grace_s = clamp_grace(grace_s)
     if not valid_pid(pid) or pid == os.getpid():
         return True
     if not pid_alive(pid):

@@ -20,6 +20,7 @@ from engine.runlock import is_locked, release, try_lock
 from .proc import cmdline, is_worker_of, pid_alive, valid_pid
 
 WORKER_FILE = "worker.json"
+GONE_PREFIX = "worker gone:"  # how a dead worker's error starts (listings label such runs)
 TAIL_LINES = 12
 TAIL_CHARS = 2000
 
@@ -164,7 +165,7 @@ def gone_message(run_dir: Path, pid: int | None, exit_code: int | None) -> str:
     name, tail = log_tail(run_dir)
     who = f"worker (pid {pid})" if pid else "worker"
     if exit_code is None:
-        msg = f"worker gone: the {who} is gone without a final status ({describe_exit(exit_code)})"
+        msg = f"{GONE_PREFIX} the {who} is gone without a final status ({describe_exit(exit_code)})"
     else:
         msg = f"{who} ended without a final status ({describe_exit(exit_code)})"
     if tail:

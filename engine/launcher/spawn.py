@@ -2,9 +2,11 @@
 
 - `prepare_run(cfg, findings, runs_dir=, name=)` makes `runs/<id>/` with `config.toml` (the
   fully resolved config), `findings.json` and `status.json` (`queued`).
-- `start_worker(run_dir, resume=False, worker_cmd=None)` spawns the worker in its own session
-  and process group, stdout and stderr appended to `run_dir/worker.out`, and returns a
-  `RunProcess`. The launcher records what it spawned in `worker.json`.
+- `start_worker(run_dir, resume=False, worker_cmd=None)` takes the run directory's lock
+  (engine.runlock; `RunBusy` names the live worker's pid when another holds it), spawns the
+  worker in its own session and process group with the lock handed down, stdout and stderr
+  appended to `run_dir/worker.out`, and returns a `RunProcess`. The launcher records what it
+  spawned in `worker.json`. `check_resumable(run_dir)` refuses up front what a resumed worker would.
 
 The worker command is `WORKER_PREFIX + ["--run-dir", DIR] (+ ["--resume"])` where
 `WORKER_PREFIX` is `[sys.executable, "-m", "engine"]`; the environment variable
@@ -12,8 +14,10 @@ The worker command is `WORKER_PREFIX + ["--run-dir", DIR] (+ ["--resume"])` wher
 debugging sessions substitute another worker.
 
 Children are always reaped: `RunProcess.poll()`/`wait()`/`stop()` collect the exit status and
-reconcile the run's status with it; a `RunProcess` used as a context manager stops its worker
-when the block is left, unless `detach()` was called.
+reconcile the run's status with it (`final_status`, also when status.json cannot be written);
+a `RunProcess` used as a context manager stops its worker when the block is left, unless
+`detach()` was called. Stopping goes through `proc.terminate`; a worker whose status is already
+terminal is closing and gets `CLOSING_WAIT_S` to exit on its own first.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from engine.records import TERMINAL, RecordError, new_run_dir, now_iso, read_sta
 
 from engine.runlock import LOCK_FD_ENV, release, try_lock
 
-from .proc import terminate
+from .proc import clamp_grace, terminate
 from .reconcile import (describe_exit, is_alive, read_worker_info, reconcile, save_status, worker_pid,
                         write_worker_info)
 
@@ -156,6 +160,7 @@ class RunProcess:
         if self.popen.poll() is not None:
             self._settle(self.popen.returncode)
             return self.popen.returncode
+        grace_s = clamp_grace(grace_s)
         st = read_status(self.run_dir) or {}
         if st.get("status") in TERMINAL and st.get("pid") in (None, self.pid) and grace_s > 0:
             try:
@@ -195,6 +200,24 @@ def _mark_stopped_if_unfinished(run_dir: Path, rc: int | None, why: str | None =
         return st
     return save_status(run_dir, st, True, "stopped", exit_code=rc, ended=now_iso(),
                        error=f"stopped by the launcher: {why or 'the worker ' + describe_exit(rc) + ' before it wrote a final status'}")
+
+
+def check_resumable(run_dir: str | Path) -> None:
+    """What a resumed worker would refuse, refused before anything is touched (UserError, one
+    line): an unreadable or edited config.toml, no saved iteration, a damaged resume.pt."""
+    from engine.checkpoints import load_resume_state
+    from engine.worker import WorkerConfigError, read_run_config
+
+    run_dir = Path(run_dir)
+    try:
+        read_run_config(run_dir)
+    except WorkerConfigError as e:
+        raise RecordError(f"cannot resume {run_dir.name}: {e}") from None
+    resume_pt = run_dir / "checkpoints" / "resume.pt"
+    if not resume_pt.is_file():
+        raise RecordError(f"run {run_dir.name} saved no iteration yet, so there is nothing to resume: "
+                          "start a new run instead")
+    load_resume_state(resume_pt)
 
 
 class RunBusy(RecordError):

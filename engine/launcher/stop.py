@@ -11,13 +11,14 @@ from pathlib import Path
 
 from engine.records import TERMINAL, RecordError, now_iso, read_status, write_status
 
-from .proc import is_worker_of, terminate
+from .proc import clamp_grace, is_worker_of, terminate
 from .reconcile import describe_exit, read_worker_info, reconcile, worker_pid
 
 
 def stop_run(run_dir: str | Path, grace_s: float = 10.0) -> dict:
     """Stop the run in `run_dir` cleanly; returns its final status."""
     run_dir = Path(run_dir)
+    grace_s = clamp_grace(grace_s)
     status = reconcile(run_dir)
     if status is None:
         raise RecordError(f"{run_dir} is not a run directory (no status.json)")

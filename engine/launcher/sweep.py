@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.config.limits import MAX_SWEEP_RUNS
 from engine.errors import UserError
 from engine.records import TERMINAL, now_iso
 
@@ -48,6 +49,8 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise SweepError(f"--seeds {text!r}: range {part} runs backwards; write {hi}-{lo}")
+                if len(out) + hi - lo + 1 > MAX_SWEEP_RUNS:
+                    raise SweepError(f"--seeds {text!r}: more than {MAX_SWEEP_RUNS} seeds; sweep fewer at a time")
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))

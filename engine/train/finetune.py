@@ -4,7 +4,7 @@
   policy; `offline`: one dataset is collected once by the data policy and every iteration
   updates on it (`num_iterations` times).
 - estimator `gae` (critic V), `mc` (k re-rollouts from snapshots of the visited states),
-  `iql` (Q - V from IQL fitted on the batch/dataset), `iql-v-gae` (GAE(0.95) on IQL's V).
+  `iql` (Q - V from IQL fitted on the batch/dataset), `iql-v-gae` (GAE(gae_lambda) on IQL's V).
 - update `ppo` (clipped ratio, value loss, KL stop, critic warmup) or `awr`.
 
 Each iteration writes one metrics row (the deterministic SR of the latest evaluation, env steps
@@ -26,14 +26,13 @@ import torch
 
 from .. import checkpoints as ck
 from ..algos.gae import gae
+from ..config.limits import MC_MAX_BATCH_LITE  # the memory estimate counts with it too
 from ..config.schema import RunConfig
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
 from .rollout import Rollout, collect, rollout_values
 from .value_fit import regress_values
-
-MC_MAX_BATCH_LITE = 80_000
 
 
 class TrainingError(RuntimeError):
@@ -91,8 +90,10 @@ class Finetuner:
         configure_threads()
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True)
-        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs)
+        self.control_mode = cfg.effective_control_mode
+        self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True,
+                            control_mode=self.control_mode)
+        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs, control_mode=self.control_mode)
         self.actor = load_policy(cfg.checkpoint, self.env, learn_logstd=cfg.learn_logstd)
         self.critic = load_critic(cfg.critic_checkpoint, self.env)
         needs_critic = cfg.estimator == "gae" or (cfg.estimator == "mc" and cfg.mc_baseline == "critic")
@@ -125,6 +126,7 @@ class Finetuner:
     def _rollout_env(self, n: int) -> BatchedEnv:
         if n not in self._rollout_envs:
             self._rollout_envs[n] = make_env(self.cfg.env, n, seed=self.cfg.seed + 17, reward_mode="sparse",
+                                             control_mode=self.control_mode,
                                              autoreset=False)
         return self._rollout_envs[n]
 
@@ -160,7 +162,8 @@ class Finetuner:
             with torch.no_grad():
                 res = mc_estimate(self._rollout_env, ro.all_states(), flat(ro.obs), flat(ro.actions), policy,
                                   k=cfg.mc_samples, gamma=cfg.gamma, horizon_tol=cfg.mc_horizon_tol,
-                                  max_batch=max_batch, generator=gen, compute_v=cfg.mc_baseline == "mc")
+                                  max_batch=max_batch, generator=gen, compute_v=cfg.mc_baseline == "mc",
+                                  full_budget=cfg.mc_full_budget)
             q = res.q * cfg.reward_scale
             if res.v is not None:
                 v = res.v * cfg.reward_scale
@@ -184,7 +187,7 @@ class Finetuner:
                 with torch.no_grad():
                     v = iql_values(iql, flat(ro.obs)).reshape(T, N)
                     nv = iql_values(iql, flat(ro.next_obs)).reshape(T, N)
-                adv, _ = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, 0.95)
+                adv, _ = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
                 adv = flat(adv)
         if cfg.regress_advantages:
             from ..algos.regress import regress_advantages
@@ -209,7 +212,7 @@ class Finetuner:
             batch = {"obs": b.obs, "actions": b.actions, "logprobs": b.logprobs, "advantages": b.advantages,
                      "returns": b.returns if b.returns is not None else b.advantages,
                      "values": b.values if b.values is not None else torch.zeros_like(b.advantages)}
-            train_policy = self.iteration > cfg.warmup_iters
+            train_policy = self.iteration >= cfg.warmup_iters  # iterations count from 0
             return ppo_update(self.actor, self.critic, self.opt, batch, update_epochs=cfg.update_epochs,
                               num_minibatches=cfg.num_minibatches, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
                               vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
@@ -221,6 +224,7 @@ class Finetuner:
             stats["v_loss"] = self.fit_critic_regression(b.obs, b.returns)
         stats.update(awr_update(self.actor, self.opt, b.obs, b.actions, b.advantages, beta=cfg.awr_beta,
                                 max_weight=cfg.awr_max_weight, normalize=cfg.awr_normalize_adv,
+                                rescale=cfg.awr_rescale_minibatch,
                                 update_epochs=cfg.update_epochs, num_minibatches=cfg.num_minibatches,
                                 max_grad_norm=cfg.max_grad_norm, generator=self.gen))
         return stats
@@ -233,7 +237,7 @@ class Finetuner:
 
     def _save(self, ckpt_dir: Path, best: bool) -> None:
         meta = dict(det_sr=self.last_eval.get("sr"), stoch_sr=None, env_steps=self.env_steps,
-                    gamma=self.cfg.gamma, source_run=str(self.run_dir))
+                    gamma=self.cfg.gamma, source_run=str(self.run_dir), control_mode=self.control_mode)
         ck.save_checkpoint(ckpt_dir / "latest.pt", env_id=self.cfg.env, role="finetuned", iteration=self.iteration,
                            actor=self.actor, critic=self.critic, **meta)
         if best:
@@ -273,7 +277,8 @@ class Finetuner:
     def _row(self, extra: dict) -> dict:
         row = {"iteration": self.iteration, "env_steps": self.env_steps,
                "wall_s": round(self.wall_offset + time.perf_counter() - self._t0, 3),
-               "sr": self.last_eval.get("sr"), "sr_at_end": self.last_eval.get("sr_at_end"),
+               "sr": self.last_eval.get("sr"), "sr_se": self.last_eval.get("sr_se"),
+               "eval_episodes": self.last_eval.get("eval_episodes"), "sr_at_end": self.last_eval.get("sr_at_end"),
                "peak_sr": self.peak_sr, **extra}
         if self.on_row:
             with self.critical():
