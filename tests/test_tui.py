@@ -354,3 +354,50 @@ async def test_export_the_overlay_as_png_and_svg(runs, tmp_path):
         assert "<svg" in svg.read_text()[:500]
         await wait_for(pilot, lambda: sum("figure written" in n.message for n in app._notifications) == 2,
                        what="where the figures went")
+
+
+def fake_worker(tmp_path: Path, monkeypatch, **opts) -> None:
+    """The launcher tests' fake worker in place of `python -m engine` (cheap, obeys SIGTERM)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_launcher_tests", Path(__file__).with_name("test_launcher.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setenv("PLAYGROUND_WORKER", " ".join(mod.write_fake_worker(tmp_path)))
+    monkeypatch.setenv("FAKE_WORKER_OPTS", json.dumps(opts))
+
+
+@pilot_test
+async def test_quit_with_live_runs_can_stop_them(runs, tmp_path, monkeypatch):
+    fake_worker(tmp_path, monkeypatch, iters=100000, sleep=0.2)
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await choose_preset(pilot, app, "gae-ppo-gamma99")
+        await type_into(pilot, screen, "checkpoint", "none")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.runs and all(v.state == "running" for v in app.runs.values()),
+                       what="the run running")
+        (run_id,) = list(app.runs)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the quit question")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit after stopping")
+    status = read_status(runs / run_id)
+    assert status["status"] == "stopped"
+
+
+@pilot_test
+async def test_the_curve_is_redrawn_when_the_terminal_is_resized(runs):
+    from textual_hires_canvas import Canvas
+
+    make_run(runs, "a", [0.0, 0.5, 0.6])
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.runs and app.monitor and app.monitor.selected, what="the run")
+        canvas = app.monitor.query_one(SRPlot).query_one("#plot", Canvas)
+        await wait_for(pilot, lambda: canvas._canvas_size is not None, what="the first drawing")
+        small = canvas._canvas_size
+        await pilot.resize_terminal(160, 50)
+        await wait_for(pilot, lambda: canvas._canvas_size is not None and canvas._canvas_size.width > small.width
+                       and canvas._canvas_size.height > small.height, what="the canvas to follow the resize")
