@@ -35,7 +35,7 @@ def fake_run_pretrain(env_id, *, seed=0, root=None, progress=None, **kw):
 
     for role, on in (("critic-expert", "expert"), ("critic-optimal", "optimal")):
         ck.save_checkpoint(ck.ladder_dir(env_id) / f"{role}.pt", env_id=env_id, role=role, iteration=1,
-                           critic=Critic(4), gamma=0.8, fitted_on=on, fit_r2=0.9)
+                           critic=Critic(sizes[0]), gamma=0.8, fitted_on=on, fit_r2=0.9)
         roles[role] = {"file": f"{role}.pt", "iteration": 1, "gamma": 0.8, "fitted_on": on, "fit_r2": 0.9}
         progress({"phase": "ladder", "role": role, **roles[role]})
     index = {"env_id": env_id, "roles": roles, "iterations": []}

@@ -454,6 +454,11 @@ def test_run_builds_a_missing_ladder_first_and_says_so(env, monkeypatch):
     assert built.exit_code == 0 and len(jobs()) == 2 and "checkpoint ladder of pickcube-lite" in built.stdout
     listed = {x["id"]: x for x in json.loads(invoke("runs", "--json").stdout)}
     assert listed[jobs()[0].name]["preset"] == "pretrain" and listed[jobs()[0].name]["peak_sr"] == 0.6
+    shown = invoke("show", jobs()[0].name)
+    assert shown.exit_code == 0 and "pretraining the checkpoint ladder of pickcube-lite" in shown.stdout
+    table = shown.stdout[shown.stdout.index("per-iteration results"):]
+    assert table.count("│") == 2 * 6  # two PPO iteration rows of 5 columns (the ladder rows are not iterations)
+    assert "ladder: critic-optimal = iteration 1 (critic fitted on optimal, R^2 0.900)" in shown.stdout
 
 
 def test_pretrain_failure_and_json(env, monkeypatch):
@@ -533,3 +538,15 @@ def test_reproduce_builds_the_ladder_then_plans_every_row_through_the_core(env, 
     conf = tomllib.loads((d / "config.toml").read_text())
     assert conf["seed"] == 1 and conf["preset"] == "gae-ppo" and conf["checkpoint"].endswith("start.pt")
     assert conf["command"].startswith("playground run gae-ppo --env pickcube-lite --seed 1")
+
+
+def test_sweep_builds_a_missing_ladder_once_then_runs_every_seed(env, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    r = invoke("sweep", PRESET, "--seeds", "0-1", "--parallel", "2", "--total_timesteps", "15000")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name.split("-", 2)[-1] for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir())
+    runs = [n for n in names if n != "pretrain-pickcube-lite"]
+    assert len(names) == 3 and [n[-3:] for n in runs] == ["-s0", "-s1"]
+    assert "building its checkpoint ladder first" in r.stdout
+    nope = invoke("sweep", "gae-ppo", "--seeds", "0", "--no-pretrain", "--env", "maniskill:PickCube-v1")
+    assert nope.exit_code == 2 and "playground pretrain --env maniskill:PickCube-v1" in nope.stderr

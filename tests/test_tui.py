@@ -8,6 +8,7 @@ import asyncio
 import functools
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -214,10 +215,8 @@ async def test_launch_a_real_tiny_run_follow_its_sr_and_stop_it(runs):
                        what="three SR points of the running run")
         await pilot.pause(0.6)  # one redraw
         table, plot = mon.table, mon.query_one(SRPlot)
-        row = table.get_row(run_id)
-        cols = [k for k, _ in __import__("tui.widgets.runs_table", fromlist=["COLUMNS"]).COLUMNS]
-        shown_sr = row[cols.index("sr")]
-        assert shown_sr.endswith("%") and shown_sr == table._shown[run_id]["sr"]
+        shown_sr = table._shown[run_id]["sr"]
+        assert shown_sr.endswith("%") and shown_sr in str(table.get_option(run_id).prompt)
         xs, ys = view.series()
         assert len(plot._datasets) == 1 and len(plot._datasets[0].x) >= 3
         n_before = len(plot._datasets[0].x)
@@ -227,7 +226,7 @@ async def test_launch_a_real_tiny_run_follow_its_sr_and_stop_it(runs):
         await pilot.press("s")
         await wait_for(pilot, lambda: view.state == "stopped", timeout=60, what="status stopped")
         await pilot.pause(0.6)
-        assert str(table.get_row(run_id)[cols.index("status")]) == "stopped"
+        assert " stopped " in str(table.get_option(run_id).prompt)
         assert read_status(runs / run_id)["status"] == "stopped"
 
 
@@ -237,7 +236,9 @@ async def test_launch_a_real_tiny_run_follow_its_sr_and_stop_it(runs):
 async def test_restart_shows_every_run_and_a_dead_worker_as_failed(runs):
     make_run(runs, "cli-done", [0.0, 0.4, 0.7])
     d = make_run(runs, "dead", [0.0, 0.1], status="running")
-    write_status(d, "running", pid=2 ** 22 + 12345, started="2026-01-01T00:00:00+00:00")  # no such process
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a worker that died without writing its final status
+    write_status(d, "running", pid=gone.pid, started=now_iso())
     app = PlaygroundApp(runs, poll_s=0.2, scan_s=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f3")
@@ -253,9 +254,13 @@ async def test_restart_shows_every_run_and_a_dead_worker_as_failed(runs):
 
 
 @pilot_test
-async def test_quit_with_live_runs_asks_and_leave_keeps_them_running(runs):
+async def test_quit_with_live_runs_asks_and_leave_keeps_them_running(runs, request):
+    from engine.runlock import release, try_lock
+
     d = make_run(runs, "live", [0.0], status="running")
-    write_status(d, "running", pid=os.getpid(), started=now_iso())  # this test's own process: alive
+    write_status(d, "running", pid=os.getpid(), started=now_iso())
+    lock = try_lock(d)  # held as a live worker holds it
+    request.addfinalizer(lambda: release(lock))
     app = PlaygroundApp(runs, poll_s=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: d.name in app.runs and app.runs[d.name].live, what="the live run")
@@ -349,3 +354,50 @@ async def test_export_the_overlay_as_png_and_svg(runs, tmp_path):
         assert "<svg" in svg.read_text()[:500]
         await wait_for(pilot, lambda: sum("figure written" in n.message for n in app._notifications) == 2,
                        what="where the figures went")
+
+
+def fake_worker(tmp_path: Path, monkeypatch, **opts) -> None:
+    """The launcher tests' fake worker in place of `python -m engine` (cheap, obeys SIGTERM)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_launcher_tests", Path(__file__).with_name("test_launcher.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setenv("PLAYGROUND_WORKER", " ".join(mod.write_fake_worker(tmp_path)))
+    monkeypatch.setenv("FAKE_WORKER_OPTS", json.dumps(opts))
+
+
+@pilot_test
+async def test_quit_with_live_runs_can_stop_them(runs, tmp_path, monkeypatch):
+    fake_worker(tmp_path, monkeypatch, iters=100000, sleep=0.2)
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await choose_preset(pilot, app, "gae-ppo-gamma99")
+        await type_into(pilot, screen, "checkpoint", "none")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.runs and all(v.state == "running" for v in app.runs.values()),
+                       what="the run running")
+        (run_id,) = list(app.runs)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the quit question")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running, what="the app to exit after stopping")
+    status = read_status(runs / run_id)
+    assert status["status"] == "stopped"
+
+
+@pilot_test
+async def test_the_curve_is_redrawn_when_the_terminal_is_resized(runs):
+    from textual_hires_canvas import Canvas
+
+    make_run(runs, "a", [0.0, 0.5, 0.6])
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.runs and app.monitor and app.monitor.selected, what="the run")
+        canvas = app.monitor.query_one(SRPlot).query_one("#plot", Canvas)
+        await wait_for(pilot, lambda: canvas._canvas_size is not None, what="the first drawing")
+        small = canvas._canvas_size
+        await pilot.resize_terminal(160, 50)
+        await wait_for(pilot, lambda: canvas._canvas_size is not None and canvas._canvas_size.width > small.width
+                       and canvas._canvas_size.height > small.height, what="the canvas to follow the resize")

@@ -1,5 +1,5 @@
 """Snapshots (pytest-textual-snapshot) of the launcher's two screens at 80x24 and at a large
-size, drawn from deterministic inputs: the repository's presets, an empty checkpoint ladder,
+size, drawn from deterministic inputs: a preset the test writes, an empty checkpoint ladder,
 and run records this test writes with fixed ids and metrics. Update them with
 `pytest tests/test_tui_snapshots.py --snapshot-update` after an intended change of the layout."""
 from __future__ import annotations
@@ -11,11 +11,34 @@ from tui.app import PlaygroundApp
 from tui.widgets.sr_plot import SRPlot
 
 
+# the launch screen's preset, written by the test so that edits to presets/ do not move the snapshot
+PRESET = """\
+description = "GAE PPO with the pretrained V^pi_expert critic, gamma 0.8, KL stop off"
+expected_sr = 0.932
+regime = "online"
+estimator = "gae"
+update = "ppo"
+checkpoint = "start"
+critic_checkpoint = "critic-expert"
+gamma = 0.8
+num_envs = 100
+num_steps = 50
+update_epochs = 100
+target_kl = 100.0
+total_timesteps = 50000
+num_minibatches = 25
+"""
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
-    """Work in tmp_path so that the runs directory is shown as the same relative `runs`."""
+    """Work in tmp_path so that the runs directory is shown as the same relative `runs`; one
+    preset (`gae-ppo`) in a presets directory of the test's own."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PLAYGROUND_CHECKPOINTS_DIR", str(tmp_path / "ck"))
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "gae-ppo.toml").write_text(PRESET)
+    monkeypatch.setenv("PLAYGROUND_PRESETS_DIR", str(tmp_path / "presets"))
     return tmp_path
 
 

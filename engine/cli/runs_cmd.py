@@ -13,10 +13,11 @@ from rich.text import Text
 from engine.figures import curve_of_run, save_sr_figure
 from engine.launcher import list_runs, read_config, read_findings, reconcile, resolve_run, stop_run, summarize_run
 from engine.records import TERMINAL, read_metrics, read_status
+from engine.sr import is_iteration_row
 
 from .common import console, duration, num, pct, print_json, runs_dir_of
 from .errors import EXIT_FAILED, EXIT_OK, CliError, cli_errors
-from .live import summary_table
+from .live import ProgressView, summary_table
 from .plots import sr_plot
 from .run_cmd import RUNS_DIR_OPT
 
@@ -89,8 +90,11 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
                                                           for f in findings), style="yellow"))
     typer.echo(sr_plot([curve_of_run(run_dir, label=s.exp_name or s.id)], width=width, height=height,
                        title=f"SR vs env steps: {s.id}", color=con.is_terminal), nl=False)
-    if rows:
-        con.print(metrics_table(rows))
+    iters = [r for r in rows if is_iteration_row(r)]
+    if iters:
+        con.print(metrics_table(iters))
+    for note in (r for r in rows if not is_iteration_row(r)):  # a pretraining job's ladder roles
+        typer.echo(ProgressView.note_line(note))
 
 
 @cli_errors

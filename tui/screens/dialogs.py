@@ -92,8 +92,8 @@ validator re-checks every change. Each finding has a button that applies its fix
 applies the first. `ctrl+r` launches (error-level findings ask first); `ctrl+t` pretrains a
 checkpoint role the ladder lacks.
 
-**Monitor**: `↑`/`↓` select a run (its SR curve and `engine.log`), `m` mark / unmark it for
-the overlay, `s` stop it, `enter` or `o` a finished run's summary, `c` compare the marked runs,
+**Monitor**: `↑`/`↓` or a click select a run (its SR curve and `engine.log`), `m` mark / unmark
+it for the overlay, `s` stop it, `o` a finished run's summary, `c` compare the marked runs,
 `e` / `v` export the overlay as PNG / SVG.
 
 Runs belong to the runs directory, not to this window: runs started by the CLI or a sweep

@@ -10,14 +10,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import Footer, Header, OptionList, Static
 
 from ..model import RunView, short_label
-from ..widgets.runs_table import RunsTable
+from ..widgets.log_tail import LogTail
+from ..widgets.runs_table import RunsHeader, RunsTable
 from ..widgets.sr_plot import SRPlot
 from .dialogs import CompareScreen, SummaryScreen
 
-REDRAW_S = 0.5
+REDRAW_S = 1.0   # the table, curve and log are redrawn once a second (when something changed)
 
 
 class MonitorScreen(Screen):
@@ -42,16 +43,20 @@ class MonitorScreen(Screen):
         super().__init__(id="monitor")
         self.selected: str | None = None
         self._redrawn_for: tuple = ()
+        self._detail = ""
+        self._log_pending: list[str] = []
+        self._log_reset = False
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="monitor-body"):
+            yield RunsHeader(id="runs-header")
             yield RunsTable(id="runs")
             yield Static("", id="run-detail")
             with Horizontal(id="monitor-lower"):
                 with Vertical(id="plot-box"):
                     yield SRPlot(id="plot")
-                yield Log(id="log", max_lines=500, auto_scroll=True)
+                yield LogTail(id="log")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -83,16 +88,17 @@ class MonitorScreen(Screen):
             else:
                 table.upsert(v)
         if self.selected is None and table.row_count:
-            table.move_cursor(row=table.row_count - 1)  # the newest run
+            table.select_last()  # the newest run
         self._select(table.selected_id)
         self._draw_curves(force=bool(dirty))
         self._draw_detail()
+        self._flush_log()
 
     def _select(self, run_id: str | None) -> None:
         if run_id != self.selected:
             self.selected = run_id
             self.app.follower.tail(run_id)
-            self.query_one(Log).clear()
+            self._log_reset, self._log_pending = True, []
             self._draw_curves(force=True)
             self._draw_detail()
 
@@ -111,14 +117,16 @@ class MonitorScreen(Screen):
         self._redrawn_for = key
         self.query_one(SRPlot).show([(short_label(v.run_id), *v.series()) for v in views])
         n_marked = sum(v.marked for v in self.app.runs.values())
-        self.query_one("#plot-box").border_title = ("SR vs env steps" +
-                                                    (f" · {n_marked} marked" if n_marked else ""))
+        title = "SR vs env steps" + (f" · {n_marked} marked" if n_marked else "")
+        box = self.query_one("#plot-box")
+        if box.border_title != title:  # a no-op assignment would still repaint
+            box.border_title = title
 
     def _draw_detail(self) -> None:
         v = self.app.runs.get(self.selected) if self.selected else None
-        w = self.query_one("#run-detail", Static)
         if v is None:
-            w.update(f"no runs in {escape(str(self.app.runs_dir))} yet: F2 launches one" if not self.app.runs else "")
+            self._set_detail(f"no runs in {escape(str(self.app.runs_dir))} yet: F2 launches one"
+                             if not self.app.runs else "")
             return
         c = v.config
         text = (f"{escape(v.run_id)}: {c.get('regime', '?')} {c.get('estimator', '?')} + {c.get('update', '?')} · "
@@ -126,21 +134,34 @@ class MonitorScreen(Screen):
         if v.state == "failed" and v.status.get("error"):
             first = str(v.status["error"]).splitlines()[0]
             text += f"\n[red]failed: {escape(first)}[/]"
-        w.update(text)
+        self._set_detail(text)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value is not None:
-            self._select(str(event.row_key.value))
+    def _set_detail(self, text: str) -> None:
+        if text != self._detail:  # unchanged text: no relayout
+            self._detail = text
+            self.query_one("#run-detail", Static).update(text)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_summary()
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None:
+            self._select(event.option.id)
 
     def on_log_lines(self, lines: list[str], reset: bool) -> None:
-        log = self.query_one(Log)
+        """Log lines of the selected run: kept until the next redraw (one relayout a second)."""
         if reset:
+            self._log_reset, self._log_pending = True, []
+        self._log_pending.extend(lines)
+
+    def _flush_log(self) -> None:
+        logs = self.query(LogTail)
+        if not logs:
+            return  # the screen is being taken down
+        log = logs.first()
+        if self._log_reset:
             log.clear()
-        if lines:
-            log.write_lines(lines)
+            self._log_reset = False
+        if self._log_pending:
+            log.write_lines(self._log_pending)
+            self._log_pending = []
 
     # --- actions -------------------------------------------------------------------------
     def _selected_view(self) -> RunView | None:

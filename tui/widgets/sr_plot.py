@@ -17,6 +17,8 @@ class SRPlot(PlotWidget):
     def __init__(self, **kw):
         super().__init__(allow_pan_and_zoom=False, **kw)
         self._shown: tuple = ()
+        self._drawing = False
+        self._legend_shown: tuple | None = None
 
     def on_mount(self) -> None:
         self.margin_top = 0
@@ -30,6 +32,7 @@ class SRPlot(PlotWidget):
         if key == self._shown:
             return
         self._shown = key
+        self._drawing = True  # one legend update at the end, not one per curve
         self.clear()
         self.set_ylimits(0.0, 100.0)  # SR in %: always the full range
         drawn = False
@@ -43,7 +46,17 @@ class SRPlot(PlotWidget):
             else:
                 self.plot(xs, pts, line_style=COLOURS[i % len(COLOURS)], hires_mode=HiResMode.BRAILLE,
                           label=label)
-        self.show_legend(LegendLocation.TOPLEFT, is_visible=drawn)
+        self._drawing = False
+        legend = (drawn, tuple(self._labels))
+        if legend != self._legend_shown:
+            self._legend_shown = legend
+            self.show_legend(LegendLocation.TOPLEFT, is_visible=drawn)
+
+    def _update_legend(self) -> None:
+        # textual-plot rewrites (and relayouts) the legend on every clear() and plot(); while
+        # `show` draws, the legend is left alone and updated once, only when its labels change
+        if not self._drawing:
+            super()._update_legend()
 
     def on_resize(self) -> None:
         self.refresh(layout=True)  # textual-plot resizes its canvases on a layout refresh
