@@ -8,6 +8,7 @@ import asyncio
 import functools
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -255,7 +256,9 @@ async def test_restart_shows_every_run_and_a_dead_worker_as_failed(runs):
 @pilot_test
 async def test_quit_with_live_runs_asks_and_leave_keeps_them_running(runs):
     d = make_run(runs, "live", [0.0], status="running")
-    write_status(d, "running", pid=os.getpid(), started=now_iso())  # this test's own process: alive
+    # a live process whose command line is this run's worker's (liveness checks /proc/PID/cmdline)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(d)])
+    write_status(d, "running", pid=live.pid, started=now_iso())
     app = PlaygroundApp(runs, poll_s=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: d.name in app.runs and app.runs[d.name].live, what="the live run")
@@ -267,7 +270,9 @@ async def test_quit_with_live_runs_asks_and_leave_keeps_them_running(runs):
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the quit question")
         await pilot.press("l")
         await wait_for(pilot, lambda: not app.is_running, what="the app to exit")
-    assert read_status(d)["status"] == "running"
+    assert read_status(d)["status"] == "running" and live.poll() is None
+    live.kill()
+    live.wait()
 
 
 @pilot_test
