@@ -57,15 +57,16 @@ class RowResult:
 
 
 def run_summary(run_dir: Path) -> dict:
-    rows = read_metrics(run_dir)
-    srs = [r["sr"] for r in rows if isinstance(r.get("sr"), (int, float))]
+    from ..launcher.progress import peak_sr
     from ..records import read_status
 
+    rows = read_metrics(run_dir)
+    srs = [r["sr"] for r in rows if isinstance(r.get("sr"), (int, float))]
     st = read_status(run_dir) or {}
     last = rows[-1] if rows else {}
     n_eval = last.get("eval_episodes")
     final = srs[-1] if srs else None
-    return {"run": run_dir.name, "status": st.get("status"), "peak_sr": max(srs) if srs else None,
+    return {"run": run_dir.name, "status": st.get("status"), "peak_sr": peak_sr(rows),
             "final_sr": final, "initial_sr": srs[0] if srs else None, "eval_episodes": n_eval,
             "final_sr_se": (math.sqrt(final * (1 - final) / n_eval) if final is not None and n_eval else None),
             "env_steps": rows[-1].get("env_steps") if rows else None,
@@ -127,33 +128,25 @@ def write_results(path: Path, results: list[RowResult], *, env: str, seeds: list
 def reproduce(*, env: str, seeds: list[int], quick: bool, runs_dir: Path, out: Path, parallel: int = 1,
               presets: list[str] | None = None, on_event: Callable[[str], None] = print) -> list[RowResult]:
     """Run every row x seed (the ladder must exist: the CLI builds it first) and write `out`."""
-    from ..config.loading import checkpoint_metas, load_config, resolve_checkpoints
-    from ..launcher import prepare_run
+    from ..launcher.plan import plan_sweep
     from ..launcher.sweep import Job, Scheduler
-    from ..validate import validate
 
     rows = [r for r in BEST_CONFIGURATIONS if presets is None or r[3] in presets]
     jobs: list[Job] = []
     commands: dict[str, list[str]] = {}
     for regime, method, seed_sr, preset, seed_final in rows:
-        for seed in seeds:
-            cfg0 = load_config(preset, {}, env=env, seed=seed)
-            over = dict(QUICK[cfg0.regime]) if quick else {}
-            cfg = load_config(preset, over, env=env, seed=seed)
-            infos, problems = resolve_checkpoints(cfg)
-            if problems:
-                raise ValueError("; ".join(str(p) for p in problems))
-            for key, info in infos.items():
-                if info.path is not None:
-                    setattr(cfg, key, str(info.path))
-            findings = validate(cfg, checkpoint_metas(infos))
-            cmd = (f"playground run {preset} --env {env} --seed {seed}"
+        sp = plan_sweep(preset, seeds=seeds, env=env, runs_dir=runs_dir)
+        over = dict(QUICK[sp.runs[0].plan.cfg.regime]) if quick else {}
+        if over:
+            sp = plan_sweep(preset, over, seeds=seeds, env=env, runs_dir=runs_dir)
+        if sp.missing:
+            raise next(p for p in sp.plans if p.missing).missing_error()
+        for r in sp.runs:
+            cmd = (f"playground run {preset} --env {env} --seed {r.seed}"
                    + "".join(f" --{k} {shlex.quote(v)}" for k, v in over.items()))
-            cfg.command, cfg.preset = cmd, preset
+            r.plan.cfg.command = cmd
             commands.setdefault(preset, []).append(cmd)
-            jobs.append(Job(point={"preset": preset}, seed=seed,
-                            prepare=lambda cfg=cfg, f=findings, p=preset, s=seed: prepare_run(
-                                cfg, [x.to_dict() for x in f], runs_dir=runs_dir, name=f"reproduce-{p}-s{s}")))
+        jobs += sp.jobs(runs_dir, name_prefix=f"reproduce-{preset}", point={"preset": preset})
     started = time.strftime("%Y-%m-%d %H:%M")
     t0 = time.perf_counter()
     sched = Scheduler(jobs, parallel=parallel)

@@ -26,14 +26,13 @@ import torch
 
 from .. import checkpoints as ck
 from ..algos.gae import gae
+from ..config.limits import MC_MAX_BATCH_LITE  # the memory estimate counts with it too
 from ..config.schema import RunConfig
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
 from .rollout import Rollout, collect, rollout_values
 from .value_fit import regress_values
-
-MC_MAX_BATCH_LITE = 80_000
 
 
 class TrainingError(RuntimeError):
@@ -258,16 +257,20 @@ class Finetuner:
         p = ckpt_dir / "resume.pt"
         if not p.is_file():
             raise TrainingError(f"{p} is missing: the run saved no iteration to resume from")
-        s = torch.load(p, map_location="cpu", weights_only=True)
-        self.actor.load_state_dict(s["actor"])
-        self.opt.load_state_dict(s["opt"])
-        if self.critic is not None and s["critic"] is not None:
-            self.critic.load_state_dict(s["critic"])
-        if self.critic_opt is not None and s["critic_opt"] is not None:
-            self.critic_opt.load_state_dict(s["critic_opt"])
-        self.gen.set_state(s["gen"])
-        self.iteration, self.env_steps = int(s["iteration"]), int(s["env_steps"])
-        self.peak_sr, self.wall_offset = float(s["peak_sr"]), float(s["wall_s"])
+        s = ck.load_resume_state(p)
+        try:
+            self.actor.load_state_dict(s["actor"])
+            self.opt.load_state_dict(s["opt"])
+            if self.critic is not None and s.get("critic") is not None:
+                self.critic.load_state_dict(s["critic"])
+            if self.critic_opt is not None and s.get("critic_opt") is not None:
+                self.critic_opt.load_state_dict(s["critic_opt"])
+            self.gen.set_state(s["gen"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            raise ck.CheckpointError(f"resume file {p} does not match this run's networks "
+                                     f"({ck.first_words(e)}); start a new run instead of resuming this one") from None
+        self.iteration, self.env_steps = s["iteration"], s["env_steps"]
+        self.peak_sr, self.wall_offset = s["peak_sr"], s["wall_s"]
         self.saved_iteration = self.iteration
 
     # --- the loop --------------------------------------------------------------------------
