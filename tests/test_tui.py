@@ -401,3 +401,23 @@ async def test_the_curve_is_redrawn_when_the_terminal_is_resized(runs):
         await pilot.resize_terminal(160, 50)
         await wait_for(pilot, lambda: canvas._canvas_size is not None and canvas._canvas_size.width > small.width
                        and canvas._canvas_size.height > small.height, what="the canvas to follow the resize")
+
+
+@pilot_test
+async def test_palette_launch_preset_launches_it(runs, tmp_path, monkeypatch):
+    fake_worker(tmp_path, monkeypatch, iters=3, sleep=0.05)
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "tiny.toml").write_text('regime = "online"\nestimator = "gae"\nupdate = "ppo"\ncheckpoint = "none"\n'
+                                       'gamma = 0.99\nnum_minibatches = 25\n')
+    monkeypatch.setenv("PLAYGROUND_PRESETS_DIR", str(presets))
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        from tui.commands import PlaygroundCommands
+
+        (launch,) = [cb for name, _, cb in PlaygroundCommands(app.screen)._commands() if name == "Launch preset tiny"]
+        launch()
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.runs, what="the launch")
+        (view,) = app.runs.values()
+        await wait_for(pilot, lambda: view.state == "done", what="the fake run to finish")
+        assert view.peak_sr == pytest.approx(0.7)
