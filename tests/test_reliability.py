@@ -642,3 +642,20 @@ def test_a_local_sweep_whose_parallel_runs_cannot_fit_is_refused(tmp_path: Path,
                                  "--parallel", "8", "--checkpoint", "none", "--critic_checkpoint", "none"])
     assert r.exit_code == 2 and "--parallel" in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_running_status_without_a_usable_pid_is_a_gone_worker(runs: Path):
+    from engine.launcher import reconcile
+    from engine.runlock import release, try_lock
+
+    for pid in (None, 2 ** 22 + 12345, -7, True, "12"):
+        d = prepare_run(cfg(), [], runs_dir=runs)
+        write_status(d, "running", pid=pid, started=now_iso())
+        fd = try_lock(d)  # a launcher starting it: left alone
+        try:
+            assert reconcile(d)["status"] == "running"
+        finally:
+            release(fd)
+        assert reconcile(d)["status"] == "failed", pid
+    q = prepare_run(cfg(), [], runs_dir=runs)
+    assert reconcile(q)["status"] == "queued"  # prepared, never started

@@ -135,8 +135,13 @@ def reconcile(run_dir: str | Path, exit_code: int | None = None, *, pid: int | N
         return status  # the run belongs to a newer worker now
     if status.get("status") in TERMINAL:
         return _fill_exit_code(run_dir, status, exit_code, write)
-    if exit_code is None and (rec_pid is None or is_alive(run_dir, status)):
-        return status
+    if exit_code is None:
+        if rec_pid is None:
+            if status.get("status") in (None, "queued") or is_locked(run_dir):
+                return status  # prepared and not started yet, or a launcher is starting it
+            # 'running' with no usable pid (missing, forged, out of range): no worker to be found
+        elif is_alive(run_dir, status):
+            return status
     if exit_code is not None and is_locked(run_dir):
         return status  # a new worker (a resume) holds the run already
     fd = None

@@ -24,6 +24,10 @@ def stop_run(run_dir: str | Path, grace_s: float = 10.0) -> dict:
         raise RecordError(f"{run_dir} is not a run directory (no status.json)")
     if status.get("status") in TERMINAL:
         return status
+    if (read_worker_info(run_dir) or {}).get("launcher") == "ray":
+        from .ray_records import stop_ray_run  # its worker is on a Ray node: the sweep cancels the task
+
+        return stop_ray_run(run_dir, grace_s)
     pid, ref = worker_pid(run_dir, status)
     if pid is None:
         # prepared but never started: nothing to signal
