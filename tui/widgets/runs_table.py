@@ -11,7 +11,7 @@ from textual.widgets.option_list import Option
 from ..model import RunView, duration, num, pct, short_label
 
 # (key, header, width); the preset takes what is left
-COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("iter", "iter", 8),
+COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("iter", "iter", 10),
            ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7), ("eta", "ETA", 6),
            ("preset", "preset", 0))
 STATUS_STYLE = {"done": "green", "failed": "bold red", "stopped": "yellow", "running": "cyan", "queued": "dim"}
