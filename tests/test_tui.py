@@ -40,7 +40,7 @@ def pilot_test(fn):
     return wrapper
 
 
-async def wait_for(pilot, cond, timeout: float = 30.0, what: str = "condition") -> None:
+async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
