@@ -14,7 +14,7 @@ concatenation plus `engine.algos.mc.mc_estimate`, shown separately), update
 (`Finetuner.update`: AWR), eval (`Finetuner.evaluate`, 11 evaluations) and other (setup, rows).
 
 Checkpoints: with `--checkpoint auto` (the default) the ladder's `start` policy is finetuned and
-re-rollouts use `optimal` when `checkpoints/<env>/index.json` names both; otherwise fresh
+re-rollouts use `optimal` when the env's ladder (built, or shipped) names both; otherwise fresh
 networks ('none'). The weights matter to MC only through episode lengths: a branch ends at
 success or at the episode's time limit, so states visited early in an episode cost the most. With
 the ladder built (start det SR ~0.4, optimal sampling its actions) MC ran ~4.3M live steps per
@@ -38,6 +38,7 @@ import contextlib
 import os
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -56,8 +57,9 @@ HEADLINE = dict(regime="online", estimator="mc", update="awr", rollout_policy="o
 def headline_config(checkpoint: str = "auto", env: str = "pickcube-lite", **overrides) -> RunConfig:
     """The headline RunConfig; checkpoint 'auto' = ladder roles start/optimal when built, else 'none'."""
     if checkpoint == "auto":
-        roles = ck.read_index(env).get("roles", {})
-        have = all(r in roles and (ck.ladder_dir(env) / roles[r]["file"]).is_file() for r in ("start", "optimal"))
+        index = ck.read_index(env)
+        roles = index["roles"]
+        have = all(r in roles and (Path(index["dir"]) / roles[r]["file"]).is_file() for r in ("start", "optimal"))
         start, optimal = ("start", "optimal") if have else ("none", "none")
     else:
         start = optimal = checkpoint

@@ -98,7 +98,8 @@ def ladder_rows(index: dict) -> list[dict]:
             continue
         aliases = [a for a in (e.get("seed_alias") or ROLE_SEED_NAME.get(role), e.get("seed_name")) if a]
         rows.append({"role": role, "aliases": list(dict.fromkeys(aliases)),
-                     "file": str(ladder_dir(index.get("env_id", "")) / e["file"]) if e.get("file") else None,
+                     "file": e.get("path") or (str(ladder_dir(index.get("env_id", "")) / e["file"]) if e.get("file") else None),
+                     "source": e.get("source"),
                      "iteration": e.get("iteration"), "logstd": e.get("logstd"), "det_sr": e.get("det_sr"),
                      "stoch_sr": e.get("stoch_sr"), "gamma": e.get("gamma"), "fitted_on": e.get("fitted_on")})
     return rows
@@ -106,12 +107,12 @@ def ladder_rows(index: dict) -> list[dict]:
 
 def ladder_table(env_id: str, rows: list[dict]) -> Table:
     t = Table(title=f"checkpoint ladder of {env_id}", title_justify="left")
-    for col, just in (("role", "left"), ("aliases", "left"), ("file", "left"), ("iteration", "right"),
+    for col, just in (("role", "left"), ("aliases", "left"), ("source", "left"), ("file", "left"), ("iteration", "right"),
                       ("log-std", "right"), ("det SR", "right"), ("stoch SR", "right")):
         t.add_column(col, justify=just, overflow="fold")
     for r in rows:
         note = f" (critic on {r['fitted_on']}, gamma {r['gamma']:g})" if r.get("fitted_on") and r.get("gamma") else ""
-        t.add_row(r["role"], ", ".join(r["aliases"]) or "-", (r["file"] or "-") + note,
+        t.add_row(r["role"], ", ".join(r["aliases"]) or "-", r.get("source") or "-", (r["file"] or "-") + note,
                   str(r["iteration"]) if r["iteration"] is not None else "-",
                   f"{r['logstd']:.2f}" if isinstance(r.get("logstd"), (int, float)) else "-",
                   pct(r.get("det_sr")), pct(r.get("stoch_sr")))
@@ -146,7 +147,7 @@ def checkpoints(env: str = typer.Option("pickcube-lite", "--env", help="environm
     index = read_index(env)
     rows = ladder_rows(index)
     if json_output:
-        print_json({"env_id": env, "dir": str(ladder_dir(env)), "roles": rows})
+        print_json({"env_id": env, "dir": index.get("dir") or str(ladder_dir(env)), "roles": rows})
         return
     if not rows:
         typer.echo(f"env {env} has no checkpoints yet ({ladder_dir(env)}): build them with "
