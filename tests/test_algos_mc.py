@@ -132,11 +132,12 @@ Q_STEPS, V_STEPS = 5 + 4 + 1 + 2 + 2 + 2, 5 + 3 + 1 + 2 + 2 + 2
 
 
 def run(k=1, max_batch=10_000, policy=right_policy, tol=0.0, gamma=G, compute_v=True, factory=None, gen=None,
-        pos=POS, elapsed=ELAPSED, actions=ACTIONS):
+        pos=POS, elapsed=ELAPSED, actions=ACTIONS, full_budget=False):
+    """The hand-computed cases above use the snapshot's elapsed count (full_budget=False)."""
     st = states_of(pos, elapsed)
     factory = factory or Factory()
     res = mc_estimate(factory, st, obs_of(st), actions, policy, k=k, gamma=gamma, horizon_tol=tol,
-                      max_batch=max_batch, generator=gen, compute_v=compute_v)
+                      max_batch=max_batch, generator=gen, compute_v=compute_v, full_budget=full_budget)
     return res, factory
 
 
@@ -150,6 +151,28 @@ def test_hand_computed_q_v_and_truncation():
     # One batch of 12 envs stepped until the longest branch (5 steps) ended.
     assert res.env_steps_simulated == 12 * 5
     assert res.max_steps_run == 5 and res.chunks == 1
+
+
+def test_branches_from_late_states_run_a_full_budget_by_default():
+    """The seed resets the elapsed-step counter on restore: s3-s5 (elapsed 8 of 10) get 10 steps."""
+    st = states_of(POS, ELAPSED)
+    res = mc_estimate(Factory(), st, obs_of(st), ACTIONS, right_policy, k=1, gamma=G, horizon_tol=0.0,
+                      max_batch=10_000)                                  # full_budget is the default
+    # s3 (0, 8), a=+1: 5 steps -> g^4 both; s4 (3, 8), a=+1: 2 steps -> g; s5 (3, 8), a=-1: Q 4 steps -> g^3, V g
+    q = torch.tensor([G ** 4, G ** 3, 1.0, G ** 4, G, G ** 3])
+    v = torch.tensor([G ** 4, G ** 2, 1.0, G ** 4, G, G])
+    torch.testing.assert_close(res.q, q)
+    torch.testing.assert_close(res.v, v)
+    assert res.max_steps_run == 5
+    # A branch that cannot succeed still stops after max_episode_steps steps from the restore.
+    far = states_of([-20.0], [9])
+    res = mc_estimate(Factory(), far, obs_of(far), torch.tensor([[1.0]]), right_policy, k=1, gamma=G,
+                      horizon_tol=0.0, max_batch=10)
+    assert res.q.item() == 0.0 and res.max_steps_run == 10 and res.env_steps == 20
+    # The option keeps the snapshot's count: only 1 step left.
+    res = mc_estimate(Factory(), far, obs_of(far), torch.tensor([[1.0]]), right_policy, k=1, gamma=G,
+                      horizon_tol=0.0, max_batch=10, full_budget=False)
+    assert res.max_steps_run == 1 and res.env_steps == 2
 
 
 def test_deterministic_policy_k_samples_equal_single_rollout():

@@ -150,6 +150,58 @@ def test_awr_weights_normalize_standardises():
     torch.testing.assert_close(w, awr_weights(10 * adv - 7, 1.0, float("inf"), True), rtol=1e-4, atol=1e-4)
 
 
+def _seed_weights_by_hand(adv: list[float], beta: float, max_weight: float) -> list[float]:
+    """The seed's weights, computed with plain floats: batch-standardise (unbiased std), exp(z / beta),
+    clamp at max_weight."""
+    n = len(adv)
+    mean = sum(adv) / n
+    std = math.sqrt(sum((a - mean) ** 2 for a in adv) / (n - 1))
+    return [min(math.exp(((a - mean) / (std + 1e-8)) / beta), max_weight) for a in adv]
+
+
+def test_awr_weights_match_a_hand_computation():
+    # adv 0, 1, 2, 3: mean 1.5, std sqrt(5/3) = 1.29099; z = -1.1619, -0.3873, 0.3873, 1.1619;
+    # exp(z / 0.5) = 0.09791, 0.46089, 2.16970, 10.2139 -> clamped at 5.
+    w = awr_weights(torch.tensor([0.0, 1.0, 2.0, 3.0]), beta=0.5, max_weight=5.0)  # normalize by default
+    torch.testing.assert_close(w, torch.tensor([0.09791, 0.46089, 2.16970, 5.0]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(w, torch.tensor(_seed_weights_by_hand([0, 1, 2, 3], 0.5, 5.0)))
+    # The raw form (option): exp(A / beta), clamped.
+    raw = awr_weights(torch.tensor([0.0, 1.0, 2.0, 3.0]), beta=1.0, max_weight=5.0, normalize=False)
+    torch.testing.assert_close(raw, torch.tensor([1.0, math.e, 5.0, 5.0]))  # exp(2) = 7.39 > 5
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_awr_update_loss_is_the_seeds_per_minibatch_mean_one_form(rescale):
+    """Loss of every minibatch = -mean(w_mb * n / sum(w_mb) * logp) with w standardised, clamped
+    over the whole batch (checked against plain-float weights and log-probs taken before the step)."""
+    actor, _, batch = make_batch(7)
+    obs, act = batch["obs"][:8], batch["actions"][:8]
+    adv = [0.3, -0.1, 0.05, 0.0, 0.2, -0.4, 0.1, 0.02]
+    w = _seed_weights_by_hand(adv, beta=0.5, max_weight=3.0)
+    with torch.no_grad():
+        logp = actor.log_prob(obs, act).tolist()
+    mbs = minibatch_indices(8, 2, torch.Generator().manual_seed(3))
+    mb = mbs[0].tolist()
+    ws = [w[i] for i in mb]
+    if rescale:
+        ws = [x * len(ws) / sum(ws) for x in ws]
+    expect_first = -sum(x * logp[i] for x, i in zip(ws, mb)) / len(mb)
+    opt = torch.optim.SGD(actor.parameters(), lr=0.0)  # parameters stay: every step sees the same logp
+    stats = awr_update(actor, opt, obs, act, torch.tensor(adv), beta=0.5, max_weight=3.0, rescale=rescale,
+                       update_epochs=1, num_minibatches=1, max_grad_norm=None)
+    one = [x * 8 / sum(w) for x in w] if rescale else w
+    assert stats["loss"] == pytest.approx(-sum(x * l for x, l in zip(one, logp)) / 8, rel=1e-5)
+    stats = awr_update(actor, opt, obs, act, torch.tensor(adv), beta=0.5, max_weight=3.0, rescale=rescale,
+                       update_epochs=1, num_minibatches=2, max_grad_norm=None,
+                       generator=torch.Generator().manual_seed(3))
+    ws2 = [w[i] for i in mbs[1].tolist()]
+    if rescale:
+        ws2 = [x * len(ws2) / sum(ws2) for x in ws2]
+    expect_second = -sum(x * logp[i] for x, i in zip(ws2, mbs[1].tolist())) / len(ws2)
+    assert stats["loss"] == pytest.approx((expect_first + expect_second) / 2, rel=1e-5)
+    assert stats["weight_max"] == pytest.approx(max(w), rel=1e-5)
+
+
 def test_awr_update_prefers_high_advantage_actions():
     actor, _, batch = make_batch(5)
     opt = torch.optim.Adam(actor.parameters(), lr=1e-3)

@@ -171,6 +171,23 @@ def test_autoreset_gives_new_episode_and_final_obs():
     assert (env2.elapsed_steps() == 0).all()
 
 
+def test_single_env_final_obs_and_snapshots_survive_an_autoreset():
+    """With one env, obs/final_obs/snapshots must be copies: an autoreset must not overwrite them."""
+    env = PickCubeLite(1, seed=0, autoreset=True)
+    ref = PickCubeLite(1, seed=0, autoreset=False)           # same episode, never reset
+    obs, ref_obs = env.reset(seed=0), ref.reset(seed=0)
+    first_obs = obs.clone()
+    snap = env.snapshot()
+    snap_x, snap_i = snap.x.clone(), snap.i.clone()
+    actions = rand_actions(1, 50, seed=3)
+    for t in range(50):
+        r, rr = env.step(actions[t]), ref.step(actions[t])
+    assert bool(r.truncated.all())
+    assert torch.equal(r.final_obs, rr.obs)                 # the episode's last obs, not the new one's first
+    assert (r.final_obs != r.obs).any()
+    assert torch.equal(obs, first_obs) and torch.equal(snap.x, snap_x) and torch.equal(snap.i, snap_i)
+
+
 def test_ignore_terminations_keeps_50_step_episodes():
     env = PickCubeLite(32, seed=0, autoreset=True, ignore_terminations=True)
     obs = env.reset(seed=0)

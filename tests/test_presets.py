@@ -77,22 +77,26 @@ def test_online_mc16_awr_has_the_seeds_values():
 
 
 def test_other_required_presets_values():
+    """Spot checks; tests/test_seed_fidelity.py checks every seed-relevant key against docs/seed-fidelity.toml."""
     c = load_config("onpolicy-mc16-awr")
-    assert (c.rollout_policy, c.mc_samples, c.awr_beta, c.gamma) == ("current", 16, 0.5, 0.8)
+    assert (c.rollout_policy, c.mc_samples, c.awr_beta, c.gamma, c.num_minibatches) == ("current", 16, 0.5, 0.8, 5)
     c = load_config("gae-ppo")
-    assert (c.estimator, c.update, c.num_envs, c.num_steps, c.update_epochs, c.target_kl, c.gamma,
-            c.critic_checkpoint) == ("gae", "ppo", 100, 50, 100, 100.0, 0.8, "critic-expert")
+    assert (c.estimator, c.update, c.num_envs, c.num_steps, c.num_minibatches, c.update_epochs, c.target_kl,
+            c.gamma, c.critic_checkpoint) == ("gae", "ppo", 50, 100, 5, 20, 100.0, 0.8, "critic-expert")
     c = load_config("offline-mc16-awr")
-    assert (c.regime, c.estimator, c.update, c.mc_samples, c.awr_beta, c.num_iterations, c.data_checkpoint,
-            c.rollout_policy, c.num_envs, c.num_steps, c.num_minibatches, c.update_epochs) == \
-        ("offline", "mc", "awr", 16, 1.0, 100, "expert", "data", 128, 200, 32, 4)
+    assert (c.regime, c.estimator, c.update, c.mc_samples, c.awr_beta, c.num_iterations, c.checkpoint,
+            c.data_checkpoint, c.rollout_policy, c.num_envs, c.num_steps, c.num_minibatches, c.update_epochs) == \
+        ("offline", "mc", "awr", 16, 1.0, 100, "start", "start", "data", 128, 200, 32, 4)
     c = load_config("iql-awr-offline")
     assert (c.regime, c.estimator, c.update, c.iql_expectile_tau, c.awr_beta, c.data_checkpoint) == \
-        ("offline", "iql", "awr", 0.7, 1.0, "expert")
+        ("offline", "iql", "awr", 0.7, 1.0, "start")
     assert [f.id for f in validate(c)] == ["KB08"]      # the seed's known limitation, a warning
     info = {i.name: i for i in list_presets()}
     assert info["onpolicy-mc16-awr"].expected_sr == 0.967 and info["gae-ppo"].expected_sr == 0.932
-    assert info["offline-mc16-awr"].expected_sr == 0.882 and "89.1%" in info["offline-mc16-awr"].description
+    assert info["offline-mc16-awr"].expected_sr == 0.833 and "88.2%" in info["offline-mc16-awr"].description
+    for name in ("online-mc16-awr", "online-mc1-awr", "onpolicy-mc16-awr", "gae-ppo", "gae-ppo-gamma99",
+                 "offline-mc16-awr"):
+        assert "--num_minibatches" in info[name].seed_command     # the logged command, not the README's
 
 
 def test_overrides_on_a_preset_trigger_the_rules():

@@ -1,13 +1,18 @@
 """Advantage-weighted regression (Peng et al. 2019) as the policy update.
 
-The policy is fitted by weighted maximum likelihood on the batch's own actions:
+The policy is fitted by weighted maximum likelihood on the batch's own actions. The seed's form
+(`RL/mc_finetune_awr_parallel.py`, `norm_adv = True` by default, left on in every logged AWR run):
 
-    loss = -mean_i( w_i * log pi(a_i | s_i) ),   w_i = min(exp(A_i / beta), max_weight)
+    z_i = (A_i - mean(A)) / (std(A) + 1e-8)        standardised over the WHOLE batch, once
+    w_i = min(exp(z_i / beta), max_weight)           fixed for all gradient steps of the call
+    per minibatch m:  w_i <- w_i * |m| / sum_{j in m} w_j     (mean 1 within the minibatch)
+    loss_m = -mean_{i in m}( w_i * log pi(a_i | s_i) )
 
-with A optionally standardised over the whole batch first (`normalize`, as the AWR paper does;
-the seed's runs use raw advantages with beta = 0.5). The weights are computed once per call from
-the whole batch and stay fixed over the `update_epochs` x `num_minibatches` gradient steps, so
-AWR (unlike PPO) needs no old log-probs and tolerates many epochs (the seed's finding 2).
+`normalize = False` uses the raw advantages (exp(A / beta)); `rescale = False` drops the
+per-minibatch mean-1 rescaling. Both False is the plain AWR-paper form without standardisation
+(the raw form: with an advantage std of ~0.08 and beta 0.5 its weights are 1 +- 0.2, close to
+self-cloning). Because the weights are fixed per call, AWR (unlike PPO) needs no old log-probs and
+tolerates many epochs (the seed's finding 2).
 """
 from __future__ import annotations
 
@@ -19,24 +24,34 @@ from torch import nn
 
 from .ppo import minibatch_indices
 
-__all__ = ["awr_weights", "awr_update"]
+__all__ = ["awr_weights", "awr_update", "minibatch_rescale"]
+
+
+def _exponent(adv: torch.Tensor, beta: float, normalize: bool) -> torch.Tensor:
+    """z / beta, with z the batch-standardised advantage when `normalize` (else the raw one)."""
+    a = adv.detach().float()
+    if normalize and a.numel() > 1:
+        a = (a - a.mean()) / (a.std() + 1e-8)
+    return a / beta
 
 
 @torch.no_grad()
-def awr_weights(adv: torch.Tensor, beta: float, max_weight: float, normalize: bool) -> torch.Tensor:
-    """exp(A / beta) clipped at `max_weight` (A standardised first when `normalize`).
+def awr_weights(adv: torch.Tensor, beta: float, max_weight: float, normalize: bool = True) -> torch.Tensor:
+    """exp(A / beta) clipped at `max_weight` (A standardised over the batch first when `normalize`).
 
     Computed as exp(min(A / beta, log(max_weight))), so large advantages never overflow to inf.
     """
     if beta <= 0:
         raise ValueError(f"awr beta must be > 0, got {beta}")
-    a = adv.detach().float()
-    if normalize and a.numel() > 1:
-        a = (a - a.mean()) / (a.std() + 1e-8)
-    z = a / beta
+    z = _exponent(adv, beta, normalize)
     if max_weight is not None and math.isfinite(max_weight):
         z = torch.clamp(z, max=math.log(max_weight))
     return z.exp()
+
+
+def minibatch_rescale(w: torch.Tensor) -> torch.Tensor:
+    """The minibatch's weights rescaled to mean 1 (w * n / sum(w)), as the seed does per minibatch."""
+    return w * (w.numel() / w.sum())
 
 
 def awr_update(
@@ -48,17 +63,19 @@ def awr_update(
     *,
     beta: float,
     max_weight: float,
-    normalize: bool,
+    normalize: bool = True,
+    rescale: bool = True,
     update_epochs: int,
     num_minibatches: int,
     max_grad_norm: float | None,
     generator: torch.Generator | None = None,
 ) -> dict[str, Any]:
-    """Weighted negative log-likelihood steps on (obs, actions) with AWR weights.
+    """Weighted negative log-likelihood steps on (obs, actions) with AWR weights (module docstring).
 
     `actor` provides `log_prob(obs, actions) -> [B]` (engine.nets.Actor). Returns stats: loss
-    (mean over the gradient steps), weight_mean, weight_max, frac_clipped (weights at
-    max_weight), frac_pos_adv (raw advantages > 0), adv_mean, adv_std, grad_steps.
+    (mean over the gradient steps), weight_mean, weight_max (batch weights before the per-minibatch
+    rescale), frac_clipped (weights at max_weight), frac_pos_adv (raw advantages > 0), adv_mean,
+    adv_std, grad_steps.
     """
     B = obs.shape[0]
     if B == 0:
@@ -67,10 +84,7 @@ def awr_update(
     weights = awr_weights(adv, beta, max_weight, normalize).to(obs.device)
     with torch.no_grad():
         if max_weight is not None and math.isfinite(max_weight):
-            a = adv.float()
-            if normalize and a.numel() > 1:
-                a = (a - a.mean()) / (a.std() + 1e-8)
-            frac_clipped = (a / beta >= math.log(max_weight)).float().mean().item()
+            frac_clipped = (_exponent(adv, beta, normalize) >= math.log(max_weight)).float().mean().item()
         else:
             frac_clipped = 0.0
 
@@ -78,8 +92,9 @@ def awr_update(
     losses: list[float] = []
     for _ in range(update_epochs):
         for mb in minibatch_indices(B, num_minibatches, generator, device=obs.device):
+            w = minibatch_rescale(weights[mb]) if rescale else weights[mb]
             logp = actor.log_prob(obs[mb], actions[mb])
-            loss = -(weights[mb] * logp).mean()
+            loss = -(w * logp).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if max_grad_norm is not None and max_grad_norm > 0:

@@ -16,11 +16,14 @@ Python loop over states. Rollout envs are obtained from `make_rollout_env(n)` an
 (full chunks share one env; the last, smaller chunk gets a second one). Pass a `RolloutEnvCache`
 as `make_rollout_env` to keep them across calls (the training loop calls this every iteration).
 
-A branch stops at the end of its episode: `terminated` (success) or `truncated` (the env's
-elapsed-step count reached `max_episode_steps`: the snapshot carries elapsed steps, so a state
-visited near the time limit only gets the steps its episode has left). Stepped-but-ended
-branches are masked out of the return and get no policy forward pass (the env still simulates
-them, since a batched env cannot shrink).
+Time budget (`full_budget`): by default every branch gets a full episode of `max_episode_steps`
+steps from the restored state and ends only on `terminated` (success), as the seed does (it sets
+the restored env's elapsed-step counter to 0). With `full_budget=False` a branch also ends when the
+env reports `truncated` (its elapsed-step count, carried by the snapshot, reached
+`max_episode_steps`), so a state visited near the time limit only gets the steps its episode had
+left and late states get advantages of exactly zero. Stepped-but-ended branches are masked out of
+the return and get no policy forward pass (the env still simulates them, since a batched env
+cannot shrink).
 
 Horizon cut (`horizon_tol`): the loop stops before step t once gamma^t < horizon_tol, i.e. it
 simulates H = min{t : gamma^t < tol} steps. The omitted tail sum_{t >= H} gamma^t r_t is at most
@@ -135,6 +138,7 @@ def mc_estimate(
     max_batch: int,
     generator: torch.Generator | None = None,
     compute_v: bool = True,
+    full_budget: bool = True,
 ) -> MCResult:
     """MC-k estimates of Q(s, a), V(s) and A = Q - V for M visited pairs (see the module docstring).
 
@@ -150,6 +154,8 @@ def mc_estimate(
         k: branches per estimate (MC-k); gamma: discount; horizon_tol: see the cut above.
         max_batch: most envs simulated at once (memory bound only).
         compute_v: False = only Q branches (critic baseline).
+        full_budget: True = each branch runs up to max_episode_steps from the restored state (the
+            seed's reset of the elapsed-step counter); False = it also ends when the env truncates.
     """
     M = len(states)
     if obs.shape[0] != M or actions.shape[0] != M:
@@ -210,7 +216,7 @@ def mc_estimate(
             env_steps += int(live.sum().item())
             simulated += n
             g += disc * res.reward.to(torch.float32) * live
-            live &= ~(res.terminated | res.truncated)
+            live &= ~(res.terminated if full_budget else (res.terminated | res.truncated))
             t += 1
             disc *= gamma
             if t >= limit or not bool(live.any()):

@@ -52,6 +52,9 @@ class RunConfig:
                           choices=("mc", "critic"))
     mc_horizon_tol: float = _f(1e-4, "stop MC branches once gamma^t falls below this (bias <= tol / (1 - gamma))",
                                min=0.0, max=1.0)
+    mc_full_budget: bool = _f(True, "MC branches get a full episode (max_episode_steps) from the restored state, as "
+                                    "the seed resets the elapsed-step counter; false = only the steps the visited "
+                                    "episode had left")
     iql_expectile_tau: float = _f(0.7, "IQL expectile tau for V", min=0.0, max=1.0, min_exclusive=True)
     iql_steps: int = _f(2000, "IQL Q/V gradient steps per fit", min=1)
     regress_advantages: bool = _f(False, "fit a network to the advantages and use its predictions (seed finding 9)")
@@ -71,8 +74,12 @@ class RunConfig:
     warmup_iters: int = _f(0, "PPO: iterations that train only the critic before the policy moves", min=0)
     awr_beta: float = _f(0.5, "AWR temperature: weights exp(A / beta)", min=0.0, min_exclusive=True)
     awr_max_weight: float = _f(20.0, "AWR weight clip", min=0.0, min_exclusive=True)
-    awr_normalize_adv: bool = _f(False, "AWR: standardise advantages before exponentiating")
-    learn_logstd: bool = _f(False, "train the policy's log-std (false keeps the checkpoint's, e.g. -1.5)")
+    awr_normalize_adv: bool = _f(True, "AWR: standardise advantages over the whole batch before exp(A / beta) "
+                                       "(the seed's norm_adv; false = raw advantages)")
+    awr_rescale_minibatch: bool = _f(True, "AWR: rescale the weights to mean 1 within each minibatch (the seed's "
+                                           "form; false = the clipped weights as they are)")
+    learn_logstd: bool = _f(True, "train the policy's log-std with its mean, as the seed's AWR and PPO do "
+                                  "(false keeps the checkpoint's, e.g. -1.5)")
 
     # --- critic ----------------------------------------------------------------------------
     critic_layers: int = _f(3, "hidden layers of a freshly built critic", min=1)

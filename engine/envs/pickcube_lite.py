@@ -230,7 +230,8 @@ class PickCubeLite(BatchedEnv):
         return self._obs()
 
     def _obs(self) -> torch.Tensor:
-        return self._x[:OBS_DIM].t().contiguous()
+        # a copy even with one env (where .t().contiguous() would be a view of the live state)
+        return self._x[:OBS_DIM].t().clone(memory_format=torch.contiguous_format)
 
     # ------------------------------------------------------------------ step
     def step(self, action: torch.Tensor) -> StepResult:
@@ -308,7 +309,8 @@ class PickCubeLite(BatchedEnv):
 
     # ------------------------------------------------------------------ snapshot / restore
     def snapshot(self) -> PickCubeLiteState:
-        return PickCubeLiteState(self._x.t().contiguous(), self._i.t().contiguous())
+        return PickCubeLiteState(self._x.t().clone(memory_format=torch.contiguous_format),
+                                 self._i.t().clone(memory_format=torch.contiguous_format))
 
     def restore(self, state: EnvState) -> torch.Tensor:
         if not isinstance(state, PickCubeLiteState):

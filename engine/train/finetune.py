@@ -4,7 +4,7 @@
   policy; `offline`: one dataset is collected once by the data policy and every iteration
   updates on it (`num_iterations` times).
 - estimator `gae` (critic V), `mc` (k re-rollouts from snapshots of the visited states),
-  `iql` (Q - V from IQL fitted on the batch/dataset), `iql-v-gae` (GAE(0.95) on IQL's V).
+  `iql` (Q - V from IQL fitted on the batch/dataset), `iql-v-gae` (GAE(gae_lambda) on IQL's V).
 - update `ppo` (clipped ratio, value loss, KL stop, critic warmup) or `awr`.
 
 Each iteration writes one metrics row (the deterministic SR of the latest evaluation, env steps
@@ -160,7 +160,8 @@ class Finetuner:
             with torch.no_grad():
                 res = mc_estimate(self._rollout_env, ro.all_states(), flat(ro.obs), flat(ro.actions), policy,
                                   k=cfg.mc_samples, gamma=cfg.gamma, horizon_tol=cfg.mc_horizon_tol,
-                                  max_batch=max_batch, generator=gen, compute_v=cfg.mc_baseline == "mc")
+                                  max_batch=max_batch, generator=gen, compute_v=cfg.mc_baseline == "mc",
+                                  full_budget=cfg.mc_full_budget)
             q = res.q * cfg.reward_scale
             if res.v is not None:
                 v = res.v * cfg.reward_scale
@@ -184,7 +185,7 @@ class Finetuner:
                 with torch.no_grad():
                     v = iql_values(iql, flat(ro.obs)).reshape(T, N)
                     nv = iql_values(iql, flat(ro.next_obs)).reshape(T, N)
-                adv, _ = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, 0.95)
+                adv, _ = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
                 adv = flat(adv)
         if cfg.regress_advantages:
             from ..algos.regress import regress_advantages
@@ -209,7 +210,7 @@ class Finetuner:
             batch = {"obs": b.obs, "actions": b.actions, "logprobs": b.logprobs, "advantages": b.advantages,
                      "returns": b.returns if b.returns is not None else b.advantages,
                      "values": b.values if b.values is not None else torch.zeros_like(b.advantages)}
-            train_policy = self.iteration > cfg.warmup_iters
+            train_policy = self.iteration >= cfg.warmup_iters  # iterations count from 0
             return ppo_update(self.actor, self.critic, self.opt, batch, update_epochs=cfg.update_epochs,
                               num_minibatches=cfg.num_minibatches, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
                               vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
@@ -221,6 +222,7 @@ class Finetuner:
             stats["v_loss"] = self.fit_critic_regression(b.obs, b.returns)
         stats.update(awr_update(self.actor, self.opt, b.obs, b.actions, b.advantages, beta=cfg.awr_beta,
                                 max_weight=cfg.awr_max_weight, normalize=cfg.awr_normalize_adv,
+                                rescale=cfg.awr_rescale_minibatch,
                                 update_epochs=cfg.update_epochs, num_minibatches=cfg.num_minibatches,
                                 max_grad_norm=cfg.max_grad_norm, generator=self.gen))
         return stats

@@ -160,7 +160,7 @@ def cfg01_minibatches(cfg: RunConfig, metas: dict) -> list[Finding]:
 _ONLY = (
     (("target_kl", "clip_coef", "ent_coef", "norm_adv", "warmup_iters"), lambda c: c.update == "ppo",
      "PPO-only", "update is awr"),
-    (("awr_beta", "awr_max_weight", "awr_normalize_adv"), lambda c: c.update == "awr",
+    (("awr_beta", "awr_max_weight", "awr_normalize_adv", "awr_rescale_minibatch"), lambda c: c.update == "awr",
      "AWR-only", "update is ppo"),
     (("mc_samples",), lambda c: c.estimator == "mc", "MC-only", "the estimator is not mc"),
     (("iql_expectile_tau",), lambda c: c.estimator in ("iql", "iql-v-gae"), "IQL-only",
