@@ -82,3 +82,13 @@ def test_firstrun_bench_runs_tiny(capsys):
     for field in ("unit before:", "unit after:", "pretraining (pickcube-lite from scratch", "headline run (",
                   "ratio pretraining / unit:", "ratio headline / unit:", firstrun.cpu_name()):
         assert field in out
+
+
+def test_updates_bench_runs(capsys):
+    from engine.bench import updates
+
+    res = updates.main(["--epochs", "1", "--repeats", "1"])
+    for name in ("awr", "ppo"):
+        assert res[name]["engine_sps"] > 0 and res[name]["bare_sps"] > 0 and math.isfinite(res[name]["ratio"])
+    out = capsys.readouterr().out
+    assert "AWR (online-mc16-awr" in out and "PPO (gae-ppo" in out and "ratio update/bare" in out
