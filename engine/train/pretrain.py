@@ -38,8 +38,8 @@ had 0.94 only after ~35); lr 2e-3 was faster still but jumped over the start win
 from 256 envs at lr 1e-3 (seed 0: start at iteration 32, expert 36, det and stochastic SR 1.0
 at 40), stop at a perfect iteration or after 6 without a better one, and fit the critics at lr
 1e-3 for 10 epochs (on the shipped expert's data: held-out R^2 0.502 in 3.8 CPU-s, against
-0.505 in 8.6 CPU-s for the old 20 epochs at 3e-4). Measured with the bench: 86.8 CPU-s, 13.3
-units (the old configuration: ~42).
+0.505 in 8.6 CPU-s for the old 20 epochs at 3e-4). Measured with the bench: 86.8 CPU-s, 14.0
+units in CPU time (the old configuration: ~42).
 
 Everything lands in `<checkpoints_dir>/<env-slug>/` with an `index.json` (engine.checkpoints).
 """
