@@ -29,14 +29,12 @@ from typing import Sequence
 import torch
 
 from .. import checkpoints as ck
-from ..config.loading import load_config
 from ..config.schema import RunConfig
 from ..runtime import set_threads
 from . import headline
 from .ppo_iter import HP, RefAgent, cleanrl_minibatch_step
 
 ENV = "pickcube-lite"
-PRESET = "online-mc16-awr"
 UNIT_STEPS, UNIT_MINIBATCH = 256, 800
 PRETRAIN_TARGET_UNITS = 12.0
 HEADLINE_BUDGET_UNITS = 300.0 / 11.1
@@ -95,19 +93,8 @@ def time_pretrain(overrides: dict, out=print) -> dict:
 
 
 def headline_cfg(tiny: bool) -> RunConfig:
-    """The preset as `playground run` loads it; roles it names that no ladder has become 'none'."""
-    cfg = load_config(PRESET, {}, env=ENV)
-    for key in ("checkpoint", "optimal_checkpoint", "critic_checkpoint", "data_checkpoint"):
-        spec = getattr(cfg, key)
-        if ck.canonical_role(spec or "none") is not None:
-            try:
-                ck.resolve_checkpoint(spec, cfg.env)
-            except ck.CheckpointError:
-                setattr(cfg, key, "none")
-    if tiny:
-        for k, v in TINY_HEADLINE.items():
-            setattr(cfg, k, v)
-    return cfg
+    """The preset as `playground run` loads it, from the env's ladder (none when it has no ladder)."""
+    return headline.headline_config("auto", ENV, **(TINY_HEADLINE if tiny else {}))
 
 
 def run(*, tiny: bool = False, pretrain: bool = True, head: bool = True, out=print) -> dict:
@@ -123,7 +110,7 @@ def run(*, tiny: bool = False, pretrain: bool = True, head: bool = True, out=pri
     if head:
         cfg = headline_cfg(tiny)
         source = ck.read_index(ENV).get("source") if cfg.checkpoint != "none" else "none (no ladder)"
-        out(f"headline run (`playground run {PRESET}`, ladder: {source}):")
+        out(f"headline run (`playground run {headline.PRESET}`, ladder: {source}):")
         h = headline.run(cfg, out=lambda s: out("  " + s))
         res["headline"] = {"wall_s": h["wall_s"], "cpu_s": h["cpu_s"], "final_sr": h["final_sr"],
                            "iterations": h["iterations"], "ladder": source, "phases": h["phases"]}
