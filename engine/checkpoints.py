@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import UserError
+
 if TYPE_CHECKING:  # torch loads lazily: resolving names and reading the index must stay instant
     import torch
 
@@ -46,7 +48,7 @@ SEED_ALIASES = {
 ROLE_SEED_NAME = {v: k for k, v in SEED_ALIASES.items() if not k.endswith(".pt")}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A one-line, user-facing checkpoint problem."""
 
 
@@ -148,18 +150,53 @@ def _load_state(module: "torch.nn.Module", state: dict, path: Path) -> None:
         raise CheckpointError(f"{path}: weights do not match the network its metadata describes ({first})") from None
 
 
+def first_words(e: BaseException) -> str:
+    """The start of an exception's message without torch's advice: its first sentence is what
+    went wrong; the rest suggests `weights_only=False`, which would run code from the file."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = first.split(". ")[0].split("Re-running")[0].split("re-running")[0].strip()
+    return first[:120] or type(e).__name__
+
+
+def torch_load(path: Path, what: str, fix: str) -> Any:
+    """`torch.load(weights_only=True)` of a file a user may have damaged or replaced: any failure
+    is one CheckpointError line naming the file, never torch's advice to load unsafely."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle with code, random bytes, a directory...
+        raise CheckpointError(f"{what} {path} is corrupt, truncated or not a playground {what} "
+                              f"({first_words(e)}); {fix}") from None
+
+
+RESUME_KEYS = ("iteration", "env_steps", "peak_sr", "wall_s", "actor", "opt")
+
+
+def load_resume_state(path: str | Path) -> dict[str, Any]:
+    """A run's `checkpoints/resume.pt` (what a resumed worker continues from), checked to hold
+    the trainer's state: CheckpointError (one line) when it is damaged or tampered with."""
+    path = Path(path)
+    fix = "start a new run instead of resuming this one"
+    state = torch_load(path, "resume file", fix)
+    if not isinstance(state, dict) or any(k not in state for k in RESUME_KEYS) \
+            or not isinstance(state.get("actor"), dict):
+        raise CheckpointError(f"resume file {path} does not hold a playground run's saved state; {fix}")
+    try:
+        for k in ("iteration", "env_steps"):
+            state[k] = int(state[k])
+        for k in ("peak_sr", "wall_s"):
+            state[k] = float(state[k])
+    except (TypeError, ValueError):
+        raise CheckpointError(f"resume file {path} has a damaged '{k}'; {fix}") from None
+    return state
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file {path} does not exist")
-    import torch
-
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, pickle with code, random bytes...
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:120]
-        raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not a playground checkpoint ({msg}); "
-                              "rebuild it with `playground pretrain`") from None
+    blob = torch_load(path, "checkpoint", "rebuild it with `playground pretrain`")
     if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or blob["meta"].get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a playground checkpoint (no '{FORMAT}' metadata)")
     meta = blob["meta"]
@@ -181,6 +218,64 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError):
         pass
     return load_checkpoint(path).meta
+
+
+def _weight(state: Any, key: str, path: Path) -> "torch.Tensor":
+    import torch
+
+    t = state.get(key) if isinstance(state, dict) else None
+    if not isinstance(t, torch.Tensor) or t.dim() not in (1, 2):
+        raise CheckpointError(f"{path}: weights lack '{key}' (damaged, or not a playground network): "
+                              "rebuild it with `playground pretrain`")
+    return t
+
+
+def weight_dims(path: Path, kind: str, state: Any) -> tuple[int, int | None]:
+    """(observation size, action size or None for a critic) read from the weights themselves:
+    the first layer's input width, and the policy's log-std length and last layer's output."""
+    prefix = "mean" if kind == "policy" else "net"
+    obs = int(_weight(state, f"{prefix}.0.weight", path).shape[-1])
+    if kind != "policy":
+        return obs, None
+    layers = [int(k.split(".")[1]) for k in state if k.startswith("mean.") and k.endswith(".weight")
+              and k.split(".")[1].isdigit()]
+    out = int(_weight(state, f"mean.{max(layers)}.weight", path).shape[0])
+    std = int(_weight(state, "logstd", path).shape[0])
+    if out != std:
+        raise CheckpointError(f"{path}: its policy outputs {out} actions but has {std} log-stds (damaged): "
+                              "rebuild it with `playground pretrain`")
+    return obs, out
+
+
+def verified_meta(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's metadata as stored in the file itself (never the `.json` sidecar, which
+    anyone can edit), checked against its weights: the observation and action sizes returned
+    are those of the weights. CheckpointError (one line) when the metadata and the weights
+    disagree, or the weights are not a playground network's."""
+    c = load_checkpoint(path)
+    meta = dict(c.meta)
+    kind = meta.get("kind")
+    if kind not in ("policy", "critic"):
+        raise CheckpointError(f"{c.path}: metadata 'kind' is {kind!r}, not policy or critic")
+    state = c.actor_state if kind == "policy" else c.critic_state
+    obs, act = weight_dims(c.path, kind, state)
+    for key, real in (("obs_dim", obs), ("act_dim", act)):
+        said = meta.get(key)
+        if real is not None and said is not None and said != real:
+            raise CheckpointError(f"{c.path}: its weights have {key} {real} but its metadata says {said} "
+                                  "(the file was edited or damaged): rebuild it with `playground pretrain`")
+        if real is not None:
+            meta[key] = real
+    return meta
+
+
+def env_obs_dim(env_id: str) -> int | None:
+    """The observation size of an env id, where it is known without building the env."""
+    if env_id == "pickcube-lite":
+        from .envs.pickcube_lite import OBS_DIM
+
+        return OBS_DIM
+    return {"maniskill:PickCube-v1": 42}.get(env_id)
 
 
 def check_compatible(meta: dict, env_id: str, obs_dim: int | None = None, act_dim: int | None = None,

@@ -6,7 +6,8 @@
   line per iteration, flushed), TensorBoard scalars, `engine.log`, `checkpoints/`.
 - `read_metrics` / `read_status` are the tolerant readers (a partial last line is skipped).
 - `append_experiment_log` writes the `experiments/log.md` entry under a file lock, so runs that
-  finish together do not interleave.
+  finish together do not interleave. The log belongs to the project holding the runs directory
+  (`experiments_log_path`), not to the current directory; `PLAYGROUND_EXPERIMENTS_LOG` overrides.
 """
 from __future__ import annotations
 
@@ -18,14 +19,18 @@ import math
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
+
+from .errors import UserError
+from .sr import peak_sr
 
 STATUSES = ("queued", "running", "done", "failed", "stopped")
 TERMINAL = ("done", "failed", "stopped")
 
 
-class RecordError(OSError):
+class RecordError(UserError, OSError):
     """A run directory problem a user can fix (cannot write, not a run)."""
 
 
@@ -37,25 +42,88 @@ def runs_dir(explicit: str | Path | None = None) -> Path:
     return Path(explicit or os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
 
 
-def experiments_log_path() -> Path:
-    return Path(os.environ.get("PLAYGROUND_EXPERIMENTS_LOG", "experiments/log.md"))
+def project_root(path: str | Path) -> Path | None:
+    """The top of the git work tree that contains `path`, or None (not in a repository, or no git)."""
+    p = Path(path)
+    while not p.is_dir():
+        if p.parent == p:
+            return None
+        p = p.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=p, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    top = out.stdout.strip()
+    return Path(top) if out.returncode == 0 and top else None
+
+
+def experiments_log_path(run_dir: str | Path | None = None) -> Path:
+    """Where a run's experiment-log entry goes: `$PLAYGROUND_EXPERIMENTS_LOG` when set, else
+    `experiments/log.md` of the project that holds the run: the git repository containing the
+    runs directory, or (outside any repository) the folder the runs directory sits in. Never the
+    current directory's project: a run started from elsewhere logs where its records are."""
+    explicit = os.environ.get("PLAYGROUND_EXPERIMENTS_LOG")
+    if explicit:
+        return Path(explicit)
+    if run_dir is None:
+        return Path("experiments/log.md")
+    runs = Path(run_dir).resolve().parent
+    return (project_root(runs) or runs.parent) / "experiments" / "log.md"
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60] or "run"
 
 
-def new_run_dir(root: str | Path, name: str) -> Path:
-    """Create `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]` atomically and return it."""
-    root = Path(root)
+def _unusable(path: Path, why: str) -> RecordError:
+    return RecordError(f"runs directory {path} {why}: pass --runs-dir or set PLAYGROUND_RUNS_DIR to a writable folder")
+
+
+def ensure_runs_dir(path: str | Path) -> Path:
+    """Prove that runs can be written under `path` (RecordError otherwise) WITHOUT creating
+    anything: the directory is made when the first run directory is (`new_run_dir`), so input
+    refused after this check leaves no trace. A missing directory is fine when its nearest
+    existing parent is a writable directory."""
+    path = Path(path)
+    probe = path
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        while not probe.exists():
+            if probe.is_symlink():
+                raise _unusable(path, f"is a dangling link ({probe})")
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        if not probe.is_dir():
+            where = "is" if probe == path else f"cannot be created: {probe} is"
+            raise _unusable(path, f"{where} a file, not a directory")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise _unusable(path, "is not writable" if probe == path else f"cannot be created in {probe} (not writable)")
     except OSError as e:
-        raise RecordError(f"runs directory {root} cannot be created ({e.strerror}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    if not os.access(root, os.W_OK):
-        raise RecordError(f"runs directory {root} is not writable: pass --runs-dir or set "
-                          "PLAYGROUND_RUNS_DIR to a writable folder")
+        if isinstance(e, RecordError):
+            raise
+        raise _unusable(path, f"cannot be used ({e.strerror or e})") from None
+    return path
+
+
+def _make_runs_dir(path: Path) -> Path:
+    """Create the runs directory (when the first run is written) and prove it is writable."""
+    ensure_runs_dir(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _unusable(path, f"cannot be created ({e.strerror or e})") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise _unusable(path, f"is not writable ({e.strerror or e})") from None
+    return path
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """Create `<root>/<YYYYmmdd-HHMMSS>-<name>[-N]` atomically (and `root` if needed) and return it."""
+    root = _make_runs_dir(Path(root))
     base = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{_slug(name)}"
     for n in range(1, 10_000):
         path = root / (base if n == 1 else f"{base}-{n}")
@@ -69,10 +137,20 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     raise RecordError(f"too many runs named {base} in {root}")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically (write a temporary file beside it, then rename).
+    A failed write (a full or read-only disk) raises OSError and leaves no temporary file."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def write_status(run_dir: Path, status: str, **fields: Any) -> dict:
@@ -83,34 +161,39 @@ def write_status(run_dir: Path, status: str, **fields: Any) -> dict:
     cur["status"] = status
     if status in TERMINAL and not cur.get("ended"):
         cur["ended"] = now_iso()
-    _atomic_write(Path(run_dir) / "status.json", json.dumps(cur, indent=1))
+    atomic_write(Path(run_dir) / "status.json", json.dumps(cur, indent=1))
     return cur
 
 
 def read_status(run_dir: str | Path) -> dict | None:
+    """status.json as a dict; None when it is missing, unreadable or not a JSON object."""
     p = Path(run_dir) / "status.json"
     try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, NotADirectoryError):
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):  # ValueError: bad JSON or bytes that are not UTF-8
         return None
+    return data if isinstance(data, dict) else None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """Every complete metrics line; a partial or corrupt line (a writer mid-flush) is skipped."""
+    """Every complete metrics line that is a JSON object; a partial or corrupt line (a writer
+    mid-flush) is skipped, and an unreadable file reads as no rows."""
     p = Path(run_dir) / "metrics.jsonl"
     out: list[dict] = []
     try:
-        text = p.read_text()
-    except (FileNotFoundError, NotADirectoryError):
+        text = p.read_text(errors="replace")
+    except OSError:
         return out
     for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except ValueError:
             continue
+        if isinstance(row, dict):
+            out.append(row)
     return out
 
 
@@ -121,7 +204,7 @@ def truncate_metrics(run_dir: str | Path, last_iteration: int) -> int:
     rows = read_metrics(run_dir)
     keep = [r for r in rows if int(r.get("iteration", 0)) <= last_iteration]
     if p.exists():
-        _atomic_write(p, "".join(json.dumps(r) + "\n" for r in keep))
+        atomic_write(p, "".join(json.dumps(r) + "\n" for r in keep))
     return len(rows) - len(keep)
 
 
@@ -177,6 +260,15 @@ class RunRecorder:
         self._handler.close()
 
 
+def run_commit(run_dir: str | Path) -> str:
+    """The commit a run is logged with: that of the repository holding its runs directory, else
+    that of the repository the engine itself was loaded from, else "unknown"."""
+    for where in (Path(run_dir).resolve().parent, Path(__file__).resolve().parent):
+        if project_root(where) is not None:
+            return git_commit(where)
+    return "unknown"
+
+
 def git_commit(cwd: str | Path | None = None) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
@@ -195,10 +287,10 @@ def format_log_entry(run_dir: Path, config: dict, status: dict, metrics: Iterabl
                      findings: list[dict], notes: str = "") -> str:
     rows = list(metrics)
     name = config.get("exp_name") or run_dir.name
-    peak = max((r.get("sr") or 0.0 for r in rows), default=0.0)
+    peak = peak_sr(rows) or 0.0
     lines = [f"## {name} ({run_dir.name})", "",
              f"- status: {status.get('status')} ({status.get('started')} -> {status.get('ended')})",
-             f"- git commit: {git_commit()}",
+             f"- git commit: {run_commit(run_dir)}",
              f"- command: `{config.get('command') or 'python -m engine --run-dir ' + str(run_dir)}`",
              f"- preset: {config.get('preset') or '-'}; env {config.get('env')}, seed {config.get('seed')}; "
              f"{config.get('regime')} {config.get('estimator')} + {config.get('update')}",
@@ -223,9 +315,10 @@ def format_log_entry(run_dir: Path, config: dict, status: dict, metrics: Iterabl
     return "\n".join(lines) + "\n\n"
 
 
-def append_experiment_log(entry: str, path: Path | None = None) -> Path:
-    """Append one entry to experiments/log.md under an exclusive lock."""
-    path = Path(path or experiments_log_path())
+def append_experiment_log(entry: str, path: Path | None = None, *, run_dir: str | Path | None = None) -> Path:
+    """Append one entry to the experiment log (`experiments_log_path(run_dir)` unless `path`)
+    under an exclusive lock."""
+    path = Path(path or experiments_log_path(run_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

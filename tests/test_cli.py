@@ -221,8 +221,10 @@ def test_show_draws_a_chart_and_a_table(env):
     r = invoke("show", d.name[:17])
     assert r.exit_code == 0, r.output
     out = r.stdout
-    assert "SR vs env steps" in out and "100% |" in out and "  0% |" in out and "env steps" in out
+    assert "SR vs env steps" in out and "100%┤" in out and "  0%┤" in out and "env steps" in out
     assert "*" in out and "per-iteration results" in out and "90.0%" in out
+    assert "seed's SR (gae-ppo): 93.2%" in out  # the preset's expected SR, drawn as a line
+    assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
 
 
 def test_compare_two_runs(env):
@@ -231,9 +233,34 @@ def test_compare_two_runs(env):
     b = make_run(runs, "cmp-b", [0.2, 0.3, 0.4], gamma=0.99)
     r = invoke("compare", a.name, str(b))
     assert r.exit_code == 0, r.output
-    assert "* " in r.stdout and "o " in r.stdout and "config differences" in r.stdout and "gamma" in r.stdout
+    assert "** " in r.stdout and "oo " in r.stdout and "config differences" in r.stdout and "gamma" in r.stdout
     one = invoke("compare", a.name)
     assert one.exit_code == 2
+
+
+def test_compare_out_writes_a_png_and_an_svg(env, tmp_path):
+    from PIL import Image
+
+    runs = Path(env["PLAYGROUND_RUNS_DIR"])
+    a = make_run(runs, "fig-a", [0.2, 0.5, 0.9, 0.8])
+    b = make_run(runs, "fig-b", [0.1, 0.3, 0.4, 0.6])
+    png = tmp_path / "figs" / "x.png"
+    r = invoke("compare", a.name, b.name, "--out", str(png))
+    assert r.exit_code == 0, r.output
+    assert f"figure: {png}" in r.stdout
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size == (800, 480)
+        px = im.convert("L")
+        lo, hi = px.getextrema()
+        assert hi - lo > 100  # not blank: dark curves, axes and text on white
+        dark = sum(px.histogram()[:128])
+        assert 0.002 < dark / (im.size[0] * im.size[1]) < 0.5
+    svg = tmp_path / "x.svg"
+    assert invoke("compare", a.name, b.name, "--out", str(svg), "--json").exit_code == 0
+    text = svg.read_text()
+    assert text.lstrip().startswith("<?xml") and "fig-a" in text and "93.2%" in text  # legend, expected SR
+    bad = invoke("compare", a.name, b.name, "--out", str(tmp_path / "x.gif"))
+    assert bad.exit_code == 2 and ".png" in bad.stderr and not (tmp_path / "x.gif").exists()
 
 
 def test_stop_of_a_finished_run(env):
@@ -242,9 +269,21 @@ def test_stop_of_a_finished_run(env):
     assert r.exit_code == 0 and "already ended done" in r.stdout
 
 
-def test_tui_missing_is_one_line_and_exit_2(env):
-    if importlib.util.find_spec("tui") is not None and importlib.util.find_spec("tui.app") is not None:
-        pytest.skip("the TUI is installed")
+def test_no_arguments_and_tui_call_the_one_tui_entry_point(env, monkeypatch, tmp_path):
+    """`playground` and `playground tui` call `tui.app.run(runs_dir)` and exit with its code."""
+    import types
+
+    calls = []
+    fake = types.ModuleType("tui.app")
+    fake.run = lambda runs_dir: calls.append(Path(runs_dir)) or 5
+    monkeypatch.setitem(sys.modules, "tui.app", fake)
+    assert invoke().exit_code == 5 and invoke("tui").exit_code == 5
+    assert invoke("--runs-dir", str(tmp_path / "elsewhere"), "tui").exit_code == 5
+    assert calls == [Path(env["PLAYGROUND_RUNS_DIR"])] * 2 + [tmp_path / "elsewhere"]
+
+
+def test_tui_missing_is_one_line_and_exit_2(env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tui.app", None)  # import tui.app fails as if it were not installed
     for args in ([], ["tui"]):
         r = invoke(*args)
         assert r.exit_code == 2
@@ -390,40 +429,124 @@ def test_console_script_with_the_real_worker(tmp_path):
 
 
 def test_run_builds_a_missing_ladder_first_and_says_so(env, monkeypatch):
-    """A needed ladder role is missing: `run` pretrains that env first (a stand-in for the real,
-    minutes-long run_pretrain), shows its progress, then runs."""
-    import engine.checkpoints as ck
-    import engine.train.pretrain as pretrain
-    from engine.nets import Actor
+    """A needed ladder role is missing: `run` pretrains that env first, as a job in its own
+    process with a run directory (the real job around a stand-in for the minutes-long
+    run_pretrain: tests/fake_pretrain.py), shows its progress, then runs."""
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    runs = Path(env["PLAYGROUND_RUNS_DIR"])
 
-    calls = []
+    def jobs() -> list[Path]:
+        return sorted(p for p in runs.iterdir() if "-pretrain-" in p.name) if runs.exists() else []
 
-    def fake_pretrain(env_id, *, seed=0, root=None, progress=None, **kw):
-        calls.append(env_id)
-        roles = {}
-        for it in (1, 2):
-            progress({"phase": "ppo", "iterations": 2, "iteration": it, "env_steps": 100 * it, "det_sr": 0.3 * it,
-                      "stoch_sr": 0.2 * it, "logstd": -0.5, "wall_s": 0.1 * it})
-        for role, det in (("start", 0.45), ("expert", 0.97), ("optimal", 0.99)):
-            ck.save_checkpoint(ck.ladder_dir(env_id) / f"{role}.pt", env_id=env_id, role=role, iteration=1,
-                               actor=Actor(4, 2), det_sr=det, stoch_sr=det - 0.2)
-            roles[role] = {"file": f"{role}.pt", "iteration": 1, "det_sr": det, "stoch_sr": det - 0.2, "logstd": -1.5}
-            progress({"phase": "ladder", "role": role, **roles[role]})
-        index = {"env_id": env_id, "roles": roles, "iterations": []}
-        ck.write_index(env_id, index)
-        return index
-
-    monkeypatch.setattr(pretrain, "run_pretrain", fake_pretrain)
     r = invoke("run", PRESET, "--total_timesteps", "15000")
     assert r.exit_code == 0, r.output
-    assert calls == ["pickcube-lite"]
+    (job,) = jobs()
+    assert read_status(job)["status"] == "done"
     assert "building its checkpoint ladder first" in r.stdout and "playground pretrain --env pickcube-lite" in r.stdout
-    assert "ladder: start = iteration 1" in r.stdout
+    assert "PPO iter 2/2" in r.stdout and "ladder: start = iteration 1" in r.stdout
     table = invoke("checkpoints")
     assert table.exit_code == 0 and "ckpt_76_logstd-1.5" in table.stdout and "45.0%" in table.stdout
     j = json.loads(invoke("checkpoints", "--json").stdout)
-    assert [x["role"] for x in j["roles"]] == ["start", "expert", "optimal"]
+    assert [x["role"] for x in j["roles"]] == ["start", "expert", "optimal", "critic-expert", "critic-optimal"]
     again = invoke("run", PRESET, "--total_timesteps", "15000")  # the ladder exists now: no pretraining
-    assert again.exit_code == 0 and calls == ["pickcube-lite"]
+    assert again.exit_code == 0 and len(jobs()) == 1
     built = invoke("pretrain")
-    assert built.exit_code == 0 and calls == ["pickcube-lite"] * 2 and "checkpoint ladder of pickcube-lite" in built.stdout
+    assert built.exit_code == 0 and len(jobs()) == 2 and "checkpoint ladder of pickcube-lite" in built.stdout
+    listed = {x["id"]: x for x in json.loads(invoke("runs", "--json").stdout)}
+    assert listed[jobs()[0].name]["preset"] == "pretrain" and listed[jobs()[0].name]["peak_sr"] == 0.6
+    shown = invoke("show", jobs()[0].name)
+    assert shown.exit_code == 0 and "pretraining the checkpoint ladder of pickcube-lite" in shown.stdout
+    table = shown.stdout[shown.stdout.index("per-iteration results"):]
+    assert table.count("│") == 2 * 6  # two PPO iteration rows of 5 columns (the ladder rows are not iterations)
+    assert "ladder: critic-optimal = iteration 1 (critic fitted on optimal, R^2 0.900)" in shown.stdout
+
+
+def test_pretrain_failure_and_json(env, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    monkeypatch.setenv("FAKE_PRETRAIN", json.dumps({"fail": True}))
+    r = invoke("pretrain")
+    assert r.exit_code == 1
+    (line,) = error_lines(r)
+    assert "ended failed" in line and "fake pretraining failed" in line
+    monkeypatch.setenv("FAKE_PRETRAIN", "{}")
+    j = invoke("pretrain", "--json")
+    assert j.exit_code == 0 and [x["role"] for x in json.loads(j.stdout)["roles"]] == ["start", "expert", "optimal", "critic-expert", "critic-optimal"]
+    assert "PPO iter" in j.stderr
+    assert invoke("pretrain", "--env", "nope").exit_code == 2
+
+
+def test_progress_view_on_a_terminal_shows_a_bar_eta_and_sr(tmp_path):
+    """What `run` / `pretrain` draw on a terminal (rich Live): a progress bar, i/N, SR now,
+    peak and ETA; and the plain line pipes and CI get instead."""
+    from rich.console import Console
+
+    from engine.cli.live import ProgressView
+    from engine.launcher import Event, RunProgress
+
+    d = make_run(tmp_path, "live", [], status="running")  # 10 envs x 100 steps, 1000 steps: 1 planned
+    prog = RunProgress(d, planned=10)
+    view = ProgressView(prog)
+    prog.add(Event("status", {"status": "running"}))
+    for i, sr in enumerate([0.2, 0.7, 0.5], start=1):
+        prog.add(Event("metrics", {"iteration": i, "env_steps": 1000 * i, "wall_s": 3.0 * i, "sr": sr}))
+    con = Console(record=True, width=100, force_terminal=True, color_system="truecolor")
+    con.print(view.render())
+    text = con.export_text()
+    assert "━" in text and "3/10" in text and "SR 50.0%" in text and "peak 70.0%" in text and "ETA 0:21" in text
+    assert "running" in text
+    assert view.plain_line() == "iter 3/10  env steps 3,000  SR 50.0%  peak 70.0% @ 2,000  wall 0:09  ETA 0:21"
+    job = ProgressView(RunProgress(conf={"kind": "pretrain", "env": "pickcube-lite"}), pretrain=True)
+    job.prog.add_row({"phase": "ppo", "iteration": 1, "iterations": 4, "env_steps": 10, "wall_s": 1.0, "sr": 0.25})
+    job.prog.add_row({"phase": "ladder", "role": "start", "iteration": 1, "det_sr": 0.4, "stoch_sr": 0.2})
+    assert job.plain_line().startswith("pretraining pickcube-lite: PPO iter 1/4") and "ETA 0:03" in job.plain_line()
+    assert job.note_line(job.prog.notes[0]) == "  ladder: start = iteration 1 (det SR 40.0%, stoch SR 20.0%)"
+
+
+def test_pretrain_follows_a_job_already_running_for_the_env(env, monkeypatch):
+    """A second front door joins the live pretraining job of an env instead of starting another."""
+    from engine.launcher import start_pretrain
+
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    monkeypatch.setenv("FAKE_PRETRAIN", json.dumps({"iters": 8, "sleep": 0.3}))
+    runs = Path(env["PLAYGROUND_RUNS_DIR"])
+    proc = start_pretrain("pickcube-lite", runs_dir=runs)
+    try:
+        FAKE.wait_for(lambda: (read_status(proc.run_dir) or {}).get("status") == "running", timeout=60)
+        r = invoke("pretrain")
+        assert r.exit_code == 0, r.output
+        assert f"already running as {proc.run_dir.name}: following it" in r.stdout and "PPO iter 8/8" in r.stdout
+        assert [p.name for p in runs.iterdir()] == [proc.run_dir.name]
+    finally:
+        proc.stop(5)
+
+
+def test_reproduce_builds_the_ladder_then_plans_every_row_through_the_core(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    out = tmp_path / "results.md"
+    r = invoke("reproduce", "--only", "online-mc16-awr,gae-ppo", "--seeds", "2", "--quick", "--parallel", "2",
+               "--out", str(out))
+    assert r.exit_code == 0, r.output
+    runs = sorted(p.name.split("-", 2)[-1] for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir())
+    assert runs == ["pretrain-pickcube-lite", "reproduce-gae-ppo-s0", "reproduce-gae-ppo-s1",
+                    "reproduce-online-mc16-awr-s0", "reproduce-online-mc16-awr-s1"]
+    text = out.read_text()
+    assert "`online-mc16-awr`" in text and "`gae-ppo`" in text
+    assert "playground run online-mc16-awr --env pickcube-lite --seed 1 --total_timesteps 15000" in text
+    d = next(Path(env["PLAYGROUND_RUNS_DIR"]).glob("*-reproduce-gae-ppo-s1"))
+    import tomllib
+
+    conf = tomllib.loads((d / "config.toml").read_text())
+    assert conf["seed"] == 1 and conf["preset"] == "gae-ppo" and conf["checkpoint"].endswith("start.pt")
+    assert conf["command"].startswith("playground run gae-ppo --env pickcube-lite --seed 1")
+
+
+def test_sweep_builds_a_missing_ladder_once_then_runs_every_seed(env, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
+    r = invoke("sweep", PRESET, "--seeds", "0-1", "--parallel", "2", "--total_timesteps", "15000")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name.split("-", 2)[-1] for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir())
+    runs = [n for n in names if n != "pretrain-pickcube-lite"]
+    assert len(names) == 3 and [n[-3:] for n in runs] == ["-s0", "-s1"]
+    assert "building its checkpoint ladder first" in r.stdout
+    nope = invoke("sweep", "gae-ppo", "--seeds", "0", "--no-pretrain", "--env", "maniskill:PickCube-v1")
+    assert nope.exit_code == 2 and "playground pretrain --env maniskill:PickCube-v1" in nope.stderr

@@ -211,7 +211,10 @@ def ckdir(tmp_path, monkeypatch):
     return d
 
 
-def save_policy(path, env_id="pickcube-lite", obs_dim=6, act_dim=2, **meta):
+LITE_OBS, LITE_ACT = 21, 4  # pickcube-lite's sizes (checked against the weights by resolve_checkpoints)
+
+
+def save_policy(path, env_id="pickcube-lite", obs_dim=LITE_OBS, act_dim=LITE_ACT, **meta):
     from engine.checkpoints import save_checkpoint
     from engine.nets import Actor
 
@@ -219,7 +222,7 @@ def save_policy(path, env_id="pickcube-lite", obs_dim=6, act_dim=2, **meta):
     return path
 
 
-def save_critic(path, env_id="pickcube-lite", obs_dim=6, **meta):
+def save_critic(path, env_id="pickcube-lite", obs_dim=LITE_OBS, **meta):
     from engine.checkpoints import save_checkpoint
     from engine.nets import Critic
 
@@ -267,7 +270,8 @@ def test_checkpoint_of_another_env(ckdir, tmp_path):
 def test_checkpoint_of_other_sizes(ckdir, tmp_path):
     p = save_policy(tmp_path / "small.pt", obs_dim=6, act_dim=2)
     cfg = load_config("online-mc16-awr", {"checkpoint": str(p)})
-    assert resolve_checkpoints(cfg)[1] == []
+    (pr,) = resolve_checkpoints(cfg)[1]  # the env's own sizes are known: check refuses what the worker would
+    assert "6-D observations" in pr.message and "pickcube-lite" in pr.message
     assert resolve_checkpoints(cfg, obs_dim=6, act_dim=2)[1] == []
     (pr,) = resolve_checkpoints(cfg, obs_dim=42, act_dim=2)[1]
     assert "6-D observations" in pr.message

@@ -264,6 +264,18 @@ def hand_written_run(runs: Path, name: str, status: str, pid: int | None, rows: 
     return d
 
 
+def lookalike(run_dir: Path) -> subprocess.Popen:
+    """A process whose command line is a worker's for `run_dir` (liveness checks read
+    /proc/PID/cmdline; a pid that is not this run's worker counts as gone)."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(run_dir)])
+
+
+def end(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+
+
 def dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
@@ -271,7 +283,7 @@ def dead_pid() -> int:
 
 
 def test_list_runs_sees_runs_of_other_processes_and_reconciles_dead_ones(runs: Path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sleeper = lookalike(runs / "20250101-000000-alive")
     try:
         rows = [{"iteration": i, "env_steps": 1000 * i, "wall_s": 1.0 * i, "sr": sr, "sr_at_end": sr}
                 for i, sr in enumerate([0.4, 0.9, 0.7])]
@@ -304,8 +316,12 @@ def test_list_runs_of_missing_dir_is_empty_and_of_a_file_is_an_error(tmp_path: P
 
 
 def test_reconcile_leaves_live_and_unstarted_runs_alone(runs: Path):
-    d = hand_written_run(runs, "r-live", "running", os.getpid())
-    assert reconcile(d)["status"] == "running"
+    w = lookalike(runs / "r-live")
+    try:
+        d = hand_written_run(runs, "r-live", "running", w.pid)
+        assert reconcile(d)["status"] == "running"
+    finally:
+        end(w)
     q = prepare_run(cfg(), [], runs_dir=runs)
     assert reconcile(q)["status"] == "queued"
 
@@ -340,32 +356,38 @@ def test_stop_run_of_an_unstarted_or_finished_run(runs: Path):
 # --- following ------------------------------------------------------------------------------
 
 def test_follow_ends_with_a_clear_message_when_the_run_directory_is_deleted(runs: Path):
-    d = hand_written_run(runs, "r-del", "running", os.getpid(), [{"iteration": 0, "env_steps": 0, "sr": 0.1}])
-    it = follow(d, poll_s=0.01)
-    first = next(it)
-    assert first.kind == "metrics"
-    shutil.rmtree(d)
-    with pytest.raises(RunDeleted, match="was deleted while it was being followed"):
-        for _ in it:
-            pass
+    w = lookalike(runs / "r-del")
+    try:
+        d = hand_written_run(runs, "r-del", "running", w.pid, [{"iteration": 0, "env_steps": 0, "sr": 0.1}])
+        it = follow(d, poll_s=0.01)
+        first = next(it)
+        assert first.kind == "metrics"
+        shutil.rmtree(d)
+        with pytest.raises(RunDeleted, match="was deleted while it was being followed"):
+            for _ in it:
+                pass
+    finally:
+        end(w)
 
 
 def test_partial_last_metrics_line_is_picked_up_once_complete(runs: Path):
-    d = hand_written_run(runs, "r-partial", "running", os.getpid())
+    w = lookalike(runs / "r-partial")
+    d = hand_written_run(runs, "r-partial", "running", w.pid)
     with open(d / "metrics.jsonl", "w") as f:
         f.write(json.dumps({"iteration": 0, "env_steps": 0, "sr": 0.1}) + "\n")
         f.write('{"iteration": 1, "env_st')
-    w = RunWatcher(d)
-    ev = w.poll()
+    watcher = RunWatcher(d)
+    ev = watcher.poll()
     assert [e.data["iteration"] for e in ev if e.kind == "metrics"] == [0]
     assert [r["iteration"] for r in read_metrics(d)] == [0]
-    assert w.poll() == []  # still partial: nothing new
+    assert watcher.poll() == []  # still partial: nothing new
     with open(d / "metrics.jsonl", "a") as f:
         f.write('eps": 1000, "sr": 0.2}\n')
-    assert [e.data["iteration"] for e in w.poll() if e.kind == "metrics"] == [1]
+    assert [e.data["iteration"] for e in watcher.poll() if e.kind == "metrics"] == [1]
     write_status(d, "done", exit_code=0)
-    ev = w.poll()
-    assert ev[-1].terminal and w.done
+    end(w)
+    ev = watcher.poll()
+    assert ev[-1].terminal and watcher.done
 
 
 def test_watcher_reports_a_dead_worker_of_another_process(runs: Path):

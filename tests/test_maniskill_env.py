@@ -407,3 +407,36 @@ def test_close_leaves_no_worker_alive(env2):
     with pytest.raises(EnvError, match="closed"):
         env2.step(torch.zeros(2, 4))
     env2.close()                                     # idempotent
+
+
+def test_several_envs_per_worker_process_match_one_process_per_env():
+    """Three envs hosted by two processes step exactly like three envs in this one process (the
+    hosting layout changes memory and process count, never the results)."""
+    gen = torch.Generator().manual_seed(3)
+    actions = torch.rand(12, 3, 4, generator=gen) * 2 - 1
+    runs = {}
+    for label, kw in (("hosted", dict(procs=2)), ("local", dict(in_process=True))):
+        env = ManiSkillEnv("PickCube-v1", 3, seed=4, **kw)
+        try:
+            if label == "hosted":
+                assert len(env.worker_pids) == 2 and env.procs == 2
+            out = [env.reset(seed=9)]
+            out += [env.step(a).obs for a in actions]
+            snap = env.snapshot()
+            out.append(env.restore(snap))
+            runs[label] = torch.stack(out)
+        finally:
+            env.close()
+    assert torch.equal(runs["hosted"], runs["local"])
+
+
+def test_default_process_count_is_bounded_by_the_cores(monkeypatch):
+    from engine.config.limits import default_procs, usable_cores
+    from engine.envs.maniskill import split_envs
+
+    monkeypatch.delenv("PLAYGROUND_MANISKILL_PROCS", raising=False)
+    assert default_procs(100) == min(100, usable_cores()) and default_procs(1) == 1
+    assert [len(r) for r in split_envs(100, 3)] == [34, 33, 33]
+    assert [i for r in split_envs(7, 2) for i in r] == list(range(7))
+    with pytest.raises(EnvError, match="procs must be between 1 and num_envs"):
+        ManiSkillEnv("PickCube-v1", 2, procs=3)

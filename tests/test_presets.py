@@ -52,14 +52,14 @@ def test_preset_validates_against_a_built_ladder(name, empty_checkpoints):
     roles = {"start": 0.438, "expert": 0.99, "optimal": 1.0}
     for role, det in roles.items():
         save_checkpoint(d / f"{role}.pt", env_id="pickcube-lite", role=role, det_sr=det, stoch_sr=det * 0.6,
-                        actor=Actor(6, 2, layers=1, width=8))
+                        actor=Actor(6, 4, layers=1, width=8))
     for role in ("critic-expert", "critic-optimal"):
         save_checkpoint(d / f"{role}.pt", env_id="pickcube-lite", role=role, gamma=0.8,
                         critic=Critic(6, layers=1, width=8))
     write_index("pickcube-lite", {"env_id": "pickcube-lite", "iterations": [],
                                   "roles": {r: {"file": f"{r}.pt"} for r in (*roles, "critic-expert", "critic-optimal")}})
     cfg = load_config(name)
-    infos, problems = resolve_checkpoints(cfg, obs_dim=6, act_dim=2)
+    infos, problems = resolve_checkpoints(cfg, obs_dim=6, act_dim=4)
     assert problems == []
     assert not any(i.missing_role for i in infos.values())
     assert [f.id for f in validate(cfg, checkpoint_metas(infos)) if f.severity == "error"] == []

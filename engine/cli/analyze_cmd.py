@@ -17,7 +17,9 @@ from typing import Optional
 
 import typer
 
-EXIT_USAGE = 2
+from engine.errors import UserError
+
+from .errors import EXIT_USAGE
 
 analyze_app = typer.Typer(
     help="Analyses of the seed's findings (advantage ranking: known issues 8 and 9).",
@@ -71,10 +73,9 @@ def ranking(
     """How well each advantage estimator ranks a state's candidate actions (vs MC ground truth)."""
     from rich.console import Console
 
-    from engine.checkpoints import CheckpointError
-    from engine.envs import EnvError
+    from engine.analysis.ranking import run_ranking
 
-    from engine.analysis.ranking import AnalysisError, print_ranking, run_ranking
+    from .ranking_view import print_ranking
 
     pick = 1 if quick else 0
     size = lambda key, given: _SIZES[key][pick] if given is None else given  # noqa: E731
@@ -94,8 +95,8 @@ def ranking(
             num_actions=size("actions", actions), gt_rollouts=size("gt_rollouts", gt_rollouts), gamma=gamma,
             seed=seed, iql_steps=size("iql_steps", iql_steps), critic_episodes=_SIZES["critic_episodes"][pick],
             regress_pairs=_SIZES["regress_pairs"][pick], estimators=only, json_out=json_out, progress=progress)
-    except (CheckpointError, EnvError, AnalysisError) as e:
-        _fail(str(e))
+    except UserError as e:
+        _fail("; ".join(e.lines()))
     except ImportError as e:
         _fail(f"environment {env!r} cannot be built here ({e})")
     except OSError as e:

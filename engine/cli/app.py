@@ -3,7 +3,7 @@
 Commands live in small modules: `run_cmd` (check, run), `sweep_cmd`, `runs_cmd` (runs, show,
 compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `analyze_cmd` (the
 `analyze` sub-app). `playground` with no
-arguments, or `playground tui`, opens the Textual launcher (`tui.app`) when it is installed.
+arguments, or `playground tui`, opens the Textual launcher: `tui.app.run(runs_dir)`.
 
 Global option: `--runs-dir` (also $PLAYGROUND_RUNS_DIR; each command that reads runs accepts it
 too). Exit codes: 0 ok, 1 failed (or error-level findings for `check`), 2 unusable input,
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from engine.errors import UserError
 
 from . import common
 from .analyze_cmd import analyze_app
@@ -44,29 +46,17 @@ app = typer.Typer(
 
 
 def open_tui(runs_dir: Path | None) -> None:
+    """The Textual launcher: `tui.app.run(runs_dir) -> int` is its one entry point."""
+    root = Path(runs_dir) if runs_dir is not None else Path(os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
     try:
-        import tui.app as tui_app
+        from tui.app import run as run_tui
     except ImportError as e:
-        if e.name in ("tui", "tui.app"):
-            typer.echo("the Textual launcher (TUI) is not installed in this build; see `playground --help` "
-                       "for the commands", err=True)
+        if (e.name or "").split(".")[0] in ("tui", "textual", "textual_plot"):
+            typer.echo(f"the Textual launcher (TUI) is not installed in this build ({e.name} is missing); see "
+                       "`playground --help` for the commands", err=True)
             raise typer.Exit(EXIT_USAGE) from None
         raise
-    if runs_dir is not None:
-        os.environ["PLAYGROUND_RUNS_DIR"] = str(runs_dir)
-    for name in ("main", "run"):
-        fn = getattr(tui_app, name, None)
-        if callable(fn):
-            try:
-                rv = fn(runs_dir=runs_dir)
-            except TypeError:
-                rv = fn()
-            raise typer.Exit(rv if isinstance(rv, int) else 0)
-    cls = getattr(tui_app, "PlaygroundApp", None)
-    if cls is None:
-        typer.echo("the TUI module tui.app has no entry point (main() or PlaygroundApp)", err=True)
-        raise typer.Exit(EXIT_USAGE)
-    cls().run()
+    raise typer.Exit(run_tui(root))
 
 
 @app.callback(invoke_without_command=True)
@@ -112,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     except ABORT_EXC:
         typer.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
+    except UserError as e:  # raised outside a command (a command's own are handled by cli_errors)
+        for line in e.lines():
+            typer.echo(f"error: {line}", err=True)
+        code = EXIT_USAGE
     except USAGE_EXC as e:
         if hasattr(e, "show"):
             e.show()

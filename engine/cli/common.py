@@ -5,14 +5,13 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from engine.records import RecordError
+from engine.launcher.plan import ensure_runs_dir  # noqa: F401 (re-exported for the commands)
 
 # The command line as typed (set by main(); None when the app is driven from code or tests).
 ARGV: list[str] | None = None
@@ -26,22 +25,6 @@ def runs_dir_of(ctx: typer.Context, local: Path | None = None) -> Path:
     if isinstance(root.obj, dict) and root.obj.get("runs_dir"):
         return Path(root.obj["runs_dir"])
     return Path(os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
-
-
-def ensure_runs_dir(path: Path) -> Path:
-    """Create the runs directory if needed and prove it is writable (RecordError otherwise)."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RecordError(f"runs directory {path} cannot be created ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    try:
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise RecordError(f"runs directory {path} is not writable ({e.strerror or e}): pass --runs-dir "
-                          "or set PLAYGROUND_RUNS_DIR to a writable folder") from None
-    return path
 
 
 def console(stderr: bool = False) -> Console:

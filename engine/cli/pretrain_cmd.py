@@ -1,108 +1,20 @@
-"""`playground pretrain` (build an environment's checkpoint ladder, with a progress display)
-and `playground checkpoints` (what an environment's ladder holds)."""
+"""`playground pretrain` (build an environment's checkpoint ladder: a job in its own process,
+followed with a progress display) and `playground checkpoints` (what an environment's ladder
+holds)."""
 from __future__ import annotations
 
-import time
+from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.live import Live
 from rich.table import Table
-from rich.text import Text
 
-from .common import console, pct, print_json
-from .errors import EXIT_INTERRUPTED, CliError, cli_errors
+from engine.checkpoints import read_index
+from engine.launcher.ladder import rows_of_index as ladder_rows
 
-
-class PretrainDisplay:
-    """Progress of `run_pretrain`: PPO iterations (of the planned number, wall-limited), the
-    measured deterministic / stochastic SR, then each ladder role as it is chosen."""
-
-    def __init__(self, env_id: str):
-        self.env_id = env_id
-        self.last: dict = {}
-        self.roles: list[dict] = []
-        self.t0 = time.monotonic()
-        self._last_line = 0.0
-
-    def update(self, info: dict) -> None:
-        if info.get("phase") == "ladder":
-            self.roles.append(info)
-        else:
-            self.last = info
-
-    def line(self) -> str:
-        i = self.last
-        if not i:
-            return f"pretraining {self.env_id}: starting ({time.monotonic() - self.t0:.0f}s)"
-        return (f"pretraining {self.env_id}: PPO iteration {i.get('iteration')}/{i.get('iterations', '?')}  "
-                f"env steps {i.get('env_steps', 0):,}  det SR {pct(i.get('det_sr'))}  stoch SR {pct(i.get('stoch_sr'))}  "
-                f"log-std {i.get('logstd', float('nan')):.2f}  wall {i.get('wall_s', 0):.0f}s")
-
-    def role_line(self, r: dict) -> str:
-        extra = (f"det SR {pct(r.get('det_sr'))}, stoch SR {pct(r.get('stoch_sr'))}" if "det_sr" in r
-                 else f"critic fitted on {r.get('fitted_on')}, R^2 {r.get('fit_r2', float('nan')):.3f}")
-        return f"  ladder: {r.get('role')} = iteration {r.get('iteration')} ({extra})"
-
-    def render(self):
-        from rich.console import Group
-        from rich.progress_bar import ProgressBar
-
-        i = self.last
-        parts = [Text(self.line())]
-        if i.get("iterations"):
-            parts.insert(0, ProgressBar(total=float(i["iterations"]), completed=float(i.get("iteration", 0)), width=50))
-        parts += [Text(self.role_line(r), style="green") for r in self.roles]
-        return Group(*parts)
-
-
-def pretrain_with_progress(env_id: str, *, seed: int = 0, json_mode: bool = False) -> dict:
-    """run_pretrain with a live display (stderr when stdout carries JSON); returns the index."""
-    from engine.envs import check_env_id
-
-    check_env_id(env_id)
-    from engine.train.pretrain import run_pretrain
-
-    disp = PretrainDisplay(env_id)
-    con = console(stderr=json_mode)
-    try:
-        if con.is_terminal:
-            with Live(get_renderable=disp.render, console=con, refresh_per_second=4):
-                index = run_pretrain(env_id, seed=seed, progress=disp.update)
-        else:
-            def plain(info: dict) -> None:
-                disp.update(info)
-                if info.get("phase") == "ladder":
-                    typer.echo(disp.role_line(info), err=json_mode)
-                elif time.monotonic() - disp._last_line >= 5.0:
-                    disp._last_line = time.monotonic()
-                    typer.echo(disp.line(), err=json_mode)
-
-            typer.echo(f"pretraining {env_id} (seed {seed}) ...", err=json_mode)
-            index = run_pretrain(env_id, seed=seed, progress=plain)
-    except KeyboardInterrupt:
-        typer.echo(f"pretraining {env_id} interrupted: the ladder index was not written; "
-                   f"run `playground pretrain --env {env_id}` again", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    return index
-
-
-def ladder_rows(index: dict) -> list[dict]:
-    from engine.checkpoints import ROLE_SEED_NAME, ROLES, ladder_dir
-
-    rows = []
-    roles = index.get("roles") or {}
-    for role in list(ROLES) + [r for r in roles if r not in ROLES]:
-        e = roles.get(role)
-        if e is None:
-            continue
-        aliases = [a for a in (e.get("seed_alias") or ROLE_SEED_NAME.get(role), e.get("seed_name")) if a]
-        rows.append({"role": role, "aliases": list(dict.fromkeys(aliases)),
-                     "file": e.get("path") or (str(ladder_dir(index.get("env_id", "")) / e["file"]) if e.get("file") else None),
-                     "source": e.get("source"),
-                     "iteration": e.get("iteration"), "logstd": e.get("logstd"), "det_sr": e.get("det_sr"),
-                     "stoch_sr": e.get("stoch_sr"), "gamma": e.get("gamma"), "fitted_on": e.get("fitted_on")})
-    return rows
+from .common import command_line, console, ensure_runs_dir, pct, print_json, runs_dir_of
+from .errors import EXIT_OK, cli_errors
+from .following import run_ladder_job
 
 
 def ladder_table(env_id: str, rows: list[dict]) -> Table:
@@ -120,11 +32,37 @@ def ladder_table(env_id: str, rows: list[dict]) -> Table:
 
 
 @cli_errors
-def pretrain(env: str = typer.Option("pickcube-lite", "--env", help="environment id: pickcube-lite or maniskill:<TaskId>"),
+def pretrain(ctx: typer.Context,
+             env: str = typer.Option("pickcube-lite", "--env", help="environment id: pickcube-lite or maniskill:<TaskId>"),
              seed: int = typer.Option(0, "--seed", min=0, help="pretraining seed"),
+             detach: bool = typer.Option(False, "--detach", help="start the pretraining job and return; it keeps running"),
+             grace: float = typer.Option(10.0, "--grace", help="seconds a stopping job gets before SIGKILL"),
+             runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="runs directory (the job's directory goes there)"),
              json_output: bool = typer.Option(False, "--json", help="print the ladder as JSON on stdout")) -> None:
-    """Build the checkpoint ladder (start / expert / optimal policies and critics) for an environment."""
-    index = pretrain_with_progress(env, seed=seed, json_mode=json_output)
+    """Build the checkpoint ladder (start / expert / optimal policies and critics) for an environment.
+
+    Pretraining runs as a job in its own process with a run directory (see `playground runs`):
+    this command follows it with a progress display; Ctrl-C stops it."""
+    from engine.envs import check_env_id
+    from engine.launcher.pretrain_job import start_pretrain
+
+    check_env_id(env)
+    root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
+    cmd = command_line(["pretrain", "--env", env, "--seed", str(seed)])
+    if detach:
+        proc = start_pretrain(env, seed=seed, runs_dir=root, command=cmd)
+        proc.detach()
+        if json_output:
+            print_json({"ok": True, "detached": True, "run_id": proc.run_dir.name, "run_dir": str(proc.run_dir),
+                        "pid": proc.pid})
+        else:
+            typer.echo(f"pretraining job {proc.run_dir.name} started (pid {proc.pid}); watch it with "
+                       f"`playground show {proc.run_dir.name}`, stop it with `playground stop {proc.run_dir.name}`")
+        raise typer.Exit(EXIT_OK)
+    if not json_output:
+        typer.echo(f"pretraining {env} (seed {seed}) ...")
+    run_ladder_job(env, runs_dir=root, json_mode=json_output, seed=seed, grace_s=grace, command=cmd)
+    index = read_index(env)
     rows = ladder_rows(index)
     if json_output:
         print_json({"env_id": env, "roles": rows})

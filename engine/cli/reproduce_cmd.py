@@ -6,9 +6,12 @@ from typing import Optional
 
 import typer
 
-from . import pipeline
+from engine.config.limits import MAX_SWEEP_RUNS
+from engine.launcher import plan_run
+
 from .common import ensure_runs_dir, runs_dir_of
 from .errors import CliError, cli_errors
+from .following import ensure_ladders, still_missing
 
 
 @cli_errors
@@ -23,8 +26,8 @@ def reproduce(ctx: typer.Context,
     """Run the seed's "Best Configurations" rows for N seeds and write docs/results.md."""
     from engine.analysis.reproduce import BEST_CONFIGURATIONS, reproduce as run_table
 
-    if seeds < 1:
-        raise CliError([f"--seeds {seeds}: give at least 1 seed"])
+    if not 1 <= seeds <= MAX_SWEEP_RUNS:
+        raise CliError([f"--seeds {seeds}: give between 1 and {MAX_SWEEP_RUNS} seeds"])
     names = [r[3] for r in BEST_CONFIGURATIONS]
     chosen = None
     if only:
@@ -34,8 +37,12 @@ def reproduce(ctx: typer.Context,
             raise CliError([f"--only {', '.join(bad)}: not a row of the table; choose from {', '.join(names)}"])
     root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
     for name in chosen or names:  # the ladder: built once, before any run starts
-        cfg = pipeline.load(name, [], env=env)
-        pipeline.resolve(cfg, pretrain=True)
+        p = plan_run(name, env=env)
+        if ensure_ladders({p.env: p.missing_text()} if p.missing else {}, pretrain=True, runs_dir=root,
+                          json_mode=False):
+            p = plan_run(name, env=env)
+            if p.missing:
+                raise still_missing(p.env, p.missing_text())
     results = run_table(env=env, seeds=list(range(seeds)), quick=quick, runs_dir=root, out=out, parallel=parallel,
                         presets=chosen, on_event=lambda m: typer.echo(m))
     for r in results:

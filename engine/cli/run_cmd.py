@@ -9,23 +9,20 @@ worker running and returns at once; `--resume RUN` continues a stopped or failed
 """
 from __future__ import annotations
 
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
-from rich.live import Live
 
-from engine.launcher import (RunDeleted, RunProcess, follow, prepare_run, read_findings, resolve_run, start_worker,
-                             summarize_run)
-from engine.records import TERMINAL, read_metrics, read_status
+from engine.launcher import RunProcess, launch, plan_run, read_findings, resolve_run, summarize_run
+from engine.launcher import resume as resume_run
+from engine.records import read_metrics
 
-from . import pipeline
 from .common import command_line, console, ensure_runs_dir, print_json, runs_dir_of, say
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
-from .live import RunMonitor, summary_table
+from .findings import counts, print_findings
+from .following import ensure_ladders, follow_worker, still_missing
+from .live import summary_table
 
 RUNS_DIR_OPT = typer.Option(None, "--runs-dir", help="runs directory (default ./runs or $PLAYGROUND_RUNS_DIR)")
 
@@ -40,90 +37,24 @@ def check(ctx: typer.Context,
     """Validate a preset + overrides: findings with why and fix. Exit 0 ok, 1 error-level findings, 2 unusable input.
 
     Overrides are the config keys as flags after the preset: `playground check gae-ppo --gamma 0.9`."""
-    p = pipeline.prepare(preset, ctx.args, env=env, seed=seed, runs_dir=runs_dir_of(ctx, runs_dir), pretrain=None,
-                         json_mode=json_output)
+    p = plan_run(preset, ctx.args, env=env, seed=seed, runs_dir=runs_dir_of(ctx, runs_dir))
     if p.missing:
-        roles = ", ".join(f"'{r}' ({k})" for k, r in p.missing)
-        typer.echo(f"note: env {p.cfg.env} has no {roles} checkpoint yet, so rules that read checkpoint metadata "
-                   f"could not look at it: `playground run` builds the ladder first "
+        typer.echo(f"note: env {p.cfg.env} has no {p.missing_text()} checkpoint yet, so rules that read checkpoint "
+                   f"metadata could not look at it: `playground run` builds the ladder first "
                    f"(or `playground pretrain --env {p.cfg.env}`)", err=True)
     ok = not p.errors
     if json_output:
         print_json({"ok": ok, "findings": [f.to_dict() for f in p.findings]})
     else:
         if p.findings:
-            typer.echo(f"{p.cfg.preset or preset}: {pipeline.counts(p.findings)}")
-            pipeline.print_findings(p.findings)
+            typer.echo(f"{p.cfg.preset or preset}: {counts(p.findings)}")
+            print_findings(p.findings)
         else:
             typer.echo(f"{p.cfg.preset or preset}: no findings ({p.cfg.regime} {p.cfg.estimator} + {p.cfg.update}, "
                        f"env {p.cfg.env}, exp_name {p.cfg.exp_name})")
         if not ok:
             typer.echo("error-level findings: `playground run` refuses this config unless --force is given")
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
-
-
-@contextmanager
-def interrupt_on_termination() -> Iterator[None]:
-    """SIGTERM and SIGHUP to the launcher act like Ctrl-C while a worker is followed, so the
-    worker is stopped cleanly instead of being orphaned."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    old = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def stop_cleanly(proc: RunProcess, grace_s: float, json_mode: bool) -> None:
-    say(f"interrupted: stopping the worker (pid {proc.pid}); it saves its state (up to {grace_s:g}s) ...",
-        json_mode=True)
-    try:
-        proc.stop(grace_s)
-    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
-        say("second interrupt: killing the worker now", json_mode=True)
-        proc.stop(0)
-
-
-def follow_run(proc: RunProcess, run_dir: Path, *, json_mode: bool, grace_s: float = 10.0) -> tuple[dict, bool]:
-    """Follow the worker to its end with the live display; (final status, interrupted)."""
-    mon = RunMonitor(run_dir)
-    con = console(stderr=json_mode)
-    interrupted = False
-    try:
-        with interrupt_on_termination():
-            try:
-                if json_mode:
-                    for ev in follow(run_dir, proc=proc):
-                        mon.add(ev)
-                elif con.is_terminal:
-                    with Live(get_renderable=mon.render, console=con, refresh_per_second=4):
-                        for ev in follow(run_dir, proc=proc):
-                            mon.add(ev)
-                else:
-                    for ev in follow(run_dir, proc=proc):
-                        mon.add(ev)
-                        if ev.kind == "metrics":
-                            typer.echo(mon.plain_line())
-                        elif ev.kind == "status" and ev.data.get("status") not in TERMINAL:
-                            typer.echo(f"status: {ev.data.get('status')}")
-            except KeyboardInterrupt:
-                interrupted = True
-                stop_cleanly(proc, grace_s, json_mode)
-    except RunDeleted as e:
-        proc.stop(grace_s)
-        raise CliError([str(e) + "; its worker was stopped"], code=EXIT_FAILED) from None
-    finally:
-        if proc.popen.poll() is None and not proc.detached:
-            proc.stop(grace_s)
-    proc.wait()  # reap; reconciles the status with the exit code
-    return read_status(run_dir) or {}, interrupted
 
 
 def finish(run_dir: Path, status: dict, interrupted: bool, *, json_mode: bool, findings: list[dict]) -> None:
@@ -164,10 +95,7 @@ def run(ctx: typer.Context,
             raise CliError("--resume continues a run with its own saved config: give no preset or overrides "
                            f"(got {' '.join([preset or '', *ctx.args]).strip()})")
         run_dir = resolve_run(resume, root)
-        st = read_status(run_dir) or {}
-        if st.get("status") == "done":
-            raise CliError(f"run {run_dir.name} is already done: start a new run instead")
-        proc = start_worker(run_dir, resume=True)
+        proc = resume_run(run_dir)
         say(f"resuming {run_dir.name} (worker pid {proc.pid})", json_mode=json_output)
         return _after_start(proc, run_dir, detach=detach, json_mode=json_output, grace=grace,
                             findings=read_findings(run_dir))
@@ -175,12 +103,16 @@ def run(ctx: typer.Context,
         raise CliError("no preset given: `playground run PRESET [--key value ...]` (see `playground presets`), "
                        "or `playground run --resume RUN`")
     ensure_runs_dir(root)
-    p = pipeline.prepare(preset, ctx.args, env=env, seed=seed, runs_dir=root, pretrain=not no_pretrain,
-                         json_mode=json_output)
+    p = plan_run(preset, ctx.args, env=env, seed=seed, runs_dir=root)
+    if ensure_ladders({p.env: p.missing_text()} if p.missing else {}, pretrain=not no_pretrain, runs_dir=root,
+                      json_mode=json_output):
+        p = plan_run(preset, ctx.args, env=env, seed=seed, runs_dir=root)
+        if p.missing:
+            raise still_missing(p.env, p.missing_text())
     findings = [f.to_dict() for f in p.findings]
     if p.findings:
-        typer.echo(f"validator: {pipeline.counts(p.findings)}", err=json_output)
-        pipeline.print_findings(p.findings, err=json_output)
+        typer.echo(f"validator: {counts(p.findings)}", err=json_output)
+        print_findings(p.findings, err=json_output)
     if p.errors and not force:
         msg = (f"refused: {len(p.errors)} error-level finding{'s' if len(p.errors) != 1 else ''} "
                f"({', '.join(f.id for f in p.errors)}); apply the fix flags above, or pass --force to run anyway")
@@ -191,14 +123,11 @@ def run(ctx: typer.Context,
     if p.errors:
         say(f"--force: running despite {', '.join(f.id for f in p.errors)} (recorded in findings.json)",
             json_mode=json_output)
-    cfg = p.cfg
     fallback = [a for a in ["run", preset, *ctx.args] if a]
     fallback += (["--env", env] if env else []) + (["--seed", str(seed)] if seed is not None else [])
     fallback += ["--force"] if force else []
-    cfg.command = command_line(fallback)
-    cfg.preset = cfg.preset or preset
-    run_dir = prepare_run(cfg, findings, runs_dir=root)
-    proc = start_worker(run_dir)
+    proc = launch(p, runs_dir=root, force=True, command=command_line(fallback))
+    run_dir, cfg = proc.run_dir, p.cfg
     say(f"run {run_dir.name}: {cfg.regime} {cfg.estimator} + {cfg.update}, env {cfg.env}, seed {cfg.seed} "
         f"(worker pid {proc.pid}, log {run_dir / 'engine.log'})", json_mode=json_output)
     return _after_start(proc, run_dir, detach=detach, json_mode=json_output, grace=grace, findings=findings)
@@ -215,5 +144,5 @@ def _after_start(proc: RunProcess, run_dir: Path, *, detach: bool, json_mode: bo
             typer.echo(f"detached: the worker keeps running. Watch: `playground show {run_dir.name}`; "
                        f"stop: `playground stop {run_dir.name}`")
         raise typer.Exit(EXIT_OK)
-    status, interrupted = follow_run(proc, run_dir, json_mode=json_mode, grace_s=grace)
+    status, interrupted = follow_worker(proc, run_dir, json_mode=json_mode, grace_s=grace)
     finish(run_dir, status, interrupted, json_mode=json_mode, findings=findings)

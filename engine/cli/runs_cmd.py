@@ -10,13 +10,15 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from engine.launcher import list_runs, read_config, read_findings, resolve_run, sr_series, stop_run, summarize_run
-from engine.records import TERMINAL, RecordError, read_metrics, read_status
+from engine.figures import curve_of_run, save_sr_figure
+from engine.launcher import list_runs, read_config, read_findings, reconcile, resolve_run, stop_run, summarize_run
+from engine.records import TERMINAL, read_metrics, read_status
+from engine.sr import is_iteration_row
 
-from .charts import sr_chart
 from .common import console, duration, num, pct, print_json, runs_dir_of
 from .errors import EXIT_FAILED, EXIT_OK, CliError, cli_errors
-from .live import summary_table
+from .live import ProgressView, summary_table
+from .plots import sr_plot
 from .run_cmd import RUNS_DIR_OPT
 
 STATUS_STYLE = {"done": "green", "failed": "red", "stopped": "yellow", "running": "cyan", "queued": "dim"}
@@ -42,7 +44,7 @@ def runs(ctx: typer.Context, runs_dir: Optional[Path] = RUNS_DIR_OPT,
         t.add_column(col, justify="left" if col == "status" else "right", no_wrap=True, min_width=len(col))
     for r in rows:
         it = "-" if r.iteration is None else f"{r.iteration}" + (f"/{r.planned_iterations}" if r.planned_iterations else "")
-        t.add_row(r.id, r.preset or "-", Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+        t.add_row(r.id, r.preset or "-", Text(r.status_label, style=STATUS_STYLE.get(r.status, "")),
                   it, num(r.env_steps), pct(r.last_sr), pct(r.peak_sr))
     console().print(t)
 
@@ -82,15 +84,17 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         print_json({"run": s.to_dict(), "config": read_config(run_dir), "findings": findings, "metrics": rows})
         return
     con = console()
-    con.print(summary_table(run_dir, read_status(run_dir) or {}, rows))
+    con.print(summary_table(run_dir, reconcile(run_dir, write=False) or {}, rows))  # a dead worker: failed
     if findings:
         con.print(Text("findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}) {f.get('title')}"
                                                           for f in findings), style="yellow"))
-    xs, ys = sr_series(rows)
-    con.print(sr_chart([(s.exp_name or s.id, xs, ys)], width=width, height=height,
-                       title=f"SR vs env steps: {s.id}"))
-    if rows:
-        con.print(metrics_table(rows))
+    typer.echo(sr_plot([curve_of_run(run_dir, label=s.exp_name or s.id)], width=width, height=height,
+                       title=f"SR vs env steps: {s.id}", color=con.is_terminal), nl=False)
+    iters = [r for r in rows if is_iteration_row(r)]
+    if iters:
+        con.print(metrics_table(iters))
+    for note in (r for r in rows if not is_iteration_row(r)):  # a pretraining job's ladder roles
+        typer.echo(ProgressView.note_line(note))
 
 
 @cli_errors
@@ -99,8 +103,12 @@ def compare(ctx: typer.Context, runs_: List[str] = typer.Argument(..., metavar="
             runs_dir: Optional[Path] = RUNS_DIR_OPT,
             width: int = typer.Option(70, "--width", help="chart width in characters"),
             height: int = typer.Option(18, "--height", help="chart height in lines"),
+            out: Optional[Path] = typer.Option(None, "--out", metavar="FILE.png|.svg",
+                                               help="also write the figure (matplotlib) to this file"),
             json_output: bool = typer.Option(False, "--json", help="JSON on stdout")) -> None:
-    """Several runs in one SR-vs-env-steps chart, a table of their results and their config differences."""
+    """Several runs in one SR-vs-env-steps chart, a table of their results and their config differences.
+
+    `--out FILE.png` (or .svg, .pdf) also writes the figure: axes, legend, the presets' expected SR dashed."""
     root = runs_dir_of(ctx, runs_dir)
     dirs = list(dict.fromkeys(resolve_run(r, root) for r in runs_))
     if len(dirs) < 2:
@@ -110,16 +118,15 @@ def compare(ctx: typer.Context, runs_: List[str] = typer.Argument(..., metavar="
     skip = {"command", "exp_name"}
     keys = sorted({k for c in confs for k in c} - skip)
     diff = [k for k in keys if len({repr(c.get(k)) for c in confs}) > 1]
+    curves = [curve_of_run(d) for d in dirs]
+    written = save_sr_figure(curves, out, title="Success rate vs env steps") if out is not None else None
     if json_output:
         print_json({"runs": [s.to_dict() for s in sums],
-                    "config_differences": {k: [c.get(k) for c in confs] for k in diff}})
+                    "config_differences": {k: [c.get(k) for c in confs] for k in diff},
+                    "figure": str(written) if written else None})
         return
     con = console()
-    series = []
-    for s, d in zip(sums, dirs):
-        xs, ys = sr_series(read_metrics(d))
-        series.append((f"{s.id} ({s.exp_name or s.preset or '-'})", xs, ys))
-    con.print(sr_chart(series, width=width, height=height, title="SR vs env steps"))
+    typer.echo(sr_plot(curves, width=width, height=height, title="SR vs env steps", color=con.is_terminal), nl=False)
     t = Table(title="results", title_justify="left")
     for col, just in (("run", "left"), ("preset", "left"), ("status", "left"), ("iter", "right"),
                       ("env steps", "right"), ("last SR", "right"), ("peak SR", "right"), ("peak at steps", "right")):
@@ -138,6 +145,8 @@ def compare(ctx: typer.Context, runs_: List[str] = typer.Argument(..., metavar="
         con.print(d)
     else:
         con.print("config: identical (apart from exp_name and command)")
+    if written:
+        typer.echo(f"figure: {written}")
 
 
 @cli_errors
@@ -166,5 +175,7 @@ def stop(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         msg += f" ({st['error'].splitlines()[0]})"
     typer.echo(msg)
     if st.get("status") == "stopped":
-        typer.echo(f"resume it with `playground run --resume {run_dir.name}`")
+        conf = read_config(run_dir)
+        typer.echo(f"start it again with `playground pretrain --env {conf.get('env')}`" if conf.get("kind") == "pretrain"
+                   else f"resume it with `playground run --resume {run_dir.name}`")
     raise typer.Exit(EXIT_OK if st.get("status") in ("stopped", "done") else EXIT_FAILED)

@@ -17,14 +17,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from engine.launcher import prepare_run
-from engine.launcher.sweep import (Job, LocalBackend, Scheduler, SweepError, grid_points, parse_grid, parse_seeds,
-                                   point_label, point_slug, point_stats, ray_available)
+from engine.config.limits import check_parallel
+from engine.launcher import peak_sr, plan_sweep
+from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
-from . import pipeline
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
-from .run_cmd import RUNS_DIR_OPT, interrupt_on_termination
+from .findings import counts, print_findings
+from .following import ensure_ladders, interrupt_on_termination, still_missing
+from .run_cmd import RUNS_DIR_OPT
 from .runs_cmd import STATUS_STYLE
 
 
@@ -46,7 +47,7 @@ def jobs_table(jobs: list[Job]) -> Table:
         it = rows[-1].get("iteration") if rows else None
         t.add_row(point_label(j.point), str(j.seed), j.run_dir.name if j.run_dir else "-",
                   Text(st, style=STATUS_STYLE.get(st, "dim")), num(it), pct(srs[-1] if srs else None),
-                  pct(max(srs) if srs else None))
+                  pct(peak_sr(rows)))
     return t
 
 
@@ -56,7 +57,19 @@ def results(jobs: list[Job], points: list[dict]) -> list[dict]:
         sums = [j.summary for j in jobs if j.point == pt and j.summary is not None]
         out.append({"point": pt, "label": point_label(pt), "runs": [s.id for s in sums],
                     "seeds": [j.seed for j in jobs if j.point == pt and j.summary is not None],
-                    **point_stats(sums)})
+                    "n_retried": sum(1 for j in jobs if j.point == pt and j.retries), **point_stats(sums)})
+    return out
+
+
+def failure_lines(jobs: list[Job]) -> list[str]:
+    """One line per run that was retried or failed, saying why."""
+    out = []
+    for j in jobs:
+        if j.retries:
+            out.append(f"retried {j.run_dir.name} {j.retries}x: {'; '.join(j.failures)}")
+        if j.summary and j.summary.status == "failed":
+            err = ((j.summary.error or "").splitlines() or ["(no error recorded)"])[0]
+            out.append(f"failed  {j.run_dir.name}: {err}")
     return out
 
 
@@ -67,7 +80,8 @@ def results_table(res: list[dict], n_seeds: int) -> Table:
                       ("env steps", "right")):
         t.add_column(col, justify=just)
     for r in sorted(res, key=lambda r: -(r["peak_sr_mean"] if r["peak_sr_mean"] is not None else -1)):
-        done = f"{r['n_done']}/{r['n']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "")
+        notes = [f"{r[k]} {w}" for k, w in (("n_failed", "failed"), ("n_retried", "retried")) if r.get(k)]
+        done = f"{r['n_done']}/{r['n']}" + (f" ({', '.join(notes)})" if notes else "")
         t.add_row(r["label"], done, _pm(r["peak_sr_mean"], r["peak_sr_std"]), _pm(r["final_sr_mean"], r["final_sr_std"]),
                   num(round(r["env_steps_mean"])) if r["env_steps_mean"] is not None else "-")
     return t
@@ -80,7 +94,15 @@ def sweep(ctx: typer.Context,
           grid: List[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable): every combination runs"),
           parallel: int = typer.Option(1, "--parallel", min=1, help="at most this many workers at once"),
           backend: str = typer.Option("local", "--backend", help="local (this machine) or ray (a Ray cluster)"),
-          address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (backend ray)"),
+          address: Optional[str] = typer.Option(None, "--address", help="join a Ray cluster: auto, HOST:PORT or "
+                                                "ray://HOST:PORT (default: a local instance on 127.0.0.1)"),
+          cpus_per_run: Optional[float] = typer.Option(None, "--cpus-per-run", help="CPUs each Ray run asks for (1)"),
+          gpus_per_run: Optional[float] = typer.Option(None, "--gpus-per-run",
+                                                       help="GPUs each Ray run asks for (0); > 0 runs on cuda"),
+          ray_dashboard: bool = typer.Option(False, "--ray-dashboard", help="start the local Ray instance's dashboard"),
+          max_retries: Optional[int] = typer.Option(None, "--max-retries", min=0,
+                                                    help="restarts of a run whose worker or node died, from its "
+                                                         "last save (default 1 with --backend ray, else 0)"),
           env: Optional[str] = typer.Option(None, "--env", help="environment id (overrides the preset)"),
           force: bool = typer.Option(False, "--force", help="run even with error-level findings"),
           no_pretrain: bool = typer.Option(False, "--no-pretrain", help="do not build a missing checkpoint ladder"),
@@ -95,89 +117,71 @@ def sweep(ctx: typer.Context,
     if backend == "ray" and not ray_available():
         raise CliError("--backend ray needs the `ray` package, which is not installed here: "
                        "pip install 'offline-rl-playground[ray]', or use --backend local")
-    if address and backend != "ray":
-        raise CliError("--address is for --backend ray")
-    try:
-        seed_list = parse_seeds(seeds)
-        grid_d = parse_grid(grid)
-    except SweepError as e:
-        raise CliError(str(e)) from None
-    from engine.config.loading import ConfigError, parse_overrides
+    ray_only = [n for n, v in (("--address", address), ("--cpus-per-run", cpus_per_run),
+                                ("--gpus-per-run", gpus_per_run), ("--ray-dashboard", ray_dashboard or None)) if v is not None]
+    if ray_only and backend != "ray":
+        raise CliError(f"{', '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} for --backend ray")
+    if address is not None:
+        from engine.launcher.ray_cluster import RayClusterError, parse_address
 
-    try:
-        base = parse_overrides(list(ctx.args))
-    except ConfigError:
-        base = {}  # reported with everything else by pipeline.load below
-    both = sorted(set(base) & set(grid_d))
-    if both:
-        raise CliError(f"{', '.join(both)} given both as an override and in --grid: keep one")
-    if "seed" in grid_d:
-        raise CliError("seeds are swept with --seeds, not --grid seed=...")
+        try:
+            parse_address(address)
+        except RayClusterError as e:
+            raise CliError(str(e)) from None
     root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
-    points = grid_points(grid_d)
 
-    # load and validate everything first
-    problems, seen = [], set()
-    cfgs: dict[tuple[int, int], object] = {}
-    for pi, pt in enumerate(points):
-        for s in seed_list:
-            try:
-                cfgs[(pi, s)] = pipeline.load(preset, ctx.args, env=env, seed=s, more=pt)
-            except ConfigError as e:
-                for p in e.problems:
-                    if str(p) not in seen:
-                        seen.add(str(p))
-                        problems.append(p)
-    if problems:
-        raise ConfigError(problems)
-    findings_of: dict[tuple[int, int], list] = {}
-    for key, cfg in cfgs.items():
-        infos, _ = pipeline.resolve(cfg, pretrain=not no_pretrain, json_mode=json_output)
-        findings_of[key] = pipeline.validate(cfg, infos, runs_dir=root, preset=preset)
-    by_id: dict[str, tuple[object, list[str]]] = {}
-    for (pi, s), fs in findings_of.items():
-        for f in fs:
-            ent = by_id.setdefault(f.id, (f, []))
-            if point_label(points[pi]) not in ent[1]:
-                ent[1].append(point_label(points[pi]))
+    # plan (load and validate) every run first
+    def plan():
+        return plan_sweep(preset, ctx.args, seeds=seeds, grid=grid, env=env, runs_dir=root)
+
+    sp = plan()
+    missing: dict[str, list[str]] = {}
+    for env_id, key, role in sp.missing:
+        missing.setdefault(env_id, []).append(f"'{role}' ({key})")
+    if ensure_ladders({e: ", ".join(r) for e, r in missing.items()}, pretrain=not no_pretrain, runs_dir=root,
+                      json_mode=json_output):
+        sp = plan()
+        if sp.missing:
+            env_id, key, role = sp.missing[0]
+            raise still_missing(env_id, f"'{role}' ({key})")
+    points, seed_list = sp.points, sp.seeds
+    by_id = sp.findings_by_id()
     if by_id:
-        allf = [f for f, _ in by_id.values()]
-        typer.echo(f"validator: {pipeline.counts(allf)} (over {len(points)} grid point{'s' if len(points) != 1 else ''})",
+        allf = [f for f, _ in by_id]
+        typer.echo(f"validator: {counts(allf)} (over {len(points)} grid point{'s' if len(points) != 1 else ''})",
                    err=json_output)
-        pipeline.print_findings(allf, err=json_output)
+        print_findings(allf, err=json_output)
         if len(points) > 1:
-            for fid, (_, labels) in by_id.items():
-                typer.echo(f"    {fid} at: {'; '.join(labels)}", err=json_output)
-    errors = [f for f, _ in by_id.values() if f.severity == "error"]
+            for f, labels in by_id:
+                typer.echo(f"    {f.id} at: {'; '.join(labels)}", err=json_output)
+    errors = sp.errors
     if errors and not force:
         if json_output:
-            print_json({"ok": False, "refused": True, "findings": [f.to_dict() for f, _ in by_id.values()]})
+            print_json({"ok": False, "refused": True, "findings": [f.to_dict() for f, _ in by_id]})
         typer.echo(f"refused: error-level findings ({', '.join(f.id for f in errors)}); apply the fix flags "
                    "above, or pass --force", err=True)
         raise typer.Exit(EXIT_REFUSED)
 
     fallback = ["sweep", preset, *ctx.args, "--seeds", seeds] + [a for g in grid for a in ("--grid", g)]
-    # run names: the grid point is added only where exp_name does not already tell points apart
-    names_differ = len({cfgs[(pi, seed_list[0])].exp_name for pi in range(len(points))}) == len(points)
-    jobs: list[Job] = []
-    for pi, pt in enumerate(points):
-        for s in seed_list:
-            cfg = cfgs[(pi, s)]
-            cfg.command = command_line(fallback)
-            fd = [f.to_dict() for f in findings_of[(pi, s)]]
-            name = "-".join(x for x in (cfg.exp_name, "" if names_differ else point_slug(pt), f"s{s}") if x)
-
-            def make(cfg=cfg, fd=fd, name=name) -> Path:
-                return prepare_run(cfg, fd, runs_dir=root, name=name)
-
-            jobs.append(Job(point=pt, seed=s, prepare=make))
+    if gpus_per_run:
+        for r in sp.runs:
+            r.plan.cfg.device = "cuda"  # a GPU node: networks on cuda, ManiSkill on physx_cuda
+    jobs: list[Job] = sp.jobs(root, command=command_line(fallback))
     if backend == "ray":
-        from engine.launcher.sweep import RayBackend
+        from engine.launcher.ray_backend import open_ray_backend
+        from engine.launcher.ray_cluster import RayClusterError
 
-        be = RayBackend(address, grace_s=grace)
+        try:
+            be = open_ray_backend(address, dashboard=ray_dashboard, cpus_per_run=cpus_per_run or 1.0,
+                                  gpus_per_run=gpus_per_run or 0.0, grace_s=grace)
+        except RayClusterError as e:
+            raise CliError(str(e)) from None
+        say(f"ray: {be.describe()}", json_mode=json_output)
     else:
+        check_parallel([pl.cfg for pl in sp.plans], parallel)  # this machine runs them all
         be = LocalBackend()
-    sched = Scheduler(jobs, parallel=parallel, backend=be)
+    retries = max_retries if max_retries is not None else (1 if backend == "ray" else 0)
+    sched = Scheduler(jobs, parallel=parallel, backend=be, max_retries=retries)
     say(f"sweep {preset}: {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} seed"
         f"{'s' if len(seed_list) != 1 else ''} = {len(jobs)} runs, {parallel} at once ({be.name})", json_mode=json_output)
     interrupted = False
@@ -192,6 +196,9 @@ def sweep(ctx: typer.Context,
                             continue
                         if what == "started":
                             say(f"started {job.run_dir.name} ({point_label(job.point)}, seed {job.seed})",
+                                json_mode=json_output)
+                        elif what == "retried":
+                            say(f"retried {job.run_dir.name} ({job.retries}/{retries}): {job.failures[-1]}",
                                 json_mode=json_output)
                         else:
                             s = job.summary
@@ -215,16 +222,20 @@ def sweep(ctx: typer.Context,
     finally:
         if not sched.finished:
             sched.stop_all(grace)
+        sched.close()
     res = results(jobs, points)
     failed = any(j.summary and j.summary.status == "failed" for j in jobs)
     code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK
     if json_output:
         print_json({"ok": code == EXIT_OK, "interrupted": interrupted, "points": res,
-                    "runs": [j.summary.to_dict() for j in jobs if j.summary]})
+                    "runs": [dict(j.summary.to_dict(), retries=j.retries, retried_after=j.failures)
+                             for j in jobs if j.summary]})
     else:
         if not live:
             console().print(jobs_table(jobs))
         console().print(results_table(res, len(seed_list)))
+        for line in failure_lines(jobs):
+            typer.echo(line)
         if interrupted:
             typer.echo("interrupted: runs that had not started were skipped; stopped ones can be resumed "
                        "with `playground run --resume RUN`")

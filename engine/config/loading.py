@@ -9,7 +9,7 @@ key's type) or from code (typed values).
 Every problem found is collected as a `Problem` (file, line, key, what is wrong and what would
 fix it) and raised together in one `ConfigError`: unknown keys (with "did you mean"), wrong
 types, values outside `choices` / `min` / `max`, TOML syntax errors, unknown presets, unknown
-env ids, and (in `resolve_checkpoints`) checkpoints that are missing, corrupt, of another
+env ids, a run too big for this machine's memory (`limits.check_fits`), and (in `resolve_checkpoints`) checkpoints that are missing, corrupt, of another
 environment or of the wrong kind.
 
 No torch at import time: `engine.checkpoints` and `engine.envs` are imported inside the
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
+from .limits import LimitError, check_fits
 from .schema import FIELDS, RunConfig, field_type
 
 # --- problems -----------------------------------------------------------------------------
@@ -51,7 +53,7 @@ class Problem:
         return f"{where}{key}{self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """Unusable input: carries every `Problem` found (not only the first)."""
 
     def __init__(self, problems: list[Problem] | Problem | str):
@@ -59,8 +61,8 @@ class ConfigError(Exception):
             problems = [Problem(problems)]
         elif isinstance(problems, Problem):
             problems = [problems]
-        self.problems: list[Problem] = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+        super().__init__(list(problems))
+        self.problems: list[Problem]
 
 
 def _did_you_mean(word: str, options, quote: str = "'", prefix: str = "") -> str:
@@ -402,12 +404,27 @@ def _check_meta(key: str, value: Any) -> str | None:
     bad = (lo is not None and (value <= lo if lo_ex else value < lo)) or (hi is not None and value > hi)
     if not bad:
         return None
-    if lo is not None and hi is not None:
+    if lo is not None and hi is not None and isinstance(value, float):
         rng = f"{'(' if lo_ex else '['}{_num(lo)}, {_num(hi)}]"
         return f"{_num(value)} is out of range {rng}"
-    if lo is not None:
+    if lo is not None and (value <= lo if lo_ex else value < lo):
         return f"{_num(value)} is out of range: must be {'>' if lo_ex else '>='} {_num(lo)}"
     return f"{_num(value)} is out of range: must be <= {_num(hi)}"
+
+
+def value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with one typed value of a config key (choices, range), or None. The worker
+    checks a run's config.toml with it too."""
+    return _check_meta(key, value)
+
+
+def _device_problems() -> list[Problem]:
+    import torch  # only for device = cuda
+
+    if torch.cuda.is_available():
+        return []
+    return [Problem("'cuda' asked for, but torch sees no CUDA device on this machine: use --device cpu",
+                    key="device")]
 
 
 def _check_meta_key(key: str, value: Any) -> str | None:
@@ -540,15 +557,25 @@ def load_config(preset: str, overrides: dict[str, object] | None = None, *, env:
         from engine.envs import check_env_id  # imports torch: only here, not at module import
 
         check_env_id(env_id)
+        if env_id.startswith("maniskill:"):
+            from engine.envs.maniskill import check_task  # is the task registered? (a subprocess, once)
+
+            check_task(env_id.split(":", 1)[1])
     except ImportError as e:  # pragma: no cover - broken install
         problems.append(Problem(f"cannot check the env id ({e})", key="env"))
     except ValueError as e:  # EnvError
         f, line = where.get("env", (None, None))
         problems.append(Problem(str(e), file=f, line=line, key="env"))
 
+    if values.get("device") == "cuda":
+        problems += _device_problems()
     if problems:
         raise ConfigError(problems)
     cfg = RunConfig(**values)
+    try:
+        check_fits(cfg)
+    except LimitError as e:
+        raise ConfigError(Problem(str(e))) from None
     if not cfg.preset and path is not None:
         cfg.preset = _preset_label(preset, path)
     if not cfg.exp_name.strip():
@@ -589,7 +616,12 @@ def resolve_checkpoints(cfg: RunConfig, *, obs_dim: int | None = None, act_dim: 
     policy belongs (and vice versa) is.
     """
     from engine import checkpoints as ck  # torch: imported only when checkpoints are looked at
+    from engine.config.schema import expected_action_dim
 
+    if obs_dim is None:
+        obs_dim = ck.env_obs_dim(cfg.env)
+    if act_dim is None:
+        act_dim = expected_action_dim(cfg.env, getattr(cfg, "control_mode", "auto"))
     infos: dict[str, CheckpointInfo] = {}
     problems: list[Problem] = []
     names = list(ck.ROLES) + list(ck.ROLE_SEED_NAME.values())
@@ -627,7 +659,7 @@ def resolve_checkpoints(cfg: RunConfig, *, obs_dim: int | None = None, act_dim: 
             infos[key] = CheckpointInfo(key, spec, None, Path(spec).expanduser(), None, False)
             continue
         try:
-            meta = ck.read_meta(res.path)
+            meta = ck.verified_meta(res.path)  # the weights' own sizes, not the editable .json beside them
         except ck.CheckpointError as e:
             problems.append(Problem(str(e), key=key))
             infos[key] = CheckpointInfo(key, spec, role, res.path, None, False)

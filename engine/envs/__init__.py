@@ -26,21 +26,27 @@ def make_env(
     autoreset: bool = True,
     ignore_terminations: bool = False,
     device: str = "cpu",
+    control_mode: str | None = None,
 ) -> BatchedEnv:
+    """`control_mode` None = the env's default (pickcube-lite accepts only its own, pd_ee_delta_pos)."""
     check_env_id(env_id)
     if num_envs < 1:
         raise EnvError(f"num_envs must be >= 1, got {num_envs}")
     if reward_mode not in ("sparse", "dense"):
         raise EnvError(f"reward_mode must be 'sparse' or 'dense', got {reward_mode!r}")
     if env_id == "pickcube-lite":
+        if control_mode not in (None, "pd_ee_delta_pos"):
+            raise EnvError(f"pickcube-lite has one controller, pd_ee_delta_pos; control_mode {control_mode!r} "
+                           "needs a maniskill: env")
         from .pickcube_lite import PickCubeLite
 
         return PickCubeLite(num_envs, seed=seed, reward_mode=reward_mode, autoreset=autoreset,
                             ignore_terminations=ignore_terminations, device=device)
     from .maniskill import ManiSkillEnv
 
+    extra = {} if control_mode is None else {"control_mode": control_mode}
     return ManiSkillEnv(env_id.split(":", 1)[1], num_envs, seed=seed, reward_mode=reward_mode,
-                        autoreset=autoreset, ignore_terminations=ignore_terminations, device=device)
+                        autoreset=autoreset, ignore_terminations=ignore_terminations, device=device, **extra)
 
 
 __all__ = ["BatchedEnv", "EnvError", "EnvState", "StepResult", "make_env", "check_env_id", "DEFAULT_ENV", "KNOWN_ENVS"]

@@ -1,11 +1,13 @@
 """Environment ids and the one error type of the env layer (no torch import: the validator uses it)."""
 from __future__ import annotations
 
+from ..errors import UserError
+
 DEFAULT_ENV = "pickcube-lite"
 KNOWN_ENVS = ("pickcube-lite", "maniskill:PickCube-v1")
 
 
-class EnvError(ValueError):
+class EnvError(UserError, ValueError):
     """A user-facing environment problem (unknown env id, missing dependency, bad size)."""
 
 

@@ -12,9 +12,13 @@ not by a gymnasium vector wrapper.
 Two backends:
 
 * CPU (`device='cpu'`, the path used and tested here): `sim_backend='physx_cpu'`,
-  `render_backend='none'`. physx_cpu simulates one env per process, so env i lives in worker
-  process i (`num_envs == 1` runs in this process unless `in_process=False`; the same `_Sim`
-  code runs either way). Workers are plain `python` subprocesses talking over a socket pair (not
+  `render_backend='none'`. physx_cpu simulates one env per scene, and one process can hold
+  several scenes: the envs are split into contiguous blocks over `procs` worker processes (by
+  default one per usable core, `engine.config.limits.default_procs`), each process stepping its
+  envs one after the other, so 100 eval envs on 2 cores take 2 processes (~430 MiB each, plus
+  ~2-3 MiB per further env) instead of 100 (`num_envs == 1` runs in this process unless
+  `in_process=False`; `in_process=True` hosts every env here; the same `_Sim` code runs either
+  way; `python -m engine.bench.maniskill_hosting` measures the layouts). Workers are plain `python` subprocesses talking over a socket pair (not
   gymnasium's AsyncVectorEnv, which builds a full dummy env in the parent, needs per-env
   `set_attr` tricks for restore, and cannot start from daemonic processes): they start in their own
   session (no stray Ctrl+C), ignore SIGINT, and exit when `close()` asks, when the socket reaches
@@ -77,6 +81,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from ..config.limits import default_procs
 
 from .base import BatchedEnv, EnvError, EnvState, StepResult
 
@@ -199,6 +205,41 @@ def _unknown_task(task_id: str, registered) -> EnvError:
     shown = list(dict.fromkeys(close + common))
     return EnvError(f"unknown ManiSkill task {task_id!r}: known tasks include {', '.join(shown)}, ... "
                     f"({len(known)} in all)")
+
+
+_REGISTRY_SCRIPT = ("import json, sys, warnings; warnings.simplefilter('ignore'); import mani_skill.envs; "
+                    "from mani_skill.utils.registration import REGISTERED_ENVS; "
+                    "sys.stdout.write(json.dumps(sorted(REGISTERED_ENVS)))")
+_registry_cache: list[tuple[str, ...] | None] = []
+
+
+def registered_tasks() -> tuple[str, ...] | None:
+    """ManiSkill's registered task ids, read once per process in a short-lived subprocess (importing
+    ManiSkill costs ~3 s and ~450 MiB that a launcher should not keep); None when it cannot tell."""
+    if not _registry_cache:
+        names = None
+        try:
+            out = subprocess.run([sys.executable, "-c", _REGISTRY_SCRIPT], capture_output=True, text=True,
+                                 timeout=_WORKER_START_TIMEOUT_S, stdin=subprocess.DEVNULL)
+            data = json.loads(out.stdout) if out.returncode == 0 else None
+            if isinstance(data, list) and all(isinstance(x, str) for x in data):
+                names = tuple(data)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+        _registry_cache.append(names)
+    return _registry_cache[0]
+
+
+def check_task(task_id: str) -> None:
+    """EnvError (one line, with the nearest names) when ManiSkill is missing or has no such task:
+    what `check` and `run` ask before anything is written, so the worker does not find out later."""
+    _check_installed()
+    loaded = getattr(sys.modules.get("mani_skill.utils.registration"), "REGISTERED_ENVS", None)
+    if loaded is not None and "mani_skill.envs" in sys.modules and task_id in loaded:
+        return  # this process has the registry already
+    known = registered_tasks()
+    if known is not None and task_id not in known:
+        raise _unknown_task(task_id, known)
 
 
 def _check_task_in_parent(task_id: str) -> None:
@@ -341,24 +382,51 @@ class _Sim:
 _COMMANDS = ("info", "reset", "step", "snapshot", "restore", "elapsed")
 
 
+class _Host:
+    """Several `_Sim`s in one process (physx_cpu: one scene per env, any number of scenes per
+    process). A command carries one argument tuple per hosted env and answers with one result
+    per env, in order; the envs are stepped one after the other."""
+
+    def __init__(self, cfgs: Sequence[dict]):
+        self.sims: list[_Sim] = []
+        try:
+            for cfg in cfgs:
+                self.sims.append(_Sim(**cfg))
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, cmd: str, per_sim_args: Sequence[tuple] | None) -> list:
+        if cmd not in _COMMANDS:
+            raise RuntimeError(f"unknown worker command {cmd!r}")
+        args = per_sim_args if per_sim_args is not None else [()] * len(self.sims)
+        return [getattr(sim, cmd)(*a) for sim, a in zip(self.sims, args)]
+
+    def close(self) -> None:
+        for sim in self.sims:
+            sim.close()
+        self.sims = []
+
+
 # ---------------------------------------------------------------------------- worker process
 def _worker_main(fd: int, parent_pid: int) -> None:
-    """Entry point of a worker subprocess: build one `_Sim`, then serve commands until told to stop."""
+    """Entry point of a worker subprocess: build its `_Host` (one `_Sim` per env it hosts), then
+    serve commands until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
-    sim = None
+    host = None
     try:
-        cfg = conn.recv()
+        cfgs = conn.recv()
         try:
             torch.set_num_threads(1)
-            sim = _Sim(**cfg)
+            host = _Host(cfgs)
         except EnvError as e:
             conn.send(("envError", str(e)))
             return
         except BaseException:  # noqa: BLE001
             conn.send(("error", traceback.format_exc()))
             return
-        conn.send(("ok", sim.info()))
+        conn.send(("ok", host.run("info", None)))
         while True:
             if not conn.poll(1.0):
                 if os.getppid() != parent_pid:
@@ -369,9 +437,7 @@ def _worker_main(fd: int, parent_pid: int) -> None:
                 conn.send(("ok", None))
                 return
             try:
-                if cmd not in _COMMANDS:
-                    raise RuntimeError(f"unknown worker command {cmd!r}")
-                out = getattr(sim, cmd)(*args)
+                out = host.run(cmd, args)
             except EnvError as e:
                 conn.send(("envError", str(e)))
                 continue
@@ -382,8 +448,8 @@ def _worker_main(fd: int, parent_pid: int) -> None:
     except (EOFError, OSError, KeyboardInterrupt):
         return
     finally:
-        if sim is not None:
-            sim.close()
+        if host is not None:
+            host.close()
         with contextlib.suppress(Exception):
             conn.close()
         with contextlib.suppress(Exception):
@@ -399,10 +465,11 @@ _BOOTSTRAP = (
 
 
 class _ProcHandle:
-    """One worker subprocess."""
+    """One worker subprocess hosting the envs `cfgs` (their `index` fields)."""
 
-    def __init__(self, index: int, cfg: dict):
+    def __init__(self, index: int, cfgs: list[dict]):
         self.index = index
+        self.size = len(cfgs)
         parent_sock, child_sock = socket.socketpair()
         env = dict(os.environ)
         env[_SYSPATH_ENV] = json.dumps([p for p in sys.path if isinstance(p, str)])
@@ -419,15 +486,15 @@ class _ProcHandle:
         finally:
             child_sock.close()
         self.conn = Connection(parent_sock.detach())
-        self.conn.send(cfg)
+        self.conn.send(cfgs)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def send(self, cmd: str, *args) -> None:
+    def send(self, cmd: str, per_env_args: list[tuple] | None = None) -> None:
         try:
-            self.conn.send((cmd, args))
+            self.conn.send((cmd, per_env_args))
         except (OSError, EOFError):
             self._died()
 
@@ -472,12 +539,13 @@ class _ProcHandle:
 
 
 class _LocalHandle:
-    """The same protocol, served by a `_Sim` in this process."""
+    """The same protocol, served by a `_Host` in this process."""
 
-    def __init__(self, index: int, cfg: dict):
+    def __init__(self, index: int, cfgs: list[dict]):
         self.index = index
+        self.size = len(cfgs)
         _quiet_warnings()
-        self.sim = _Sim(**cfg)
+        self.host = _Host(cfgs)
         self._out: Any = None
         self._exc: BaseException | None = None
 
@@ -485,9 +553,9 @@ class _LocalHandle:
     def pid(self) -> int:
         return os.getpid()
 
-    def send(self, cmd: str, *args) -> None:
+    def send(self, cmd: str, per_env_args: list[tuple] | None = None) -> None:
         try:
-            self._out, self._exc = getattr(self.sim, cmd)(*args), None
+            self._out, self._exc = self.host.run(cmd, per_env_args), None
         except BaseException as e:  # noqa: BLE001
             self._out, self._exc = None, e
 
@@ -498,7 +566,7 @@ class _LocalHandle:
         return self._out
 
     def close(self) -> None:
-        self.sim.close()
+        self.host.close()
 
 
 def _close_handles(handles: list) -> None:
@@ -511,11 +579,23 @@ def _close_handles(handles: list) -> None:
     handles.clear()
 
 
+def split_envs(num_envs: int, procs: int) -> list[range]:
+    """Env indices per process: contiguous blocks whose sizes differ by at most one."""
+    base, extra = divmod(num_envs, procs)
+    out, start = [], 0
+    for p in range(procs):
+        n = base + (p < extra)
+        out.append(range(start, start + n))
+        start += n
+    return out
+
+
 class _CpuPool:
-    """N `_Sim`s (worker processes, or one in-process) stepped together."""
+    """N `_Sim`s stepped together, hosted by `procs` worker processes (or all in this process)."""
 
     def __init__(self, task_id: str, num_envs: int, seed: int, reward_mode: str, control_mode: str,
-                 autoreset: bool, ignore_terminations: bool, max_episode_steps: int | None, in_process: bool):
+                 autoreset: bool, ignore_terminations: bool, max_episode_steps: int | None, in_process: bool,
+                 procs: int = 1):
         self.handles: list = []
         self._finalizer = weakref.finalize(self, _close_handles, self.handles)
         cfgs = [dict(task_id=task_id, index=i, seed=int(seed) + i, reward_mode=reward_mode, control_mode=control_mode,
@@ -523,13 +603,13 @@ class _CpuPool:
                      max_episode_steps=max_episode_steps) for i in range(num_envs)]
         try:
             if in_process:
-                self.handles.append(_LocalHandle(0, cfgs[0]))
+                self.handles.append(_LocalHandle(0, cfgs))
                 self.handles[0].send("info")
-                infos = [self.handles[0].recv()]
+                infos = [self.handles[0].recv()[0]]
             else:
-                for i, cfg in enumerate(cfgs):
-                    self.handles.append(_ProcHandle(i, cfg))
-                infos = [h.recv(timeout=_WORKER_START_TIMEOUT_S) for h in self.handles]
+                for i, block in enumerate(split_envs(num_envs, procs)):
+                    self.handles.append(_ProcHandle(i, [cfgs[j] for j in block]))
+                infos = [h.recv(timeout=_WORKER_START_TIMEOUT_S)[0] for h in self.handles]
         except BaseException:
             self.close()
             raise
@@ -537,12 +617,15 @@ class _CpuPool:
         self.pids = [i["pid"] for i in infos] if not in_process else []
 
     def call(self, cmd: str, per_env_args: Sequence[tuple] | None = None) -> list:
-        for i, h in enumerate(self.handles):
-            h.send(cmd, *(per_env_args[i] if per_env_args is not None else ()))
+        """`cmd` on every env (one argument tuple per env); one result per env, in env order."""
+        start = 0
+        for h in self.handles:
+            h.send(cmd, None if per_env_args is None else list(per_env_args[start:start + h.size]))
+            start += h.size
         out, first_error = [], None
         for h in self.handles:       # drain every answer even if one failed, so the pipes stay in sync
             try:
-                out.append(h.recv())
+                out.extend(h.recv())
             except EnvError as e:
                 if "exited unexpectedly" in str(e):
                     raise
@@ -564,7 +647,7 @@ class ManiSkillEnv(BatchedEnv):
     def __init__(self, task_id: str, num_envs: int = 1, *, seed: int = 0, reward_mode: str = "sparse",
                  autoreset: bool = True, ignore_terminations: bool = False, device: str = "cpu",
                  control_mode: str = DEFAULT_CONTROL_MODE, in_process: bool | None = None,
-                 rebuild_on_restore: bool = True, max_episode_steps: int | None = None):
+                 rebuild_on_restore: bool = True, max_episode_steps: int | None = None, procs: int | None = None):
         if num_envs < 1:
             raise EnvError(f"num_envs must be >= 1, got {num_envs}")
         if reward_mode not in ("sparse", "dense"):
@@ -594,10 +677,11 @@ class ManiSkillEnv(BatchedEnv):
         _check_task_in_parent(task_id)
         if in_process is None:
             in_process = self.num_envs == 1
-        if in_process and self.num_envs != 1:
-            raise EnvError("in_process=True needs num_envs == 1 (physx_cpu simulates one env per process)")
+        if procs is not None and not 1 <= int(procs) <= self.num_envs:
+            raise EnvError(f"procs must be between 1 and num_envs ({self.num_envs}), got {procs}")
+        self.procs = 1 if in_process else int(procs or default_procs(self.num_envs))
         self._pool = _CpuPool(task_id, self.num_envs, seed, reward_mode, control_mode, autoreset,
-                              ignore_terminations, max_episode_steps, in_process)
+                              ignore_terminations, max_episode_steps, in_process, self.procs)
         info = self._pool.info
         self.obs_dim, self.act_dim, self.max_episode_steps = info["obs_dim"], info["act_dim"], info["max_steps"]
         self.worker_pids = list(self._pool.pids)

@@ -1,6 +1,11 @@
-"""The launcher: prepares run directories, spawns and stops workers, follows and lists runs.
-Shared by the CLI (`engine.cli`) and the Textual launcher (`tui`).
+"""The launcher: the one launch core under both front doors (the CLI `engine.cli` and the
+Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 
+- `plan`: `plan_run` -> `RunPlan` (config, checkpoints, findings, missing ladder roles),
+  `plan_sweep` -> `SweepPlan`, `launch(plan)` -> `RunProcess`, `resume`, `ensure_runs_dir`
+- `progress`: `RunProgress` (status, iteration, env steps, SR now, peak, ETA), `peak`, `peak_sr`
+- `pretrain_job`: pretraining an env's checkpoint ladder as a job with a run directory
+- `ladder`: `ladder_rows(env)`: what an env's checkpoint ladder holds
 - `spawn`: `prepare_run`, `start_worker` -> `RunProcess` (poll / wait / stop / detach)
 - `follow`: `follow` (blocking iterator of `Event`s), `RunWatcher` (non-blocking), `RunDeleted`
 - `reconcile`: `reconcile` (a dead worker without a terminal status -> `failed`)
@@ -10,12 +15,19 @@ Shared by the CLI (`engine.cli`) and the Textual launcher (`tui`).
 """
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
-                      sr_series, summarize_run)
+                      summarize_run)
+from .pretrain_job import active_pretrain, start_pretrain
+from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, SweepPlan, ensure_runs_dir, launch,
+                   plan_run, plan_sweep, resume)
 from .proc import pid_alive
+from .progress import Peak, RunProgress, peak, peak_sr, sr_series
 from .reconcile import reconcile
 from .spawn import RunProcess, default_worker_cmd, prepare_run, start_worker
 from .stop import stop_run
 
 __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_runs", "planned_iterations",
            "read_config", "read_findings", "resolve_run", "sr_series", "summarize_run", "pid_alive",
-           "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run"]
+           "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
+           "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
+           "launch", "plan_run", "plan_sweep", "resume", "Peak", "RunProgress", "peak", "peak_sr",
+           "active_pretrain", "start_pretrain"]

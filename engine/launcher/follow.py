@@ -9,7 +9,8 @@ partial last line (the worker mid-write) is picked up on a later poll. Status is
 metrics in every poll, so when a terminal status is reported every row written before it has
 been reported too. A run whose directory is deleted while it is followed raises `RunDeleted`
 (a `RecordError` with one clear line). A worker that dies without a terminal status is
-reconciled (`failed`), whether this process spawned it (`proc`) or another one did (its pid).
+reconciled (`failed`), whether this process spawned it (`proc`) or another one did (its pid);
+a followed run always ends once its worker has exited, even when no status could be written.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ class RunWatcher:
                     self.offset = 0
                 f.seek(self.offset)
                 chunk = f.read(size - self.offset)
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # missing yet, or unreadable: nothing new this time
             return []
         end = chunk.rfind(b"\n")
         if end < 0:
@@ -87,22 +88,29 @@ class RunWatcher:
                 rows.append(row)
         return rows
 
-    def _check_liveness(self) -> None:
+    def _check_liveness(self) -> dict | None:
+        """The run's status as reconciled when its worker has ended, else None. When this process
+        spawned the worker (`proc`), its exit is what counts, whatever status.json says: a worker
+        that could not write its final status (a full disk) still ends the run."""
         if self.proc is not None:
-            self.proc.poll()  # reaps and reconciles when it has ended
-            return
+            if self.proc.poll() is None:  # reaps and reconciles when it has ended
+                return None
+            return self.proc.final_status or reconcile(self.run_dir, self.proc.returncode, pid=self.proc.pid)
         now = time.monotonic()
         if now - self._last_liveness >= self.liveness_every_s:
             self._last_liveness = now
-            reconcile(self.run_dir)
+            return reconcile(self.run_dir)
+        return None
 
     def poll(self) -> list[Event]:
         """Events since the last call: metrics rows first, then the status if it changed."""
         self._check_dir()
         st = read_status(self.run_dir)
-        if st is not None and st.get("status") not in TERMINAL:
-            self._check_liveness()
+        if st is None or st.get("status") not in TERMINAL:
+            settled = self._check_liveness()
             st = read_status(self.run_dir) or st
+            if settled is not None and settled.get("status") in TERMINAL and (st or {}).get("status") not in TERMINAL:
+                st = settled  # the worker is gone and its final status could not be written
         rows = self._read_rows()
         self._check_dir()
         events = [Event("metrics", r) for r in rows]

@@ -1,8 +1,10 @@
 """Listing runs and resolving run references.
 
-`list_runs(runs_dir)` reads every run directory under `runs_dir` (whoever started it),
-reconciling runs whose worker died, and returns `RunSummary` rows. `resolve_run(ref, runs_dir)`
-turns a user's RUN argument (a run id, a unique prefix of one, or a path) into a directory.
+`list_runs(runs_dir)` reads every run directory under `runs_dir` (whoever started it) and
+returns `RunSummary` rows; a run whose worker died without a final status shows as `failed`
+(its error says "worker gone"). Listing never writes: it works on a read-only or full disk.
+`resolve_run(ref, runs_dir)` turns a user's RUN argument (a run id, a unique prefix of one, or a path inside the runs
+directory) into a directory.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Any
 
 from engine.records import TERMINAL, RecordError, read_metrics, read_status
 
-from .reconcile import reconcile
+from .progress import RunProgress, sr_series  # noqa: F401 (sr_series: re-exported)
+from .reconcile import GONE_PREFIX, reconcile
 
 
 @dataclass
@@ -43,7 +46,15 @@ class RunSummary:
     error: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "status_label": self.status_label}
+
+    @property
+    def status_label(self) -> str:
+        """The status as a listing shows it: "failed (worker gone)" for a run whose worker
+        vanished without a final status."""
+        if self.status == "failed" and (self.error or "").startswith(GONE_PREFIX):
+            return "failed (worker gone)"
+        return self.status
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -51,7 +62,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     try:
         with open(Path(run_dir) / "config.toml", "rb") as f:
             return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # ValueError: bad TOML or bytes that are not UTF-8
         return {}
 
 
@@ -59,7 +70,7 @@ def read_findings(run_dir: str | Path) -> list[dict]:
     try:
         data = json.loads((Path(run_dir) / "findings.json").read_text())
         return data if isinstance(data, list) else []
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return []
 
 
@@ -73,45 +84,30 @@ def planned_iterations(conf: dict[str, Any]) -> int | None:
         return None
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def sr_series(rows: list[dict]) -> tuple[list[float], list[float]]:
-    """(env_steps, sr) of the rows that carry both."""
-    xs, ys = [], []
-    for r in rows:
-        x, y = _num(r.get("env_steps")), _num(r.get("sr"))
-        if x is not None and y is not None:
-            xs.append(x)
-            ys.append(y)
-    return xs, ys
-
-
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "status.json").is_file() or (path / "config.toml").is_file())
+    try:
+        return path.is_dir() and ((path / "status.json").is_file() or (path / "config.toml").is_file())
+    except OSError:  # a name too long, a loop of links
+        return False
 
 
 def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: list[dict] | None = None) -> RunSummary:
     run_dir = Path(run_dir)
-    status = (reconcile(run_dir) if reconcile_dead else read_status(run_dir)) or {}
+    status = (reconcile(run_dir, write=False) if reconcile_dead else read_status(run_dir)) or {}
     conf = read_config(run_dir)
     rows = read_metrics(run_dir) if rows is None else rows
-    last = rows[-1] if rows else {}
-    srs = [(r.get("sr"), r.get("env_steps")) for r in rows if _num(r.get("sr")) is not None]
-    peak = max(srs, key=lambda t: t[0]) if srs else (None, None)
+    prog = RunProgress(run_dir, conf=conf)
+    for r in rows:
+        prog.add_row(r)
     seed = conf.get("seed")
     return RunSummary(
         id=run_dir.name, path=str(run_dir), preset=str(conf.get("preset") or ""),
         exp_name=str(conf.get("exp_name") or ""), env=str(conf.get("env") or ""),
         seed=seed if isinstance(seed, int) else None, regime=str(conf.get("regime") or ""),
         estimator=str(conf.get("estimator") or ""), update=str(conf.get("update") or ""),
-        status=str(status.get("status") or "unknown"),
-        iteration=last.get("iteration") if isinstance(last.get("iteration"), int) else None,
-        env_steps=last.get("env_steps") if isinstance(last.get("env_steps"), int) else None,
-        last_sr=_num(srs[-1][0]) if srs else None, peak_sr=_num(peak[0]),
-        peak_env_steps=peak[1] if isinstance(peak[1], int) else None,
-        planned_iterations=planned_iterations(conf), started=status.get("started"),
+        status=str(status.get("status") or "unknown"), iteration=prog.iteration, env_steps=prog.env_steps,
+        last_sr=prog.sr, peak_sr=prog.peak.sr, peak_env_steps=prog.peak.env_steps,
+        planned_iterations=prog.planned, started=status.get("started"),
         ended=status.get("ended"), pid=status.get("pid"), exit_code=status.get("exit_code"),
         error=status.get("error"))
 
@@ -138,15 +134,37 @@ def list_runs(runs_dir: str | Path) -> list[RunSummary]:
     return out
 
 
+def _under(path: Path, root: Path) -> bool:
+    """Whether `path` is a directory directly inside `root` (symbolic links resolved)."""
+    try:
+        return path.resolve().parent == root.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 def resolve_run(ref: str, runs_dir: str | Path) -> Path:
-    """A run directory from a run id, a unique prefix of one, or a path."""
+    """A run directory from a run id, a unique prefix of one, a run name without its time stamp,
+    or a path to a run directory inside `runs_dir`. Nothing else: an empty name matches no run,
+    and a directory outside the runs directory is refused (pass --runs-dir to use another)."""
     root = Path(runs_dir)
+    ref = (ref or "").strip() if isinstance(ref, str) else ""
+    if not ref or ref in (".", ".."):
+        raise RecordError(f"no run named: give a run id from `playground runs` (runs directory {root})")
     direct = Path(ref).expanduser()
-    if is_run_dir(direct):
-        return direct
-    if is_run_dir(root / ref):
+    if "/" in ref or ref.startswith("~") or direct.is_absolute():
+        if not is_run_dir(direct):
+            raise RecordError(f"{ref} is not a run directory (no status.json or config.toml): "
+                              "see `playground runs`")
+        if not _under(direct, root):
+            raise RecordError(f"{ref} is not a run in the runs directory {root}: pass --runs-dir "
+                              f"{direct.resolve().parent} to use the runs there")
+        return root / direct.resolve().name
+    if is_run_dir(root / ref) and _under(root / ref, root):
         return root / ref
-    ids = [p.name for p in root.iterdir() if is_run_dir(p)] if root.is_dir() else []
+    try:
+        ids = [p.name for p in root.iterdir() if is_run_dir(p)] if root.is_dir() else []
+    except OSError as e:
+        raise RecordError(f"cannot read runs directory {root} ({e.strerror or e})") from None
     matches = sorted(i for i in ids if i.startswith(ref))
     if not matches:
         # a run name without its time stamp ("gae-ppo" for 20250101-120000-gae-ppo), if unique

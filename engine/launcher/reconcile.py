@@ -10,32 +10,31 @@ and check the worker even before the worker has written its own status.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 from pathlib import Path
 
-from engine.records import TERMINAL, now_iso, read_status, write_status
+from engine.records import TERMINAL, atomic_write, now_iso, read_status, write_status
+from engine.runlock import is_locked, release, try_lock
 
-from .proc import pid_alive
+from .proc import cmdline, is_worker_of, pid_alive, valid_pid
 
 WORKER_FILE = "worker.json"
+GONE_PREFIX = "worker gone:"  # how a dead worker's error starts (listings label such runs)
 TAIL_LINES = 12
 TAIL_CHARS = 2000
 
 
 def read_worker_info(run_dir: str | Path) -> dict | None:
     try:
-        return json.loads((Path(run_dir) / WORKER_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
+        data = json.loads((Path(run_dir) / WORKER_FILE).read_text())
+    except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def write_worker_info(run_dir: str | Path, info: dict) -> None:
-    p = Path(run_dir) / WORKER_FILE
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, p)
+    atomic_write(Path(run_dir) / WORKER_FILE, json.dumps(info, indent=1))
 
 
 def worker_pid(run_dir: str | Path, status: dict | None = None) -> tuple[int | None, str | None]:
@@ -45,22 +44,32 @@ def worker_pid(run_dir: str | Path, status: dict | None = None) -> tuple[int | N
     status = status if status is not None else (read_status(run_dir) or {})
     info = read_worker_info(run_dir) or {}
     pid = status.get("pid")
-    if isinstance(pid, int) and pid > 0:
+    if valid_pid(pid):
         ref = info.get("spawned") if info.get("pid") == pid else status.get("started")
-        return pid, ref
-    if isinstance(info.get("pid"), int):
-        return info["pid"], info.get("spawned")
+        return pid, ref if isinstance(ref, str) else None
+    if valid_pid(info.get("pid")):
+        ref = info.get("spawned")
+        return info["pid"], ref if isinstance(ref, str) else None
     return None, None
 
 
-def is_alive(run_dir: str | Path, status: dict | None = None) -> bool:
-    """Whether the run's worker is alive. A worker on another host (a Ray node) cannot be
-    checked from here and counts as alive."""
+def is_alive(run_dir: str | Path, status: dict | None = None, *, lock: bool = True) -> bool:
+    """Whether the run's worker is alive: something holds the run's lock (engine.runlock), or its
+    recorded pid is a live process whose command line is this run's worker (a pid reused by an
+    unrelated process, or forged into status.json, does not count). A worker on another host (a
+    Ray node) cannot be checked from here and counts as alive. `lock=False` looks at the pid
+    only."""
     info = read_worker_info(run_dir) or {}
-    if info.get("host") and info["host"] != socket.gethostname():
+    if isinstance(info.get("host"), str) and info["host"] and info["host"] != socket.gethostname():
+        return True
+    if lock and is_locked(run_dir):
         return True
     pid, ref = worker_pid(run_dir, status)
-    return pid_alive(pid, ref)
+    if not pid_alive(pid, ref):
+        return False
+    if cmdline(pid) is None:  # type: ignore[arg-type]
+        return True  # /proc cannot tell: trust the pid
+    return is_worker_of(pid, run_dir, info.get("cmd") if info.get("pid") == pid else None)
 
 
 def describe_exit(code: int | None) -> str:
@@ -101,13 +110,19 @@ def log_tail(run_dir: str | Path, lines: int = TAIL_LINES) -> tuple[str, str]:
     return p.name, tail[-TAIL_CHARS:]
 
 
-def reconcile(run_dir: str | Path, exit_code: int | None = None) -> dict | None:
+def reconcile(run_dir: str | Path, exit_code: int | None = None, *, pid: int | None = None,
+              write: bool = True) -> dict | None:
     """Mark a dead worker's run `failed` when it left no terminal status; returns the status.
 
-    The worker counts as dead when `exit_code` is given (the caller reaped it) or when its pid
-    is no longer a live process. A `queued` run with no worker recorded is left alone (it was
-    prepared but not started). When the status is already terminal and the exit code was not
-    recorded, it is filled in.
+    The worker counts as dead when `exit_code` is given (the caller reaped worker `pid`) or when
+    nothing holds the run's lock and its pid is no longer its live worker. A `queued` run with no
+    worker recorded is left alone (it was prepared but not started), and so is a run that
+    another worker has taken over since `pid` was started (a resume). When the status is already
+    terminal and the exit code was not recorded, it is filled in.
+
+    `write=False` (listing) computes the same answer without writing anything. With `write=True`
+    a status that cannot be written (a full or read-only disk) is returned all the same, its
+    error saying it was not saved: a caller never gets stuck on a run whose worker is gone.
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir)
@@ -115,29 +130,70 @@ def reconcile(run_dir: str | Path, exit_code: int | None = None) -> dict | None:
         if not run_dir.is_dir():
             return None
         status = {}
-    state = status.get("status")
-    if state in TERMINAL:
-        if exit_code is not None and status.get("exit_code") is None:
-            return write_status(run_dir, state, exit_code=exit_code)
-        return status
-    pid, _ = worker_pid(run_dir, status)
-    if exit_code is None:
-        if pid is None or is_alive(run_dir, status):
-            return status
-    # the worker is dead now, so the status cannot change any more: read it again (it may have
-    # written its final status between the first read and the liveness check)
-    status = read_status(run_dir) or status
+    rec_pid, _ = worker_pid(run_dir, status)
+    if exit_code is not None and pid is not None and rec_pid is not None and rec_pid != pid:
+        return status  # the run belongs to a newer worker now
     if status.get("status") in TERMINAL:
-        if exit_code is not None and status.get("exit_code") is None:
-            return write_status(run_dir, status["status"], exit_code=exit_code)
-        return status
+        return _fill_exit_code(run_dir, status, exit_code, write)
+    if exit_code is None:
+        if rec_pid is None:
+            if status.get("status") in (None, "queued") or is_locked(run_dir):
+                return status  # prepared and not started yet, or a launcher is starting it
+            # 'running' with no usable pid (missing, forged, out of range): no worker to be found
+        elif is_alive(run_dir, status):
+            return status
+    if exit_code is not None and is_locked(run_dir):
+        return status  # a new worker (a resume) holds the run already
+    fd = None
+    if write:
+        try:
+            fd = try_lock(run_dir)
+        except OSError:
+            fd = None
+        else:
+            if fd is None:
+                return status  # a launcher is starting a worker on it right now
+    try:
+        # the worker is dead now, so the status cannot change any more: read it again (it may have
+        # written its final status between the first read and the liveness check)
+        status = read_status(run_dir) or status
+        if status.get("status") in TERMINAL:
+            return _fill_exit_code(run_dir, status, exit_code, write)
+        return save_status(run_dir, status, write, "failed", exit_code=exit_code, ended=now_iso(),
+                     error=gone_message(run_dir, rec_pid, exit_code))
+    finally:
+        release(fd)
+
+
+def gone_message(run_dir: Path, pid: int | None, exit_code: int | None) -> str:
+    """Why a run whose worker ended without a final status failed, with its log's last lines."""
     name, tail = log_tail(run_dir)
     who = f"worker (pid {pid})" if pid else "worker"
-    msg = f"{who} ended without a final status ({describe_exit(exit_code)})"
     if exit_code is None:
-        msg = f"{who} is gone without a final status ({describe_exit(exit_code)})"
-    if tail:
-        msg += f"; last lines of {name}:\n{tail}"
+        msg = f"{GONE_PREFIX} the {who} is gone without a final status ({describe_exit(exit_code)})"
     else:
-        msg += "; engine.log and worker.out are empty"
-    return write_status(run_dir, "failed", exit_code=exit_code, error=msg, ended=now_iso())
+        msg = f"{who} ended without a final status ({describe_exit(exit_code)})"
+    if tail:
+        return msg + f"; last lines of {name}:\n{tail}"
+    return msg + "; engine.log and worker.out are empty"
+
+
+def _fill_exit_code(run_dir: Path, status: dict, exit_code: int | None, write: bool) -> dict:
+    if exit_code is not None and status.get("exit_code") is None:
+        return save_status(run_dir, status, write, status["status"], exit_code=exit_code)
+    return status
+
+
+def save_status(run_dir: Path, status: dict, write: bool, state: str, **fields) -> dict:
+    """write_status, or (not writing, or the write failed) the same dict in memory: the caller
+    gets the run's status either way and never an OSError from a full or read-only disk."""
+    if write:
+        try:
+            return write_status(run_dir, state, **fields)
+        except OSError as e:
+            fields["error"] = (f"{fields.get('error') or status.get('error') or ''} "
+                               f"(status.json could not be updated: {e.strerror or e})").strip()
+    out = dict(status)
+    out.update(fields)
+    out["status"] = state
+    return out

@@ -2,9 +2,11 @@
 
 - `prepare_run(cfg, findings, runs_dir=, name=)` makes `runs/<id>/` with `config.toml` (the
   fully resolved config), `findings.json` and `status.json` (`queued`).
-- `start_worker(run_dir, resume=False, worker_cmd=None)` spawns the worker in its own session
-  and process group, stdout and stderr appended to `run_dir/worker.out`, and returns a
-  `RunProcess`. The launcher records what it spawned in `worker.json`.
+- `start_worker(run_dir, resume=False, worker_cmd=None)` takes the run directory's lock
+  (engine.runlock; `RunBusy` names the live worker's pid when another holds it), spawns the
+  worker in its own session and process group with the lock handed down, stdout and stderr
+  appended to `run_dir/worker.out`, and returns a `RunProcess`. The launcher records what it
+  spawned in `worker.json`. `check_resumable(run_dir)` refuses up front what a resumed worker would.
 
 The worker command is `WORKER_PREFIX + ["--run-dir", DIR] (+ ["--resume"])` where
 `WORKER_PREFIX` is `[sys.executable, "-m", "engine"]`; the environment variable
@@ -12,8 +14,10 @@ The worker command is `WORKER_PREFIX + ["--run-dir", DIR] (+ ["--resume"])` wher
 debugging sessions substitute another worker.
 
 Children are always reaped: `RunProcess.poll()`/`wait()`/`stop()` collect the exit status and
-reconcile the run's status with it; a `RunProcess` used as a context manager stops its worker
-when the block is left, unless `detach()` was called.
+reconcile the run's status with it (`final_status`, also when status.json cannot be written);
+a `RunProcess` used as a context manager stops its worker when the block is left, unless
+`detach()` was called. Stopping goes through `proc.terminate`; a worker whose status is already
+terminal is closing and gets `CLOSING_WAIT_S` to exit on its own first.
 """
 from __future__ import annotations
 
@@ -32,7 +36,14 @@ from engine.config.schema import RunConfig
 from engine.config.tomlio import write_flat
 from engine.records import TERMINAL, RecordError, new_run_dir, now_iso, read_status, write_status
 
-from .reconcile import describe_exit, is_alive, reconcile, write_worker_info
+from engine.runlock import LOCK_FD_ENV, release, try_lock
+
+from .proc import clamp_grace, terminate
+from .reconcile import (describe_exit, is_alive, read_worker_info, reconcile, save_status, worker_pid,
+                        write_worker_info)
+
+# how long a worker that has written its terminal status gets to finish closing before a stop
+CLOSING_WAIT_S = 30.0
 
 WORKER_PREFIX: list[str] = [sys.executable, "-m", "engine"]
 
@@ -102,6 +113,9 @@ class RunProcess:
         self.detached = False
         self.stop_requested = False
         self._reconciled = False
+        # the run's status once the worker has ended, as reconciled (also when status.json
+        # could not be written: see reconcile)
+        self.final_status: dict | None = None
 
     # --- state ---------------------------------------------------------------------------
     @property
@@ -109,14 +123,17 @@ class RunProcess:
         return self.popen.returncode
 
     def _settle(self, rc: int) -> None:
-        if not self._reconciled:
-            self._reconciled = True
-            try:
-                if self.stop_requested:
-                    _mark_stopped_if_unfinished(self.run_dir, rc)
-                reconcile(self.run_dir, rc)
-            except OSError:
-                pass  # the run directory may be gone; the child is reaped all the same
+        if self._reconciled:
+            return
+        self._reconciled = True
+        st = None
+        try:
+            if self.stop_requested:
+                st = _mark_stopped_if_unfinished(self.run_dir, rc)
+            st = reconcile(self.run_dir, rc, pid=self.pid) or st
+        except OSError:
+            pass  # the run directory may be gone; the child is reaped all the same
+        self.final_status = st
 
     def poll(self) -> int | None:
         """The exit code once the worker has ended (reaped, status reconciled), else None."""
@@ -132,30 +149,31 @@ class RunProcess:
         return rc
 
     # --- stopping ------------------------------------------------------------------------
-    def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.pid, sig)  # start_new_session: the worker leads its own group
-        except (ProcessLookupError, PermissionError):
-            pass
-
     def stop(self, grace_s: float = 10.0) -> int:
         """SIGTERM the worker's process group, SIGKILL it after `grace_s`; reap; return the exit
         code. The run ends `stopped` (the worker writes it; if the worker could not, the
-        launcher does, saying why)."""
+        launcher does, saying why).
+
+        A worker whose status is already terminal is not stopped: it is closing (the
+        experiment-log entry, TensorBoard's last flush), so it gets up to `CLOSING_WAIT_S` to
+        exit on its own (none when `grace_s` is 0) before it is terminated."""
         if self.popen.poll() is not None:
             self._settle(self.popen.returncode)
             return self.popen.returncode
+        grace_s = clamp_grace(grace_s)
+        st = read_status(self.run_dir) or {}
+        if st.get("status") in TERMINAL and st.get("pid") in (None, self.pid) and grace_s > 0:
+            try:
+                return self.wait(CLOSING_WAIT_S)
+            except subprocess.TimeoutExpired:
+                pass
         self.stop_requested = True
-        self._signal_group(signal.SIGTERM)
-        try:
-            rc = self.popen.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            rc = self.popen.wait()
+        terminate(self.pid, grace_s, run_dir=self.run_dir, cmd=self.cmd, own_child=True)
+        rc = self.popen.wait()
+        if rc == -signal.SIGKILL:
             _mark_stopped_if_unfinished(
                 self.run_dir, rc, f"did not stop within {grace_s:g}s of SIGTERM and was killed (SIGKILL); "
                                   "progress since its last save is lost")
-        self._signal_group(signal.SIGKILL)  # no orphans: whatever is left of its group
         self._settle(rc)
         return rc
 
@@ -174,51 +192,117 @@ class RunProcess:
         return f"RunProcess(pid={self.pid}, run_dir={str(self.run_dir)!r}, returncode={self.returncode})"
 
 
-def _mark_stopped_if_unfinished(run_dir: Path, rc: int | None, why: str | None = None) -> None:
+def _mark_stopped_if_unfinished(run_dir: Path, rc: int | None, why: str | None = None) -> dict | None:
     """After a stop the launcher asked for: a worker that ended without a terminal status (it
     was killed before its SIGTERM handler was in place, or by SIGKILL) is recorded `stopped`."""
     st = read_status(run_dir)
     if st is None or st.get("status") in TERMINAL:
-        return
-    write_status(run_dir, "stopped", exit_code=rc, ended=now_iso(),
-                 error=f"stopped by the launcher: {why or 'the worker ' + describe_exit(rc) + ' before it wrote a final status'}")
+        return st
+    return save_status(run_dir, st, True, "stopped", exit_code=rc, ended=now_iso(),
+                       error=f"stopped by the launcher: {why or 'the worker ' + describe_exit(rc) + ' before it wrote a final status'}")
+
+
+def check_resumable(run_dir: str | Path) -> None:
+    """What a resumed worker would refuse, refused before anything is touched (UserError, one
+    line): an unreadable or edited config.toml, no saved iteration, a damaged resume.pt."""
+    from engine.checkpoints import load_resume_state
+    from engine.worker import WorkerConfigError, read_run_config
+
+    run_dir = Path(run_dir)
+    try:
+        read_run_config(run_dir)
+    except WorkerConfigError as e:
+        raise RecordError(f"cannot resume {run_dir.name}: {e}") from None
+    resume_pt = run_dir / "checkpoints" / "resume.pt"
+    if not resume_pt.is_file():
+        raise RecordError(f"run {run_dir.name} saved no iteration yet, so there is nothing to resume: "
+                          "start a new run instead")
+    load_resume_state(resume_pt)
+
+
+class RunBusy(RecordError):
+    """The run directory already has a live worker (or a launcher starting one)."""
+
+
+def _lock_run(run_dir: Path, wait_s: float = 2.0) -> int:
+    """The run directory's lock (engine.runlock) for a new worker, or RunBusy naming the live
+    worker's pid. Waits up to `wait_s` while the holder is not a live worker (a listing probes
+    the lock for an instant)."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = try_lock(run_dir)
+        except OSError as e:
+            raise RecordError(f"cannot open run directory {run_dir} ({e.strerror or e})") from None
+        if fd is not None:
+            return fd
+        pid, _ = worker_pid(run_dir)
+        live = pid if pid is not None and is_alive(run_dir, lock=False) else None
+        if live is not None or time.monotonic() >= end:
+            info = read_worker_info(run_dir) or {}
+            who = (f"worker pid {live}" if live is not None else
+                   f"its worker is being started by launcher pid {info.get('launcher_pid', '?')}")
+            raise RunBusy(f"run {run_dir.name} is already running ({who}): follow it with `playground show "
+                          f"{run_dir.name}` or stop it with `playground stop {run_dir.name}`")
+        time.sleep(0.05)
 
 
 def start_worker(run_dir: str | Path, *, resume: bool = False, worker_cmd: list[str] | None = None,
                  env: dict[str, str] | None = None, cwd: str | Path | None = None) -> RunProcess:
-    """Spawn the worker for `run_dir` in a new session (its own process group)."""
+    """Spawn the worker for `run_dir` in a new session (its own process group).
+
+    The run directory's lock is taken first and handed to the worker, which holds it for its
+    life: a second start of the same run is refused (RunBusy) while the first worker lives, and
+    a reconcile in between never sees the run without its worker."""
     run_dir = Path(run_dir)
-    st = read_status(run_dir)
-    if st is None:
+    if read_status(run_dir) is None:
         raise RecordError(f"{run_dir} is not a prepared run (no readable status.json)")
-    if is_alive(run_dir, st) and st.get("status") not in TERMINAL:
-        raise RecordError(f"run {run_dir.name} is already running (pid {st.get('pid')}): "
-                          f"stop it first with `playground stop {run_dir.name}`")
+    fd = _lock_run(run_dir)
+    try:
+        return _spawn_locked(run_dir, fd, resume, worker_cmd, env, cwd)
+    finally:
+        release(fd)  # the worker holds its own copy of the lock from here on
+
+
+def _spawn_locked(run_dir: Path, fd: int, resume: bool, worker_cmd: list[str] | None,
+                  env: dict[str, str] | None, cwd: str | Path | None) -> RunProcess:
+    st = read_status(run_dir) or {}
+    if st.get("status") not in TERMINAL and is_alive(run_dir, st, lock=False):
+        raise RunBusy(f"run {run_dir.name} is already running (pid {st.get('pid')}): "
+                      f"stop it first with `playground stop {run_dir.name}`")
     if resume:
         if not (run_dir / "config.toml").is_file():
             raise RecordError(f"{run_dir} has no config.toml to resume from")
-        # back to queued, so that followers wait for the resumed worker's status
-        write_status(run_dir, "queued", pid=None, ended=None, exit_code=None, error=None, resumed=now_iso())
     elif st.get("status") != "queued":
         raise RecordError(f"run {run_dir.name} is {st.get('status')}, not queued: resume it with "
                           f"`playground run --resume {run_dir.name}`")
     cmd = list(worker_cmd) if worker_cmd else default_worker_cmd(run_dir, resume)
+    child_env = dict(os.environ if env is None else env)
+    child_env[LOCK_FD_ENV] = str(fd)
     try:
+        if resume:
+            # back to queued, so that followers wait for the resumed worker's status
+            write_status(run_dir, "queued", pid=None, ended=None, exit_code=None, error=None, resumed=now_iso())
         out = open(run_dir / "worker.out", "ab")
     except OSError as e:
-        raise RecordError(f"cannot write {run_dir / 'worker.out'} ({e.strerror})") from None
+        raise RecordError(f"cannot write run directory {run_dir} ({e.strerror or e})") from None
     try:
         out.write(f"--- {now_iso()} launcher pid {os.getpid()}: {shlex.join(cmd)}\n".encode())
         out.flush()
         popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True, close_fds=True, env=env, cwd=cwd)
+                                 start_new_session=True, close_fds=True, pass_fds=(fd,), env=child_env, cwd=cwd)
     except OSError as e:
-        write_status(run_dir, "failed", error=f"cannot start the worker `{shlex.join(cmd)}`: {e.strerror or e}",
-                     exit_code=None, ended=now_iso())
+        save_status(run_dir, st, True, "failed", exit_code=None, ended=now_iso(),
+                    error=f"cannot start the worker `{shlex.join(cmd)}`: {e.strerror or e}")
         raise RecordError(f"cannot start the worker `{shlex.join(cmd)}` ({e.strerror or e})") from None
     finally:
         out.close()
-    write_worker_info(run_dir, {"pid": popen.pid, "pgid": popen.pid, "spawned": now_iso(),
-                                "spawned_ts": time.time(), "host": socket.gethostname(), "launcher_pid": os.getpid(),
-                                "cmd": cmd, "resume": resume})
-    return RunProcess(popen, run_dir, cmd)
+    proc = RunProcess(popen, run_dir, cmd)
+    try:
+        write_worker_info(run_dir, {"pid": popen.pid, "pgid": popen.pid, "spawned": now_iso(),
+                                    "spawned_ts": time.time(), "host": socket.gethostname(),
+                                    "launcher_pid": os.getpid(), "cmd": cmd, "resume": resume})
+    except OSError as e:
+        proc.stop(0)
+        raise RecordError(f"cannot write {run_dir / 'worker.json'} ({e.strerror or e}): the worker was stopped") from None
+    return proc

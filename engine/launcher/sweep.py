@@ -8,31 +8,38 @@
 - `point_stats(summaries)`: mean and standard deviation of peak and final SR of one grid point.
 
 Backends: `local` (the default: `start_worker`, one process per run on this machine) and
-`ray` (`RayBackend`: each run's worker is a Ray task on the cluster at `address`; the runs
-directory must be on a filesystem every node sees).
+`ray` (`engine.launcher.ray_backend.RayBackend`: each run's worker is a Ray task; its records
+stream back into this machine's runs directory). A backend has `start(run_dir, resume)`
+returning a handle with `poll()`, `request_stop()`, `finish_stop(grace_s)` and `died` (why a
+run ended without a final status, else None), and may have `pump()` (called every step) and
+`close()`.
+
+Retries: a run whose worker or node died (`handle.died`) is marked `failed` with the reason
+and started again, up to `max_retries` times, from its last saved iteration (`resume.pt`; from
+scratch when it saved none). Runs that failed on their own (bad config, non-finite values) or
+were stopped are not retried.
 """
 from __future__ import annotations
 
 import itertools
 import math
-import os
-import signal
-import socket
-import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.records import TERMINAL, now_iso
+from engine.config.limits import MAX_SWEEP_RUNS
+from engine.errors import UserError
+from engine.records import TERMINAL, read_status, truncate_metrics, write_status
 
 from .follow import RunWatcher
 from .listing import RunSummary, summarize_run
-from .reconcile import reconcile, write_worker_info
-from .spawn import RunProcess, default_worker_cmd, start_worker
+from .reconcile import describe_exit, reconcile
+from .spawn import RunProcess, start_worker
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A malformed --seeds / --grid argument (one line)."""
 
 
@@ -47,9 +54,13 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise SweepError(f"--seeds {text!r}: range {part} runs backwards; write {hi}-{lo}")
+                if len(out) + hi - lo + 1 > MAX_SWEEP_RUNS:
+                    raise SweepError(f"--seeds {text!r}: more than {MAX_SWEEP_RUNS} seeds; sweep fewer at a time")
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
+        except SweepError:
+            raise
         except ValueError:
             raise SweepError(f"--seeds {text!r}: expected seeds such as 0-4 or 0,1,5") from None
     if not out:
@@ -120,20 +131,26 @@ class Job:
     seed: int
     prepare: Callable[[], Path]             # makes the run directory (called when the job starts)
     run_dir: Path | None = None
-    handle: Any = None                      # RunProcess or RayHandle
+    handle: Any = None                      # LocalHandle or RayHandle
     watcher: RunWatcher | None = None
     state: str = "waiting"                  # waiting | active | ended | skipped
     summary: RunSummary | None = None
     events: list = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)   # why each earlier attempt died
+
+    @property
+    def retries(self) -> int:
+        return len(self.failures)
 
 
 class Scheduler:
     """Runs `jobs` with at most `parallel` active at once. Non-blocking: call `step()`."""
 
-    def __init__(self, jobs: list[Job], parallel: int = 1, backend: "LocalBackend | RayBackend | None" = None):
+    def __init__(self, jobs: list[Job], parallel: int = 1, backend: Any = None, max_retries: int = 0):
         self.jobs = jobs
         self.parallel = max(1, int(parallel))
         self.backend = backend or LocalBackend()
+        self.max_retries = max(0, int(max_retries))
         self.stopping = False
 
     @property
@@ -144,15 +161,40 @@ class Scheduler:
     def finished(self) -> bool:
         return all(j.state in ("ended", "skipped") for j in self.jobs)
 
+    def _watch(self, job: Job) -> None:
+        # progress only: `step` polls the handle itself, and must see a dead worker's status
+        # before it is reconciled (to tell a death, which is retried, from a failure)
+        job.watcher = RunWatcher(job.run_dir, proc=None, liveness_every_s=float("inf"))
+
+    def _retry(self, job: Job) -> bool:
+        """Start a run whose worker died again, from its last save; False when it may not."""
+        if self.stopping or job.handle.died is None or job.retries >= self.max_retries:
+            return False
+        job.failures.append(job.handle.died)
+        resume = (job.run_dir / "checkpoints" / "resume.pt").is_file()
+        if not resume:
+            truncate_metrics(job.run_dir, 0)  # it starts over: rows of the dead attempt would repeat
+        write_status(job.run_dir, "queued", pid=None, ended=None, exit_code=None, error=None,
+                     retries=job.retries, retried_after=job.failures)
+        job.handle = self.backend.start(job.run_dir, resume=resume)
+        self._watch(job)
+        return True
+
     def step(self) -> list[tuple[Job, str]]:
-        """Start jobs into free slots, collect progress; returns (job, 'started'|'ended') notes."""
+        """Start jobs into free slots, collect progress; returns (job, 'started'|'retried'|'ended')."""
         notes: list[tuple[Job, str]] = []
+        pump = getattr(self.backend, "pump", None)
+        if pump is not None:
+            pump()
         for job in self.active:
             job.events = job.watcher.poll() if job.watcher else []
-            rc = job.handle.poll()      # reaps and reconciles a local worker that has ended
+            rc = job.handle.poll()      # reaps and reconciles a worker that has ended
             if rc is not None:
                 reconcile(job.run_dir, rc)
                 job.events += job.watcher.poll() if job.watcher else []
+                if self._retry(job):
+                    notes.append((job, "retried"))
+                    continue
                 job.state = "ended"
                 job.summary = summarize_run(job.run_dir)
                 notes.append((job, "ended"))
@@ -162,14 +204,13 @@ class Scheduler:
                 break
             nxt.run_dir = nxt.prepare()
             nxt.handle = self.backend.start(nxt.run_dir)
-            nxt.watcher = RunWatcher(nxt.run_dir, proc=nxt.handle if isinstance(nxt.handle, RunProcess) else None,
-                                     liveness_every_s=float("inf") if not isinstance(nxt.handle, RunProcess) else 2.0)
+            self._watch(nxt)
             nxt.state = "active"
             notes.append((nxt, "started"))
         return notes
 
     def stop_all(self, grace_s: float = 10.0) -> None:
-        """Start nothing more; SIGTERM every active worker at once, then reap them."""
+        """Start nothing more; stop every active worker at once (each gets `grace_s` to save)."""
         self.stopping = True
         for j in self.jobs:
             if j.state == "waiting":
@@ -177,48 +218,51 @@ class Scheduler:
         active = self.active
         for j in active:
             j.handle.request_stop()
-        deadline = time.monotonic() + grace_s
+        if active:
+            with ThreadPoolExecutor(max_workers=len(active)) as pool:
+                list(pool.map(lambda j: j.handle.finish_stop(grace_s), active))
         for j in active:
-            j.handle.finish_stop(max(0.0, deadline - time.monotonic()))
             j.state = "ended"
             j.summary = summarize_run(j.run_dir)
+
+    def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
 
 class LocalBackend:
     name = "local"
 
-    def start(self, run_dir: Path) -> "LocalHandle":
-        return LocalHandle(start_worker(run_dir))
+    def start(self, run_dir: Path, resume: bool = False) -> "LocalHandle":
+        return LocalHandle(start_worker(run_dir, resume=resume))
 
 
 class LocalHandle:
-    """A RunProcess with a two-phase stop (signal everyone first, then wait for each)."""
+    """A local worker process (`RunProcess`) as the scheduler sees it."""
 
     def __init__(self, proc: RunProcess):
         self.proc = proc
+        self.died: str | None = None
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.proc, name)
+        return getattr(self.proc, name)  # pid, run_dir, ...
 
     def poll(self) -> int | None:
+        if self.died is None and self.proc.popen.poll() is not None:
+            # the worker has exited, so only the launcher writes its status now: read it before
+            # `proc.poll()` reconciles it (a worker that died left no terminal status)
+            st = read_status(self.proc.run_dir) or {}
+            if st.get("status") not in TERMINAL and not self.proc.stop_requested:
+                self.died = f"the worker ended without a final status ({describe_exit(self.proc.returncode)})"
         return self.proc.poll()
 
-    def wait(self, timeout: float | None = None) -> int:
-        return self.proc.wait(timeout)
-
     def request_stop(self) -> None:
-        if self.proc.popen.poll() is None:
-            self.proc.stop_requested = True
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
+        self.proc.stop_requested = True
 
     def finish_stop(self, grace_s: float) -> int:
-        return self.proc.stop(grace_s)
+        return self.proc.stop(grace_s)  # engine.launcher.proc.terminate: SIGTERM, SIGKILL after grace_s
 
-
-# --- ray ----------------------------------------------------------------------------------
 
 def ray_available() -> bool:
     try:
@@ -226,80 +270,3 @@ def ray_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _ray_task(run_dir: str, cmd: list[str], cwd: str, grace_s: float = 10.0) -> int:
-    """Runs on a Ray worker: spawn the engine worker, wait; SIGTERM it when the task is cancelled."""
-    out = open(Path(run_dir) / "worker.out", "ab")
-    p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                         start_new_session=True)
-    out.close()
-    write_worker_info(run_dir, {"pid": p.pid, "pgid": p.pid, "spawned": now_iso(), "host": socket.gethostname(),
-                                "launcher": "ray", "cmd": cmd, "resume": False})
-    try:
-        return p.wait()
-    except BaseException:  # ray.cancel raises KeyboardInterrupt / TaskCancelledError in the task
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                return p.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                return p.wait()
-        except ProcessLookupError:
-            return p.wait()
-
-
-class RayBackend:
-    """Each run's worker as a Ray task (`ray.init(address=...)`). The runs directory must be on a
-    filesystem shared by every node: progress is read from it as for local runs."""
-    name = "ray"
-
-    def __init__(self, address: str | None = None, grace_s: float = 10.0):
-        import ray
-
-        self.ray = ray
-        ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False)
-        self.task = ray.remote(num_cpus=1)(_ray_task)
-        self.grace_s = grace_s
-
-    def start(self, run_dir: Path) -> "RayHandle":
-        ref = self.task.remote(str(run_dir.resolve()), default_worker_cmd(run_dir.resolve()), os.getcwd(), self.grace_s)
-        return RayHandle(self.ray, ref, run_dir)
-
-
-class RayHandle:
-    def __init__(self, ray, ref, run_dir: Path):
-        self.ray, self.ref, self.run_dir = ray, ref, run_dir
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            ready, _ = self.ray.wait([self.ref], timeout=0)
-            if ready:
-                try:
-                    self.returncode = int(self.ray.get(self.ref))
-                except Exception:  # the task itself failed or was cancelled
-                    self.returncode = -1
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        ready, _ = self.ray.wait([self.ref], timeout=timeout)
-        if not ready:
-            raise TimeoutError(f"ray task for {self.run_dir.name} still running")
-        return self.poll()
-
-    def request_stop(self) -> None:
-        self.ray.cancel(self.ref)
-
-    def finish_stop(self, grace_s: float) -> int:
-        try:
-            return self.wait(grace_s + 5)
-        except TimeoutError:
-            self.ray.cancel(self.ref, force=True)
-            st = summarize_run(self.run_dir)
-            if st.status not in TERMINAL:
-                from engine.records import write_status
-
-                write_status(self.run_dir, "stopped", error="stopped by the launcher: the ray task was cancelled")
-            return -9

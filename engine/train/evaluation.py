@@ -3,10 +3,15 @@
 Every evaluation runs `num_eval_envs` full-length episodes (the eval env is built with
 `ignore_terminations=True`, as ManiSkill's eval envs are) from the same fixed reset seed, so
 two evaluations differ only through the policy. It reports `sr` (success at any step of the
-episode: ManiSkill's success_once) and `sr_at_end` (success at the last step). Deterministic
+episode: ManiSkill's success_once), `sr_se` (its binomial standard error sqrt(sr (1 - sr) / n) over the n
+episodes) and `sr_at_end` (success at the last step). Each env runs exactly one episode, so the SR
+is per episode; the seed's eval loop (partial resets over a 50-step window) also counted the extra
+episodes that fast successes start, which favours quick successes. Deterministic
 (the actor's mean) by default; stochastic evaluation samples actions and is noisy (KB02).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -16,9 +21,9 @@ from ..nets import Actor
 EVAL_SEED_OFFSET = 1_000_003
 
 
-def make_eval_env(env_id: str, num_envs: int, device: str = "cpu") -> BatchedEnv:
+def make_eval_env(env_id: str, num_envs: int, device: str = "cpu", control_mode: str | None = None) -> BatchedEnv:
     return make_env(env_id, num_envs, seed=EVAL_SEED_OFFSET, reward_mode="sparse", autoreset=False,
-                    ignore_terminations=True, device=device)
+                    ignore_terminations=True, device=device, control_mode=control_mode)
 
 
 @torch.no_grad()
@@ -34,5 +39,6 @@ def evaluate(env: BatchedEnv, actor: Actor, *, deterministic: bool = True, seed:
         success = res.success
         once |= success
         obs = res.obs
-    return {"sr": float(once.float().mean()), "sr_at_end": float(success.float().mean()),
+    sr = float(once.float().mean())
+    return {"sr": sr, "sr_se": math.sqrt(sr * (1.0 - sr) / env.num_envs), "sr_at_end": float(success.float().mean()),
             "eval_episodes": env.num_envs}

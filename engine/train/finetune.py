@@ -26,14 +26,13 @@ import torch
 
 from .. import checkpoints as ck
 from ..algos.gae import gae
+from ..config.limits import MC_MAX_BATCH_LITE  # the memory estimate counts with it too
 from ..config.schema import RunConfig
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
 from .rollout import Rollout, collect, rollout_values
 from .value_fit import regress_values
-
-MC_MAX_BATCH_LITE = 80_000
 
 
 class TrainingError(RuntimeError):
@@ -91,8 +90,10 @@ class Finetuner:
         configure_threads()
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True)
-        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs)
+        self.control_mode = cfg.effective_control_mode
+        self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True,
+                            control_mode=self.control_mode)
+        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs, control_mode=self.control_mode)
         self.actor = load_policy(cfg.checkpoint, self.env, learn_logstd=cfg.learn_logstd)
         self.critic = load_critic(cfg.critic_checkpoint, self.env)
         needs_critic = cfg.estimator == "gae" or (cfg.estimator == "mc" and cfg.mc_baseline == "critic")
@@ -125,6 +126,7 @@ class Finetuner:
     def _rollout_env(self, n: int) -> BatchedEnv:
         if n not in self._rollout_envs:
             self._rollout_envs[n] = make_env(self.cfg.env, n, seed=self.cfg.seed + 17, reward_mode="sparse",
+                                             control_mode=self.control_mode,
                                              autoreset=False)
         return self._rollout_envs[n]
 
@@ -235,7 +237,7 @@ class Finetuner:
 
     def _save(self, ckpt_dir: Path, best: bool) -> None:
         meta = dict(det_sr=self.last_eval.get("sr"), stoch_sr=None, env_steps=self.env_steps,
-                    gamma=self.cfg.gamma, source_run=str(self.run_dir))
+                    gamma=self.cfg.gamma, source_run=str(self.run_dir), control_mode=self.control_mode)
         ck.save_checkpoint(ckpt_dir / "latest.pt", env_id=self.cfg.env, role="finetuned", iteration=self.iteration,
                            actor=self.actor, critic=self.critic, **meta)
         if best:
@@ -255,23 +257,28 @@ class Finetuner:
         p = ckpt_dir / "resume.pt"
         if not p.is_file():
             raise TrainingError(f"{p} is missing: the run saved no iteration to resume from")
-        s = torch.load(p, map_location="cpu", weights_only=True)
-        self.actor.load_state_dict(s["actor"])
-        self.opt.load_state_dict(s["opt"])
-        if self.critic is not None and s["critic"] is not None:
-            self.critic.load_state_dict(s["critic"])
-        if self.critic_opt is not None and s["critic_opt"] is not None:
-            self.critic_opt.load_state_dict(s["critic_opt"])
-        self.gen.set_state(s["gen"])
-        self.iteration, self.env_steps = int(s["iteration"]), int(s["env_steps"])
-        self.peak_sr, self.wall_offset = float(s["peak_sr"]), float(s["wall_s"])
+        s = ck.load_resume_state(p)
+        try:
+            self.actor.load_state_dict(s["actor"])
+            self.opt.load_state_dict(s["opt"])
+            if self.critic is not None and s.get("critic") is not None:
+                self.critic.load_state_dict(s["critic"])
+            if self.critic_opt is not None and s.get("critic_opt") is not None:
+                self.critic_opt.load_state_dict(s["critic_opt"])
+            self.gen.set_state(s["gen"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            raise ck.CheckpointError(f"resume file {p} does not match this run's networks "
+                                     f"({ck.first_words(e)}); start a new run instead of resuming this one") from None
+        self.iteration, self.env_steps = s["iteration"], s["env_steps"]
+        self.peak_sr, self.wall_offset = s["peak_sr"], s["wall_s"]
         self.saved_iteration = self.iteration
 
     # --- the loop --------------------------------------------------------------------------
     def _row(self, extra: dict) -> dict:
         row = {"iteration": self.iteration, "env_steps": self.env_steps,
                "wall_s": round(self.wall_offset + time.perf_counter() - self._t0, 3),
-               "sr": self.last_eval.get("sr"), "sr_at_end": self.last_eval.get("sr_at_end"),
+               "sr": self.last_eval.get("sr"), "sr_se": self.last_eval.get("sr_se"),
+               "eval_episodes": self.last_eval.get("eval_episodes"), "sr_at_end": self.last_eval.get("sr_at_end"),
                "peak_sr": self.peak_sr, **extra}
         if self.on_row:
             with self.critical():

@@ -7,12 +7,12 @@ standard library only, tolerating junk: unreadable files, partial last lines, no
 from __future__ import annotations
 
 import json
-import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config.schema import FIELDS, RunConfig
+from engine.sr import peak_sr
 
 from .finding import Finding, pct
 
@@ -40,8 +40,8 @@ def _read_config(d: Path) -> dict | None:
 
 def _read_sr(d: Path) -> tuple[float | None, int]:
     """(peak SR, iterations run) from metrics.jsonl, skipping lines that do not parse."""
-    peak: float | None = None
-    rows, last_iter = 0, 0
+    rows: list[dict] = []
+    last_iter = 0
     try:
         with open(d / "metrics.jsonl", "r", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -51,16 +51,13 @@ def _read_sr(d: Path) -> tuple[float | None, int]:
                     continue
                 if not isinstance(row, dict):
                     continue
-                rows += 1
+                rows.append(row)
                 it = row.get("iteration")
                 if isinstance(it, int) and not isinstance(it, bool):
                     last_iter = max(last_iter, it)
-                sr = row.get("sr")
-                if isinstance(sr, (int, float)) and not isinstance(sr, bool) and math.isfinite(sr):
-                    peak = sr if peak is None else max(peak, float(sr))
     except OSError:
         return None, 0
-    return peak, max(rows, last_iter)
+    return peak_sr(rows), max(len(rows), last_iter)
 
 
 def _read_status(d: Path) -> str | None:

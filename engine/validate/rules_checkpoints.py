@@ -1,11 +1,12 @@
 """Rules about the checkpoints a run starts from: KB01 (start policy too strong), KB06 (V* as
 critic), KB07 (offline MC re-rolled with another policy than the data's), CFG02 (critic fitted
-with another gamma). They read the config AND the checkpoints' metadata (`metas`)."""
+with another gamma), CFG04 (a policy's action size or recorded controller does not match the
+env's control_mode). They read the config AND the checkpoints' metadata (`metas`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config.schema import RunConfig
+from engine.config.schema import PANDA_ACTION_DIMS, RunConfig, expected_action_dim
 
 from .finding import Finding, is_none, meta_float, meta_role, pct, spec_role
 
@@ -106,4 +107,39 @@ def cfg02_critic_gamma(cfg: RunConfig, metas: dict) -> list[Finding]:
         {"gamma": g})]
 
 
-RULES = [kb01_start_too_strong, kb06_critic_is_vstar, kb07_offline_reroll_policy, cfg02_critic_gamma]
+POLICY_KEYS = ("checkpoint", "optimal_checkpoint", "data_checkpoint")
+
+
+def cfg04_action_size(cfg: RunConfig, metas: dict) -> list[Finding]:
+    mode = cfg.effective_control_mode
+    want = expected_action_dim(cfg.env, cfg.control_mode)
+    out: list[Finding] = []
+    if cfg.env == "pickcube-lite" and want is None:
+        out.append(Finding("CFG04", "error", "pickcube-lite has one controller",
+                           f"control_mode {mode} is a ManiSkill controller; pickcube-lite only has its pd_ee_delta_pos "
+                           "look-alike (4 actions). Use control_mode auto, or a maniskill: env.",
+                           {"control_mode": "auto"}))
+    for key in POLICY_KEYS:
+        meta = metas.get(key)
+        if not isinstance(meta, dict) or meta.get("kind", "policy") != "policy":
+            continue
+        got, rec = meta.get("act_dim"), meta.get("control_mode")
+        problems = []
+        if want is not None and isinstance(got, int) and got != want:
+            problems.append(f"outputs {got}-D actions while {cfg.env} with control_mode {mode} takes {want}")
+        if isinstance(rec, str) and rec != mode:
+            problems.append(f"was trained with control_mode {rec}, this run uses {mode}")
+        if not problems:
+            continue
+        fits = [m for m, d in PANDA_ACTION_DIMS.items() if d == got] if cfg.env.startswith("maniskill:") else []
+        fix = {"control_mode": rec if isinstance(rec, str) else fits[0]} if (rec or fits) else {}
+        out.append(Finding(
+            "CFG04", "error", "a policy checkpoint does not fit the env's controller",
+            f"{key} '{getattr(cfg, key)}' " + " and ".join(problems) + ". The seed ran PickCube-v1 with "
+            "pd_joint_delta_pos (8 actions; control_mode auto picks it for maniskill: envs). Set control_mode to "
+            "the checkpoint's controller, or use a checkpoint trained with this one.", fix))
+    return out
+
+
+RULES = [kb01_start_too_strong, kb06_critic_is_vstar, kb07_offline_reroll_policy, cfg02_critic_gamma,
+         cfg04_action_size]

@@ -1,0 +1,68 @@
+"""Imports flow one way: `tui/` and `engine/cli/` (the views) -> `engine/launcher/` (the launch
+core) -> the rest of `engine/`. Read from the sources with `ast` (imports inside functions
+count too), so no module has to be imported to be checked."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ENGINE = Path(__file__).resolve().parents[1] / "engine"
+VIEW_LIBRARIES = {"typer", "rich", "textual", "textual_plot", "click", "plotext"}
+
+
+def package_of(path: Path) -> str:
+    return ".".join(path.relative_to(ENGINE.parent).with_suffix("").parts[:-1])
+
+
+def imported_modules(source: str, package: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import statement in `source`, a module of `package`
+    (for `from a import b` both `a` and `a.b`, since b may be a submodule)."""
+    tree = ast.parse(source)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.append((node.lineno, mod))
+            out += [(node.lineno, f"{mod}.{a.name}") for a in node.names]
+    return out
+
+
+def engine_sources(exclude_cli: bool = True) -> list[Path]:
+    return [p for p in sorted(ENGINE.rglob("*.py")) if not (exclude_cli and "cli" in p.relative_to(ENGINE).parts[:1])]
+
+
+def test_engine_outside_the_cli_imports_no_view_library():
+    bad = []
+    for path in engine_sources():
+        for line, mod in imported_modules(path.read_text(), package_of(path)):
+            top = mod.split(".")[0]
+            if top in VIEW_LIBRARIES or top == "tui" or mod.startswith("engine.cli"):
+                bad.append(f"{path.relative_to(ENGINE.parent)}:{line} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_launch_core_is_not_imported_by_lower_layers():
+    """The launcher sits above training, envs, config and records: those never import it."""
+    lower = ("config", "envs", "algos", "train", "validate", "nets.py", "checkpoints.py", "records.py", "runtime.py",
+             "errors.py", "sr.py")
+    bad = []
+    for path in engine_sources():
+        rel = path.relative_to(ENGINE)
+        if rel.parts[0] not in lower:
+            continue
+        for line, mod in imported_modules(path.read_text(), package_of(path)):
+            if mod.startswith("engine.launcher"):
+                bad.append(f"{rel}:{line} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_checker_sees_relative_and_nested_imports():
+    src = "import os\ndef f():\n    from ..cli import common\n    import rich.table\n    from . import x\n"
+    mods = [m for _, m in imported_modules(src, "engine.train")]
+    assert {"engine.cli", "engine.cli.common", "rich.table", "engine.train.x", "os"} <= set(mods)

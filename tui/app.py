@@ -1,0 +1,220 @@
+"""`PlaygroundApp`, the Textual launcher, and `run(runs_dir) -> int`, which `playground` and
+`playground tui` call.
+
+The app owns the run views (`tui.model.RunView`, one per run directory) and the follower
+thread (`tui.follower.RunsFollower`) that fills them through `tui.messages`. Two screens, as
+modes: `launch` (F2, the first) and `monitor` (F3); F1 / `?` help, ctrl+p palette, ctrl+q
+quits (asking whether live runs should be stopped or left running). Runs belong to the runs
+directory, not to the window: a restart shows and follows every run again.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from engine.records import runs_dir as default_runs_dir
+
+from . import core
+from .commands import PlaygroundCommands
+from .follower import RunsFollower
+from .messages import LogLines, MetricsRows, RunFound, RunRemoved, StatusChanged
+from .model import RunView
+from .screens.dialogs import CompareScreen, HelpScreen, QuitScreen
+from .screens.launch import LaunchScreen
+from .screens.monitor import MonitorScreen
+
+
+class PlaygroundApp(App):
+    TITLE = "Offline RL Playground"
+    MODES = {"launch": LaunchScreen, "monitor": MonitorScreen}
+    DEFAULT_MODE = "launch"
+    COMMANDS = App.COMMANDS | {PlaygroundCommands}
+    BINDINGS = [
+        Binding("f2", "show_launch", "Launch screen", priority=True),
+        Binding("f3", "show_monitor", "Monitor", priority=True),
+        Binding("f1", "help", "Help", priority=True),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, runs_dir: str | Path | None = None, *, poll_s: float = 0.5, scan_s: float = 2.0):
+        super().__init__()
+        self.runs_dir = default_runs_dir(runs_dir)
+        self.sub_title = str(self.runs_dir)
+        self.runs: dict[str, RunView] = {}
+        self.dirty: set[str] = set()
+        self.follower = RunsFollower(self.runs_dir, self.post_message, poll_s=poll_s, scan_s=scan_s)
+        self._thread = None
+        self.monitor_screen: MonitorScreen | None = None
+        self.launch_screen: LaunchScreen | None = None
+
+    # --- life cycle ----------------------------------------------------------------------
+    def on_mount(self) -> None:
+        import threading
+
+        self._thread = threading.Thread(target=self.follower.loop, name="runs-follower", daemon=True)
+        self._thread.start()
+
+    def on_unmount(self) -> None:
+        self.follower.stop()
+
+    @property
+    def monitor(self) -> MonitorScreen | None:
+        """The monitor screen once it has been shown (it registers itself when mounted)."""
+        return self.monitor_screen
+
+    # --- messages from the follower ------------------------------------------------------
+    def on_run_found(self, m: RunFound) -> None:
+        if m.run_id not in self.runs:
+            self.runs[m.run_id] = RunView(m.run_id, Path(m.path), m.config)
+        self.dirty.add(m.run_id)
+
+    def on_metrics_rows(self, m: MetricsRows) -> None:
+        v = self.runs.get(m.run_id)
+        if v is not None:
+            v.add_rows(m.rows)
+            self.dirty.add(m.run_id)
+
+    def on_status_changed(self, m: StatusChanged) -> None:
+        v = self.runs.get(m.run_id)
+        if v is not None:
+            old = v.state
+            v.set_status(m.status)
+            self.dirty.add(m.run_id)
+            if v.state == "done" and old not in ("done", "starting") and core.is_pretrain_job(v.config):
+                self.notify(f"pretraining of {v.config.get('env')} is done: its checkpoints are ready")
+                if self.launch_screen is not None:
+                    self.launch_screen.schedule_plan(0.0)  # the missing roles exist now
+            if v.state == "failed" and old not in ("failed", "starting"):
+                first = str(v.status.get("error") or "").splitlines()[:1]
+                self.notify(f"{m.run_id} failed" + (f": {first[0]}" if first else ""), severity="error", timeout=8)
+
+    def on_run_removed(self, m: RunRemoved) -> None:
+        if self.runs.pop(m.run_id, None) is not None:
+            self.dirty.add(m.run_id)
+
+    def on_log_lines(self, m: LogLines) -> None:
+        mon = self.monitor
+        if mon is not None and mon.selected == m.run_id:
+            mon.on_log_lines(m.lines, m.reset)
+
+    # --- actions -------------------------------------------------------------------------
+    def action_show_launch(self) -> None:
+        self._close_modals()
+        self.switch_mode("launch")
+
+    def action_show_monitor(self) -> None:
+        self._close_modals()
+        self.switch_mode("monitor")
+
+    def _close_modals(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def follow_launched(self, run_dir: Path, proc) -> None:
+        """A run (or pretraining job) this app just started: follow it and show it."""
+        run_dir = Path(run_dir)
+        self.runs.setdefault(run_dir.name, RunView(run_dir.name, run_dir, core.read_config(run_dir),
+                                                   {"status": "queued"}))
+        self.dirty.add(run_dir.name)
+        self.follower.add(run_dir, proc)
+        self.switch_mode("monitor")
+        mon = self.monitor
+        if mon is not None:
+            mon.redraw()
+            mon.table.select(run_dir.name)
+        self.notify(f"launched {run_dir.name}")
+
+    def launch_preset(self, name: str) -> None:
+        """Palette: select this preset on the launch screen and launch it (findings confirm first)."""
+        self.switch_mode("launch")
+        screen = self.screen
+        if isinstance(screen, LaunchScreen):
+            screen.select_preset(name)
+            screen._launch_when_planned = True
+
+    def stop_runs(self, run_ids: list[str], then_exit: bool = False) -> None:
+        """Stop these runs in a thread (each gets its grace period), then say how they ended."""
+        views = [self.runs[r] for r in run_ids if r in self.runs]
+        live = [v for v in views if v.live]
+        if not live and not then_exit:
+            for v in views:
+                self.notify(f"{v.run_id} is {v.state}: nothing to stop", severity="warning")
+            return
+        self.notify(f"stopping {', '.join(v.run_id for v in live)} (each saves first) ...")
+
+        def work() -> None:
+            results = []
+            for v in live:
+                try:
+                    st = core.stop(v.path)
+                    results.append(f"{v.run_id}: {st.get('status')}")
+                except core.USER_ERRORS as e:
+                    results.append(f"{v.run_id}: {'; '.join(core.problem_lines(e))}")
+            self.call_from_thread(self._stopped, results, then_exit)
+
+        self.run_worker(work, thread=True, group="stop")
+
+    def _stopped(self, results: list[str], then_exit: bool) -> None:
+        self.follower._wake.set()
+        if then_exit:
+            self.exit(0)
+            return
+        for r in results:
+            self.notify(r)
+
+    def action_compare(self) -> None:
+        marked = [v for v in self.runs.values() if v.marked]
+        if not marked:
+            self.notify("mark runs with m on the monitor (F3) first, then compare them", severity="warning")
+            return
+        self.push_screen(CompareScreen(marked))
+
+    def export_figure(self, views: list[RunView] | None, fmt: str) -> None:
+        """Write the SR overlay of these runs (default: the marked ones) as PNG or SVG."""
+        if views is None:
+            views = [v for v in self.runs.values() if v.marked]
+        views = [v for v in views if v.rows]
+        if not views:
+            self.notify("nothing to export: mark runs that have SR values (m on the monitor)", severity="warning")
+            return
+        out = Path(os.environ.get("PLAYGROUND_FIGURES_DIR") or "figures") / f"sr-overlay-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+
+        def work() -> None:
+            try:
+                path = core.export_figure([v.path for v in views], out)
+                self.call_from_thread(self.notify, f"figure written: {path}")
+            except (*core.USER_ERRORS, OSError, ValueError) as e:
+                self.call_from_thread(self.notify, "cannot export: " + "; ".join(core.problem_lines(e)),
+                                      severity="error", timeout=8)
+
+        self.run_worker(work, thread=True, group="export")
+
+    async def action_quit(self) -> None:
+        live = [v.run_id for v in self.runs.values() if v.live]
+        if not live:
+            self.exit(0)
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer == "stop":
+                self.stop_runs(live, then_exit=True)
+            elif answer == "leave":
+                self.exit(0)
+
+        self.push_screen(QuitScreen(live), answered)
+
+
+def run(runs_dir: str | Path | None = None) -> int:
+    """Open the launcher on `runs_dir` (default: $PLAYGROUND_RUNS_DIR or ./runs); its exit code."""
+    app = PlaygroundApp(runs_dir)
+    app.run()
+    return app.return_code or 0

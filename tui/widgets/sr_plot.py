@@ -1,0 +1,62 @@
+"""`SRPlot`: success rate against env steps for one or more runs (textual-plot's PlotWidget),
+with a legend, the y axis fixed to 0..100%, redrawn when its size changes."""
+from __future__ import annotations
+
+from textual_plot import HiResMode, LegendLocation, PlotWidget
+
+# line colours: the selected run first, then the overlay's runs in this order
+COLOURS = ("bright_cyan", "bright_yellow", "bright_magenta", "bright_green", "bright_red", "bright_blue",
+           "orange1", "white")
+
+
+class SRPlot(PlotWidget):
+    DEFAULT_CSS = """
+    SRPlot { height: 1fr; min-height: 6; }
+    """
+
+    def __init__(self, **kw):
+        super().__init__(allow_pan_and_zoom=False, **kw)
+        self._shown: tuple = ()
+        self._drawing = False
+        self._legend_shown: tuple | None = None
+
+    def on_mount(self) -> None:
+        self.margin_top = 0
+        self.margin_bottom = 2
+        self.margin_left = 6
+        self.set_xlabel("env steps")
+
+    def show(self, series: list[tuple[str, list[float], list[float]]]) -> None:
+        """Draw these (label, env steps, SR 0..1) curves; no-op when nothing changed."""
+        key = tuple((lab, len(xs), xs[-1] if xs else None, ys[-1] if ys else None) for lab, xs, ys in series)
+        if key == self._shown:
+            return
+        self._shown = key
+        self._drawing = True  # one legend update at the end, not one per curve
+        self.clear()
+        self.set_ylimits(0.0, 100.0)  # SR in %: always the full range
+        drawn = False
+        for i, (label, xs, ys) in enumerate(series):
+            if not xs:
+                continue
+            drawn = True
+            pts = [100.0 * y for y in ys]
+            if len(xs) == 1:
+                self.scatter(xs, pts, marker="●", marker_style=COLOURS[i % len(COLOURS)], label=label)
+            else:
+                self.plot(xs, pts, line_style=COLOURS[i % len(COLOURS)], hires_mode=HiResMode.BRAILLE,
+                          label=label)
+        self._drawing = False
+        legend = (drawn, tuple(self._labels))
+        if legend != self._legend_shown:
+            self._legend_shown = legend
+            self.show_legend(LegendLocation.TOPLEFT, is_visible=drawn)
+
+    def _update_legend(self) -> None:
+        # textual-plot rewrites (and relayouts) the legend on every clear() and plot(); while
+        # `show` draws, the legend is left alone and updated once, only when its labels change
+        if not self._drawing:
+            super()._update_legend()
+
+    def on_resize(self) -> None:
+        self.refresh(layout=True)  # textual-plot resizes its canvases on a layout refresh
