@@ -35,4 +35,6 @@ def test_gae_ppo_finetune_on_maniskill_pickcube_cpu(tmp_path):
     from engine.checkpoints import read_meta
 
     meta = read_meta(run / "checkpoints" / "latest.pt")
-    assert meta["env_id"] == "maniskill:PickCube-v1" and meta["obs_dim"] == 42 and meta["act_dim"] == 4
+    # control_mode auto = the seed's pd_joint_delta_pos: 8 actions (7 joint deltas and the gripper)
+    assert meta["env_id"] == "maniskill:PickCube-v1" and meta["obs_dim"] == 42 and meta["act_dim"] == 8
+    assert meta["control_mode"] == "pd_joint_delta_pos"

@@ -40,7 +40,7 @@ def pilot_test(fn):
     return wrapper
 
 
-async def wait_for(pilot, cond, timeout: float = 30.0, what: str = "condition") -> None:
+async def wait_for(pilot, cond, timeout: float = 60.0, what: str = "condition") -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
@@ -213,7 +213,7 @@ async def test_launch_a_real_tiny_run_follow_its_sr_and_stop_it(runs):
         view = app.runs[run_id]
         await wait_for(pilot, lambda: view.state == "running" and len(view.series()[0]) >= 3, timeout=120,
                        what="three SR points of the running run")
-        await pilot.pause(0.6)  # one redraw
+        await pilot.pause(1.2)  # one redraw
         table, plot = mon.table, mon.query_one(SRPlot)
         shown_sr = table._shown[run_id]["sr"]
         assert shown_sr.endswith("%") and shown_sr in str(table.get_option(run_id).prompt)
@@ -225,8 +225,8 @@ async def test_launch_a_real_tiny_run_follow_its_sr_and_stop_it(runs):
         assert pct(view.sr_now).endswith("%")
         await pilot.press("s")
         await wait_for(pilot, lambda: view.state == "stopped", timeout=60, what="status stopped")
-        await pilot.pause(0.6)
-        assert " stopped " in str(table.get_option(run_id).prompt)
+        await wait_for(pilot, lambda: " stopped " in str(table.get_option(run_id).prompt), timeout=5,
+                       what="the table to show stopped")
         assert read_status(runs / run_id)["status"] == "stopped"
 
 
@@ -244,12 +244,12 @@ async def test_restart_shows_every_run_and_a_dead_worker_as_failed(runs):
         await pilot.press("f3")
         await wait_for(pilot, lambda: len(app.runs) == 2 and app.runs[d.name].state == "failed", timeout=20,
                        what="the dead worker reconciled")
-        await pilot.pause(0.6)
+        await pilot.pause(1.2)
         assert app.runs["20260101-000000-cli-done"].peak_sr == pytest.approx(0.7)
         assert "gone without a final status" in app.runs[d.name].status["error"]
         mon = app.screen
         mon.table.select(d.name)
-        await pilot.pause(0.6)
+        await pilot.pause(1.2)
         assert "failed:" in str(mon.query_one("#run-detail", Static).render())
 
 
@@ -296,13 +296,13 @@ async def test_mark_summary_and_compare(runs):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f3")
         await wait_for(pilot, lambda: len(app.runs) == 2, what="both runs")
-        await pilot.pause(0.6)
+        await pilot.pause(1.2)
         mon = app.screen
         await pilot.press("c")  # nothing marked: a message
         assert any("mark runs" in n.message for n in app._notifications)
         await pilot.press("m", "up", "m")
         assert all(v.marked for v in app.runs.values())
-        await pilot.pause(0.6)
+        await pilot.pause(1.2)
         assert len(mon.query_one(SRPlot)._datasets) == 2  # the selected run and the other marked one
         await pilot.press("o")
         from tui.screens.dialogs import CompareScreen, SummaryScreen
@@ -343,7 +343,7 @@ async def test_export_the_overlay_as_png_and_svg(runs, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f3")
         await wait_for(pilot, lambda: len(app.runs) == 2, what="both runs")
-        await pilot.pause(0.6)
+        await pilot.pause(1.2)
         await pilot.press("m", "up", "m", "e", "v")
         figures = tmp_path / "figures"
         await wait_for(pilot, lambda: len(list(figures.glob("*.png"))) == 1 and len(list(figures.glob("*.svg"))) == 1,
@@ -401,3 +401,23 @@ async def test_the_curve_is_redrawn_when_the_terminal_is_resized(runs):
         await pilot.resize_terminal(160, 50)
         await wait_for(pilot, lambda: canvas._canvas_size is not None and canvas._canvas_size.width > small.width
                        and canvas._canvas_size.height > small.height, what="the canvas to follow the resize")
+
+
+@pilot_test
+async def test_palette_launch_preset_launches_it(runs, tmp_path, monkeypatch):
+    fake_worker(tmp_path, monkeypatch, iters=3, sleep=0.05)
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "tiny.toml").write_text('regime = "online"\nestimator = "gae"\nupdate = "ppo"\ncheckpoint = "none"\n'
+                                       'gamma = 0.99\nnum_minibatches = 25\n')
+    monkeypatch.setenv("PLAYGROUND_PRESETS_DIR", str(presets))
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        from tui.commands import PlaygroundCommands
+
+        (launch,) = [cb for name, _, cb in PlaygroundCommands(app.screen)._commands() if name == "Launch preset tiny"]
+        launch()
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.runs, what="the launch")
+        (view,) = app.runs.values()
+        await wait_for(pilot, lambda: view.state == "done", what="the fake run to finish")
+        assert view.peak_sr == pytest.approx(0.7)

@@ -76,7 +76,7 @@ def monitor_with_runs(tmp_path) -> tuple[PlaygroundApp, object]:
         mon = app.monitor
         await wait_for(pilot, lambda: len(mon.query_one(SRPlot)._datasets) == 2, what="the overlay")
         await wait_for(pilot, lambda: len(mon.query_one("#log").lines) == 5, what="gamma's engine.log")
-        await pilot.pause(0.6)
+        await pilot.pause(1.2)
 
     return app, run_before
 

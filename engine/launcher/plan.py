@@ -11,7 +11,7 @@ goes to an optional `on_progress(message)` callback, problems are `UserError`s.
 - `launch(plan, runs_dir=, force=)` -> `RunProcess`: refuses error-level findings unless
   forced (`LaunchRefused`) and missing ladder roles (`MissingCheckpoints`), writes the run
   directory and starts its worker. `resume(run_dir)` continues a stopped or failed run.
-- `ensure_runs_dir(path)` (from engine.records): create the runs directory and prove it is writable.
+- `ensure_runs_dir(path)` (from engine.records): prove the runs directory can be written, creating nothing (the first run directory creates it).
 
 Overrides are either a mapping `{key: value}` (the TUI) or the command line's `--key value`
 tokens (the CLI); values may be strings as typed or typed values.

@@ -11,15 +11,15 @@ from textual.widgets.option_list import Option
 from ..model import RunView, duration, num, pct, short_label
 
 # (key, header, width); the preset takes what is left
-COLUMNS = (("mark", "", 1), ("id", "id", 20), ("status", "status", 7), ("iter", "iter", 8),
-           ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7), ("eta", "ETA", 5),
+COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("iter", "iter", 10),
+           ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7), ("eta", "ETA", 6),
            ("preset", "preset", 0))
 STATUS_STYLE = {"done": "green", "failed": "bold red", "stopped": "yellow", "running": "cyan", "queued": "dim"}
 
 
 def cells(v: RunView) -> dict[str, str]:
     it = "-" if v.iteration is None else f"{v.iteration}" + (f"/{v.planned}" if v.planned else "")
-    return {"mark": "●" if v.marked else " ", "id": short_label(v.run_id, 20), "status": v.state, "iter": it,
+    return {"mark": "●" if v.marked else " ", "id": short_label(v.run_id, 19), "status": v.state, "iter": it,
             "steps": num(v.env_steps), "sr": pct(v.sr_now), "peak": pct(v.peak_sr), "eta": duration(v.eta_s()),
             "preset": v.preset or "-"}
 
