@@ -10,6 +10,13 @@ The ladder of an environment lives in `<checkpoints_dir>/<env-slug>/` with an `i
 mapping role names (`start`, `expert`, `optimal`, `critic-expert`, `critic-optimal`) to files
 and metadata. The seed's names are aliases of roles (`ckpt_76_logstd-1.5` = start, ...).
 `checkpoints_dir` is `./checkpoints` unless `PLAYGROUND_CHECKPOINTS_DIR` says otherwise.
+
+Shipped ladders: the package carries a ladder built by `playground pretrain` (fixed seed) for
+the embedded env, in `engine/ladders/<env-slug>/` (package data), so a first run needs no
+pretraining. A built ladder (an `index.json` naming any role in the checkpoints dir) overrides
+the shipped one as a whole; `read_index` says which one an env's roles come from (`source`:
+'built' or 'shipped'). `PLAYGROUND_SHIPPED_LADDERS=0` ignores shipped ladders (the tests use it
+to see an env without a ladder).
 """
 from __future__ import annotations
 
@@ -284,14 +291,55 @@ def check_compatible(meta: dict, env_id: str, obs_dim: int | None = None, act_di
 
 # --- the ladder index ---------------------------------------------------------------------
 
-def read_index(env_id: str, root: Path | None = None) -> dict[str, Any]:
-    p = ladder_dir(env_id, root) / "index.json"
+SHIPPED_LADDERS_ENV = "PLAYGROUND_SHIPPED_LADDERS"
+
+
+def shipped_ladder_dir(env_id: str) -> Path:
+    """Where the package keeps the ladder it ships for `env_id` (may not exist)."""
+    return Path(__file__).resolve().parent / "ladders" / env_slug(env_id)
+
+
+def shipped_ladders_enabled() -> bool:
+    return os.environ.get(SHIPPED_LADDERS_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def _index_file(d: Path, env_id: str) -> dict[str, Any] | None:
+    p = d / "index.json"
     if not p.is_file():
-        return {"env_id": env_id, "roles": {}, "iterations": []}
+        return None
     try:
-        return json.loads(p.read_text())
+        index = json.loads(p.read_text())
     except json.JSONDecodeError:
         raise CheckpointError(f"{p} is not valid JSON: rebuild the ladder with `playground pretrain --env {env_id}`") from None
+    if not isinstance(index, dict) or not isinstance(index.get("roles", {}), dict):
+        raise CheckpointError(f"{p} is not a ladder index (no 'roles' table): rebuild the ladder with "
+                              f"`playground pretrain --env {env_id}`")
+    return index
+
+
+def read_index(env_id: str, root: Path | None = None) -> dict[str, Any]:
+    """The ladder `env_id`'s roles resolve to: the built one when its index names any role, else
+    the shipped one (when enabled), else an empty index. The result carries `source` ('built',
+    'shipped' or None when there is no ladder) and `dir` (where its files are); every role entry
+    its `source` and `path` too (`tag_index`)."""
+    built = ladder_dir(env_id, root)
+    index, source, where = _index_file(built, env_id), "built", built
+    if not (index and index.get("roles")) and shipped_ladders_enabled():
+        shipped = _index_file(shipped_ladder_dir(env_id), env_id)
+        if shipped and shipped.get("roles"):
+            index, source, where = shipped, "shipped", shipped_ladder_dir(env_id)
+    if not (index and index.get("roles")):
+        return {"env_id": env_id, "roles": {}, "iterations": [], "source": None, "dir": str(built)}
+    return tag_index(index, source, where)
+
+
+def tag_index(index: dict[str, Any], source: str, where: Path) -> dict[str, Any]:
+    """`index` with its `source` ('built' | 'shipped') and `dir`, and each role entry with its
+    `source` and `path` (the file's full path). Not written to index.json: where a ladder lies is
+    known when it is read."""
+    roles = {role: {**entry, "source": source, **({"path": str(where / entry["file"])} if entry.get("file") else {})}
+             for role, entry in (index.get("roles") or {}).items()}
+    return {**index, "roles": roles, "source": source, "dir": str(where)}
 
 
 def write_index(env_id: str, index: dict[str, Any], root: Path | None = None) -> Path:
@@ -325,12 +373,13 @@ def resolve_checkpoint(spec: str, env_id: str, root: Path | None = None) -> Reso
         return Resolved(spec, None, None)
     role = canonical_role(spec)
     if role is not None:
-        entry = read_index(env_id, root)["roles"].get(role)
+        index = read_index(env_id, root)
+        entry = index["roles"].get(role)
         if entry is None:
             raise CheckpointError(f"no '{role}' checkpoint for env {env_id} yet"
                                   f"{' (seed name ' + spec + ')' if spec != role else ''}: "
                                   f"build the ladder with `playground pretrain --env {env_id}`")
-        path = ladder_dir(env_id, root) / entry["file"]
+        path = Path(entry["path"])
         if not path.is_file():
             raise CheckpointError(f"the ladder index names {path} for role '{role}' but the file is gone: "
                                   f"rebuild with `playground pretrain --env {env_id}`")

@@ -1,5 +1,6 @@
 """Shared test setup: one torch thread per process (see engine.runtime), and run records of
-tests kept out of the repository's experiments/log.md and checkpoints/."""
+tests kept out of the repository's experiments/log.md and checkpoints/ (and the package's
+shipped ladders ignored unless a test turns them back on)."""
 import os
 
 import pytest
@@ -15,3 +16,5 @@ def _isolated_records(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_EXPERIMENTS_LOG", os.environ.get("PLAYGROUND_TEST_LOG", str(base / "experiments-log.md")))
     if "PLAYGROUND_CHECKPOINTS_DIR" not in os.environ:
         monkeypatch.setenv("PLAYGROUND_CHECKPOINTS_DIR", str(base / "checkpoints-empty"))
+    if "PLAYGROUND_SHIPPED_LADDERS" not in os.environ:  # tests see an env without a ladder unless they ask
+        monkeypatch.setenv("PLAYGROUND_SHIPPED_LADDERS", "0")

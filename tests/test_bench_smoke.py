@@ -68,3 +68,27 @@ def test_proposed_value_pass_matches_the_full_one():
     v2, nv2 = ppo_iter.values_reused(critic, ro)
     torch.testing.assert_close(v2, v)
     torch.testing.assert_close(nv2, nv)
+
+
+def test_firstrun_bench_runs_tiny(capsys):
+    from engine.bench import firstrun
+
+    res = firstrun.main(["--tiny"])
+    out = capsys.readouterr().out
+    assert res["tiny"] and res["unit_s"] > 0 and res["unit_cpu_s"] >= 0
+    assert res["pretrain"]["wall_s"] > 0 and res["pretrain"]["iterations"] >= 1 and "start" in res["pretrain"]["roles"]
+    assert res["headline"]["wall_s"] > 0 and res["headline"]["iterations"] == 1
+    assert math.isfinite(res["ratio_pretrain"]) and math.isfinite(res["ratio_headline"])
+    for field in ("unit before:", "unit after:", "pretraining (pickcube-lite from scratch", "headline run (",
+                  "ratio pretraining / unit:", "ratio headline / unit:", firstrun.cpu_name()):
+        assert field in out
+
+
+def test_updates_bench_runs(capsys):
+    from engine.bench import updates
+
+    res = updates.main(["--epochs", "1", "--repeats", "1"])
+    for name in ("awr", "ppo"):
+        assert res[name]["engine_sps"] > 0 and res[name]["bare_sps"] > 0 and math.isfinite(res[name]["ratio"])
+    out = capsys.readouterr().out
+    assert "AWR (online-mc16-awr" in out and "PPO (gae-ppo" in out and "ratio update/bare" in out

@@ -1,12 +1,10 @@
 """Benchmark (c): wall time of the seed's headline run, online MC16 AWR, with a per-phase split.
 
 `python -m engine.bench.headline [--quick]` runs `engine.train.finetune.Finetuner(cfg).run()`
-with the seed's best configuration (README "Best Configurations", Online (oracle) MC16 AWR):
-
-    regime online, estimator mc, update awr, rollout_policy optimal, num_envs 100, num_steps 50,
-    total_timesteps 50,000 (10 iterations), update_epochs 200, mc_samples 16, gamma 0.8,
-    awr_beta 0.5, the other keys at their RunConfig defaults (num_minibatches 32, eval every
-    iteration on 100 envs, ...)
+with the seed's best configuration (README "Best Configurations", Online (oracle) MC16 AWR) as
+the `online-mc16-awr` preset gives it (10 iterations of 100 envs x 50 steps, MC16 re-rollouts
+with the optimal policy, 200 epochs x 5 minibatches, gamma 0.8, beta 0.5, ...; command-line
+flags override single keys)
 
 on pickcube-lite and prints the wall time against the 5-minute target, with the time spent in
 each phase: collect (`engine.train.rollout.collect`), MC (`Finetuner.advantages`: the snapshot
@@ -14,7 +12,7 @@ concatenation plus `engine.algos.mc.mc_estimate`, shown separately), update
 (`Finetuner.update`: AWR), eval (`Finetuner.evaluate`, 11 evaluations) and other (setup, rows).
 
 Checkpoints: with `--checkpoint auto` (the default) the ladder's `start` policy is finetuned and
-re-rollouts use `optimal` when `checkpoints/<env>/index.json` names both; otherwise fresh
+re-rollouts use `optimal` when the env's ladder (built, or shipped) names both; otherwise fresh
 networks ('none'). The weights matter to MC only through episode lengths: a branch ends at
 success or at the episode's time limit, so states visited early in an episode cost the most. With
 the ladder built (start det SR ~0.4, optimal sampling its actions) MC ran ~4.3M live steps per
@@ -38,6 +36,7 @@ import contextlib
 import os
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -49,19 +48,24 @@ from ..runtime import set_threads
 from ..train import finetune as ft_mod
 
 TARGET_S = 300.0
-HEADLINE = dict(regime="online", estimator="mc", update="awr", rollout_policy="optimal", num_envs=100, num_steps=50,
-                total_timesteps=50_000, update_epochs=200, mc_samples=16, gamma=0.8, awr_beta=0.5)
+PRESET = "online-mc16-awr"
 
 
 def headline_config(checkpoint: str = "auto", env: str = "pickcube-lite", **overrides) -> RunConfig:
-    """The headline RunConfig; checkpoint 'auto' = ladder roles start/optimal when built, else 'none'."""
+    """The headline preset's RunConfig; checkpoint 'auto' = ladder roles start/optimal when the
+    env's ladder (built, or shipped) has both, else 'none'."""
+    from ..config.loading import load_config
+
     if checkpoint == "auto":
-        roles = ck.read_index(env).get("roles", {})
-        have = all(r in roles and (ck.ladder_dir(env) / roles[r]["file"]).is_file() for r in ("start", "optimal"))
+        index = ck.read_index(env)
+        roles = index["roles"]
+        have = all(r in roles and (Path(index["dir"]) / roles[r]["file"]).is_file() for r in ("start", "optimal"))
         start, optimal = ("start", "optimal") if have else ("none", "none")
     else:
         start = optimal = checkpoint
-    return RunConfig(**{**HEADLINE, "env": env, "checkpoint": start, "optimal_checkpoint": optimal, **overrides})
+    base = load_config(PRESET, {}, env=env).to_dict()
+    return RunConfig(**{**base, "checkpoint": start, "optimal_checkpoint": optimal,
+                        **{k: v for k, v in overrides.items() if v is not None}})
 
 
 class _Timers:
@@ -192,14 +196,14 @@ def run(cfg: RunConfig | None = None, *, quick: bool = False, out=print) -> dict
 def main(argv: Sequence[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m engine.bench.headline", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one iteration, then project the 10-iteration run")
-    p.add_argument("--checkpoint", default="auto", help="auto (ladder start/optimal if built, else none), none, or a role/path")
+    p.add_argument("--checkpoint", default="auto", help="auto (the ladder's start/optimal, built or shipped, else none), none, or a role/path")
     p.add_argument("--env", default="pickcube-lite")
-    p.add_argument("--num-envs", type=int, default=HEADLINE["num_envs"])
-    p.add_argument("--num-steps", type=int, default=HEADLINE["num_steps"])
-    p.add_argument("--total-timesteps", type=int, default=HEADLINE["total_timesteps"])
-    p.add_argument("--update-epochs", type=int, default=HEADLINE["update_epochs"])
-    p.add_argument("--mc-samples", type=int, default=HEADLINE["mc_samples"])
-    p.add_argument("--num-eval-envs", type=int, default=RunConfig.num_eval_envs)
+    p.add_argument("--num-envs", type=int, default=None, help="default: the preset's")
+    p.add_argument("--num-steps", type=int, default=None, help="default: the preset's")
+    p.add_argument("--total-timesteps", type=int, default=None, help="default: the preset's")
+    p.add_argument("--update-epochs", type=int, default=None, help="default: the preset's")
+    p.add_argument("--mc-samples", type=int, default=None, help="default: the preset's")
+    p.add_argument("--num-eval-envs", type=int, default=None, help="default: the preset's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (0 = the engine's default, engine.runtime: PLAYGROUND_THREADS or 1)")

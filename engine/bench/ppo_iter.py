@@ -90,6 +90,29 @@ class RefAgent(nn.Module):
         return self
 
 
+def cleanrl_minibatch_step(agent: RefAgent, optimizer: torch.optim.Optimizer, b_obs: torch.Tensor,
+                           b_actions: torch.Tensor, b_logprobs: torch.Tensor, b_advantages: torch.Tensor,
+                           b_returns: torch.Tensor, mb_inds: torch.Tensor, hp: dict = HP) -> torch.Tensor:
+    """One CleanRL-style PPO minibatch step (clipped surrogate + value loss, one Adam step);
+    returns the minibatch's approximate KL. Also the machine's unit in engine.bench.firstrun."""
+    _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+    logratio = newlogprob - b_logprobs[mb_inds]
+    ratio = logratio.exp()
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - logratio).mean()
+    mb_adv = b_advantages[mb_inds]
+    if hp["norm_adv"]:
+        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+    pg_loss = torch.max(-mb_adv * ratio, -mb_adv * torch.clamp(ratio, 1 - hp["clip_coef"], 1 + hp["clip_coef"])).mean()
+    v_loss = 0.5 * ((newvalue.view(-1) - b_returns[mb_inds]) ** 2).mean()
+    loss = pg_loss - hp["ent_coef"] * entropy.mean() + v_loss * hp["vf_coef"]
+    optimizer.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(agent.parameters(), hp["max_grad_norm"])
+    optimizer.step()
+    return approx_kl
+
+
 def cleanrl_iteration(agent: RefAgent, optimizer: torch.optim.Optimizer, env, next_obs: torch.Tensor,
                       next_done: torch.Tensor, num_steps: int, hp: dict = HP):
     """One CleanRL-style PPO iteration: collect, GAE, update. Returns (next_obs, next_done, phase seconds)."""
@@ -143,23 +166,8 @@ def cleanrl_iteration(agent: RefAgent, optimizer: torch.optim.Optimizer, env, ne
     for _epoch in range(hp["update_epochs"]):
         b_inds = b_inds[torch.randperm(batch_size)]
         for start in range(0, batch_size, minibatch_size):
-            mb_inds = b_inds[start:start + minibatch_size]
-            _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
-            logratio = newlogprob - b_logprobs[mb_inds]
-            ratio = logratio.exp()
-            with torch.no_grad():
-                approx_kl = ((ratio - 1) - logratio).mean()
-            mb_adv = b_advantages[mb_inds]
-            if hp["norm_adv"]:
-                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-            pg_loss = torch.max(-mb_adv * ratio,
-                                -mb_adv * torch.clamp(ratio, 1 - hp["clip_coef"], 1 + hp["clip_coef"])).mean()
-            v_loss = 0.5 * ((newvalue.view(-1) - b_returns[mb_inds]) ** 2).mean()
-            loss = pg_loss - hp["ent_coef"] * entropy.mean() + v_loss * hp["vf_coef"]
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), hp["max_grad_norm"])
-            optimizer.step()
+            approx_kl = cleanrl_minibatch_step(agent, optimizer, b_obs, b_actions, b_logprobs, b_advantages,
+                                               b_returns, b_inds[start:start + minibatch_size], hp)
         if hp["target_kl"] is not None and approx_kl > hp["target_kl"]:
             break
     t3 = time.perf_counter()

@@ -19,9 +19,27 @@ time (stillness is hard under action noise) and its V would be ~0 almost everywh
 `fit_r2` is measured against single-episode returns, so intrinsic outcome noise bounds it well
 below 1; `playground analyze ranking` measures V against many-rollout ground truth.
 
-PPO stops early once an expert exists and either nothing better came for `patience`
-iterations or the policy collapsed (det SR under half the best: PPO on this task does collapse
-after ~2 M steps), and in any case after `max_wall_s` seconds of PPO.
+PPO stops (`stop_reason`) once an expert exists and either the best iteration cannot be beaten
+(det and stochastic SR both 1.0), or nothing better came for `patience` iterations, or the
+policy collapsed (det SR under half the best: PPO on this task does collapse after ~2 M steps);
+and in any case after `total_timesteps` env steps (or `max_wall_s` seconds of PPO, off by
+default: a wall-time cap would make the ladder depend on the machine's load).
+
+Cost (the first-run issue; `python -m engine.bench.firstrun` measures it in units of 256
+CleanRL-style PPO minibatch steps): the profile of the original configuration (512 envs x 50
+steps, 4 epochs x 32 minibatches of 800, lr 3e-4, 12 iterations of patience, ~65 iterations,
+~42 units) was backward + linear + tanh of the PPO minibatches (~80%), then the two critic fits
+(20 epochs at lr 3e-4); collection and evaluation were a few percent. Measured per CPU-second
+on pickcube-lite, progress follows the number of gradient steps, not the number of fresh
+samples (1 epoch over 512 envs and 2 epochs over 256 envs learned alike per step), and lr 1e-3
+moves further per step than 3e-4 (det SR 0.71 after 19 iterations of 4 x 32 steps, where 3e-4
+had 0.94 only after ~35); lr 2e-3 was faster still but jumped over the start window (det SR
+0.34 -> 0.28 -> 0.20 -> 0.83). So the defaults take 4 x 16 minibatches of 800 per iteration
+from 256 envs at lr 1e-3 (seed 0: start at iteration 32, expert 36, det and stochastic SR 1.0
+at 40), stop at a perfect iteration or after 6 without a better one, and fit the critics at lr
+1e-3 for 10 epochs (on the shipped expert's data: held-out R^2 0.502 in 3.8 CPU-s, against
+0.505 in 8.6 CPU-s for the old 20 epochs at 3e-4). Measured with the bench: 86.8 CPU-s, 14.0
+units in CPU time (the old configuration: ~42).
 
 Everything lands in `<checkpoints_dir>/<env-slug>/` with an `index.json` (engine.checkpoints).
 """
@@ -49,15 +67,15 @@ START_LOGSTD = -1.5
 
 @dataclass
 class PretrainConfig:
-    num_envs: int = 512
+    num_envs: int = 256
     num_steps: int = 50
-    total_timesteps: int = 3_000_000
-    max_wall_s: float = 600.0   # a safety cap; patience/collapse end PPO first (~75 iterations)
+    total_timesteps: int = 2_000_000  # the cap (156 iterations); the stop rules end PPO first
+    max_wall_s: float = float("inf")
     gamma: float = 0.8
     gae_lambda: float = 0.9
     update_epochs: int = 4
-    num_minibatches: int = 32
-    learning_rate: float = 3e-4
+    num_minibatches: int = 16   # minibatches of 800, as ManiSkill's 512 x 50 / 32
+    learning_rate: float = 1e-3
     target_kl: float = 0.1
     clip_coef: float = 0.2
     ent_coef: float = 0.0
@@ -65,9 +83,10 @@ class PretrainConfig:
     max_grad_norm: float = 0.5
     logstd_init: float = -0.5
     num_eval_envs: int = 200
-    patience: int = 12          # iterations without a better optimal, once an expert exists
+    patience: int = 6           # iterations without a better optimal, once an expert exists
     critic_episodes: int = 1024
-    critic_epochs: int = 20
+    critic_epochs: int = 10
+    critic_lr: float = 1e-3
     critic_logstd: float = START_LOGSTD
     # Train through success (episodes always last 50 steps, the dense reward keeps paying for
     # holding the cube still at the goal). With episodes ending on success and gamma 0.8,
@@ -82,8 +101,9 @@ class PretrainConfig:
         cfg = cls()
         if env_id.startswith("maniskill:") and not torch.cuda.is_available():
             # physx_cpu runs ~250 steps/s per process: a from-scratch ladder on CPU is a long job.
-            cfg = cls(num_envs=8, num_steps=50, total_timesteps=2_000_000, max_wall_s=float("inf"),
-                      num_eval_envs=16, critic_episodes=64, num_minibatches=8)
+            # (the lr / patience / critic tuning above was measured on pickcube-lite only: not used here)
+            cfg = cls(num_envs=8, num_steps=50, total_timesteps=2_000_000, num_eval_envs=16, critic_episodes=64,
+                      num_minibatches=8, learning_rate=3e-4, patience=12, critic_epochs=20, critic_lr=3e-4)
         for k, v in overrides.items():
             if v is not None:
                 setattr(cfg, k, v)
@@ -109,6 +129,24 @@ def choose_ladder(history: list[dict]) -> dict[str, dict]:
         roles["expert"] = (clear or strong)[0]
     roles["optimal"] = max(history, key=lambda h: (h["det_sr"], h["stoch_sr"], -h["iteration"]))
     return roles
+
+
+def stop_reason(history: list[dict], cfg: PretrainConfig) -> str | None:
+    """Why PPO stops after the latest iteration of `history`, or None to go on (module docstring)."""
+    det = history[-1]["det_sr"]
+    if cfg.stop_at_det_sr is not None and det >= cfg.stop_at_det_sr:
+        return "stop_at_det_sr"
+    if "expert" not in choose_ladder(history):
+        return None
+    keys = [(h["det_sr"], h["stoch_sr"]) for h in history]
+    best = max(keys)
+    if best >= (1.0, 1.0):
+        return "perfect"
+    if len(keys) - 1 - keys.index(best) >= cfg.patience:
+        return "patience"
+    if det < 0.5 * best[0]:
+        return "collapse"
+    return None
 
 
 @torch.no_grad()
@@ -149,7 +187,7 @@ def fit_critic(obs: torch.Tensor, returns: torch.Tensor, *, epochs: int, seed: i
                width: int = 256, lr: float = 3e-4, batch_size: int = 512) -> tuple[Critic, float]:
     torch.manual_seed(seed)
     critic = Critic(obs.shape[1], layers, width)
-    opt = torch.optim.Adam(critic.parameters(), lr=lr, eps=1e-5)
+    opt = torch.optim.Adam(critic.parameters(), lr=lr, eps=1e-5, fused=True)
     regress_values(critic, opt, obs, returns, epochs=epochs, batch_size=batch_size,
                    generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -183,7 +221,7 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
     t0 = time.perf_counter()
     env_steps = 0
     iterations = max(1, cfg.total_timesteps // (cfg.num_envs * cfg.num_steps))
-    best_key, since_best = None, 0
+    stop = None
     for it in range(1, iterations + 1):
         frac = 1.0 - (it - 1) / iterations
         for g in opt.param_groups:
@@ -208,25 +246,20 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
         history.append(row)
         say({"phase": "ppo", "iterations": iterations, **row, **{k: v for k, v in stats.items()
                                                                   if isinstance(v, (int, float))}})
-        key = (det, sto)
-        if best_key is None or key > best_key:
-            best_key, since_best = key, 0
-        else:
-            since_best += 1
-        have_expert = "expert" in choose_ladder(history)
-        if have_expert and (since_best >= cfg.patience or det < 0.5 * best_key[0]):
-            break
-        if time.perf_counter() - t0 > cfg.max_wall_s:
-            break
-        if cfg.stop_at_det_sr is not None and det >= cfg.stop_at_det_sr:
+        stop = stop_reason(history, cfg)
+        if stop is None and time.perf_counter() - t0 > cfg.max_wall_s:
+            stop = "max_wall_s"
+        if stop is not None:
             break
     env.close()
     index = build_ladder(env_id, history, cfg, seed=seed, root=root, progress=say)
-    index["pretrain"] = {**asdict(cfg), "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
-                         "env_steps": env_steps, "iterations_run": len(history)}
+    # (no Infinity in index.json: it stays strict JSON)
+    plain = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in asdict(cfg).items()}
+    index["pretrain"] = {**plain, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
+                         "env_steps": env_steps, "iterations_run": len(history), "stop_reason": stop or "total_timesteps"}
     ck.write_index(env_id, index, root)
     eval_env.close()
-    return index
+    return ck.tag_index(index, "built", out_dir)
 
 
 def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed: int, root: Path | None,
@@ -261,7 +294,7 @@ def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed:
         actor = ck.load_checkpoint(out_dir / roles[policy_role]["file"]).build_actor()
         actor.set_logstd(cfg.critic_logstd)
         obs, rets = mc_returns_dataset(data_env, actor, cfg.gamma, cfg.critic_episodes, seed=seed + 1000)
-        critic, r2 = fit_critic(obs, rets, epochs=cfg.critic_epochs, seed=seed)
+        critic, r2 = fit_critic(obs, rets, epochs=cfg.critic_epochs, seed=seed, lr=cfg.critic_lr)
         fname = f"{role}.pt"
         ck.save_checkpoint(out_dir / fname, env_id=env_id, role=role, iteration=roles[policy_role]["iteration"],
                            critic=critic, gamma=cfg.gamma, fitted_on=policy_role, fit_r2=r2,
