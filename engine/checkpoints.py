@@ -307,13 +307,23 @@ def _index_file(d: Path, env_id: str) -> dict[str, Any] | None:
     p = d / "index.json"
     if not p.is_file():
         return None
+    rebuild = f"rebuild the ladder with `playground pretrain --env {env_id}`"
     try:
-        index = json.loads(p.read_text())
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{p} is not valid JSON: rebuild the ladder with `playground pretrain --env {env_id}`") from None
+        index = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{p} is not valid JSON: {rebuild}") from None
+    except OSError as e:
+        raise CheckpointError(f"{p} cannot be read ({e.strerror or e}): {rebuild}") from None
     if not isinstance(index, dict) or not isinstance(index.get("roles", {}), dict):
-        raise CheckpointError(f"{p} is not a ladder index (no 'roles' table): rebuild the ladder with "
-                              f"`playground pretrain --env {env_id}`")
+        raise CheckpointError(f"{p} is not a ladder index (no 'roles' table): {rebuild}")
+    for role, entry in index.get("roles", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("file", ""), str) \
+                or any(entry.get(k) is not None and (not isinstance(entry[k], (int, float)) or isinstance(entry[k], bool))
+                       for k in ("det_sr", "stoch_sr", "iteration", "logstd")):
+            raise CheckpointError(f"{p}: role '{role}' is not a ladder entry (a table with a string 'file' "
+                                  f"and numeric SRs): {rebuild}")
+    if not isinstance(index.get("iterations", []), list):
+        raise CheckpointError(f"{p}: 'iterations' is not a list: {rebuild}")
     return index
 
 

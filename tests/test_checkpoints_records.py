@@ -83,6 +83,19 @@ def test_roles_resolve_through_the_index_and_missing_roles_name_the_command(tmp_
         ck.resolve_checkpoint("nope.pt", "pickcube-lite", root=tmp_path)
 
 
+@pytest.mark.parametrize("content", [b'{"roles": {"start": 5}}', b'{"roles": {"start": {"file": 3}}}',
+                                     b'{"roles": {"start": {"file": "start.pt", "det_sr": "high"}}}',
+                                     b'\xff\xfe{"roles"', b'{"roles": {"start": {"file": "s.pt"}}, "iterations": 3}'])
+def test_a_damaged_index_is_one_checkpoint_error(tmp_path, content):
+    """Hand-edited or damaged index.json entries are a CheckpointError naming the file and the fix
+    (they used to escape as TypeError/UnicodeDecodeError: exit 70 in check and checkpoints)."""
+    d = ck.ladder_dir("pickcube-lite", tmp_path)
+    d.mkdir(parents=True)
+    (d / "index.json").write_bytes(content)
+    with pytest.raises(ck.CheckpointError, match="index.json.*playground pretrain --env pickcube-lite"):
+        ck.read_index("pickcube-lite", root=tmp_path)
+
+
 def test_run_dirs_made_in_the_same_second_are_distinct(tmp_path):
     dirs = {new_run_dir(tmp_path, "same name") for _ in range(5)}
     assert len(dirs) == 5 and all(d.is_dir() for d in dirs)
