@@ -68,3 +68,26 @@ def test_a_tiny_pretraining_run_records_why_it_stopped(tmp_path):
     # the critic's metadata says what it was fitted on
     meta = ck.read_meta(on_disk["roles"]["critic-optimal"]["path"])
     assert meta["fitted_on"] == "optimal" and meta["gamma"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("env_id,mode", [("maniskill:PickCube-v1", "pd_joint_delta_pos"),
+                                         ("pickcube-lite", "pd_ee_delta_pos")])
+def test_pretraining_builds_its_envs_with_the_controller_finetuning_uses(monkeypatch, tmp_path, env_id, mode):
+    """A ladder must fit the runs that use it: finetuning's `control_mode = auto` is the seed's
+    pd_joint_delta_pos (8 actions) on maniskill: envs, so pretraining's envs use it too (they
+    used the env's 4-action default, and CFG04 then refused every ladder policy)."""
+    import engine.train.pretrain as pt
+
+    seen: list = []
+
+    class Made(Exception):
+        pass
+
+    def fake_make_env(env, n, **kw):
+        seen.append(kw.get("control_mode"))
+        raise Made
+
+    monkeypatch.setattr(pt, "make_env", fake_make_env)
+    with pytest.raises(Made):
+        run_pretrain(env_id, root=tmp_path)
+    assert seen == [mode]

@@ -63,6 +63,7 @@ from torch import nn
 from .. import checkpoints as ck
 from ..algos.gae import gae
 from ..algos.mc import RolloutEnvCache, mc_estimate, mc_horizon
+from ..config.schema import resolved_control_mode
 from ..envs import BatchedEnv, EnvError, EnvState, check_env_id, make_env
 from ..errors import UserError
 from ..nets import Actor, Critic
@@ -366,9 +367,10 @@ def run_ranking(
 
     S, K = num_states, num_actions
     gen = torch.Generator().manual_seed(seed)
-    collect_env = make_env(env_id, S, seed=seed, reward_mode="sparse", autoreset=False)
+    mode = resolved_control_mode(env_id, "auto")  # the controller the ladder was trained with
+    collect_env = make_env(env_id, S, seed=seed, reward_mode="sparse", autoreset=False, control_mode=mode)
     rollout_envs = RolloutEnvCache(lambda n: make_env(env_id, n, seed=seed + 17, reward_mode="sparse",
-                                                      autoreset=False))
+                                                      autoreset=False, control_mode=mode))
     try:
         actor, policy_info = _load_policy(policy, collect_env, seed)
         critic_net, critic_info = (_load_critic(critic, collect_env) if "gae" in wanted
@@ -478,7 +480,7 @@ def run_ranking(
                 from ..train.pretrain import fit_critic, mc_returns_dataset
 
                 data_env = make_env(env_id, max(1, min(critic_episodes, 256)), seed=seed + 77, reward_mode="sparse",
-                                    autoreset=False)
+                                    autoreset=False, control_mode=mode)
                 try:
                     c_obs, c_ret = mc_returns_dataset(data_env, actor, gamma, critic_episodes, seed=seed + 1000)
                 finally:

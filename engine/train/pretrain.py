@@ -56,6 +56,7 @@ import torch
 from .. import checkpoints as ck
 from ..algos.gae import gae
 from ..algos.ppo import ppo_update
+from ..config.schema import resolved_control_mode
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .evaluation import evaluate, make_eval_env
@@ -67,6 +68,7 @@ START_LOGSTD = -1.5
 
 @dataclass
 class PretrainConfig:
+    control_mode: str = "auto"  # auto = the seed's pd_joint_delta_pos on maniskill: envs (as finetuning's)
     num_envs: int = 256
     num_steps: int = 50
     total_timesteps: int = 2_000_000  # the cap (156 iterations); the stop rules end PPO first
@@ -208,9 +210,10 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
     iter_dir = out_dir / "pretrain"
     iter_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    mode = resolved_control_mode(env_id, cfg.control_mode)
     env = make_env(env_id, cfg.num_envs, seed=seed, reward_mode="dense", autoreset=True,
-                   ignore_terminations=cfg.ignore_terminations)
-    eval_env = make_eval_env(env_id, cfg.num_eval_envs)
+                   ignore_terminations=cfg.ignore_terminations, control_mode=mode)
+    eval_env = make_eval_env(env_id, cfg.num_eval_envs, control_mode=mode)
     actor = Actor(env.obs_dim, env.act_dim, logstd_init=cfg.logstd_init, learn_logstd=True)
     critic = Critic(env.obs_dim)
     opt = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=cfg.learning_rate, eps=1e-5,
@@ -239,7 +242,8 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
         det, sto = _measure(eval_env, actor)
         fname = f"pretrain/iter_{it:04d}.pt"
         ck.save_checkpoint(out_dir / fname, env_id=env_id, role="pretrain", iteration=it, actor=actor,
-                           critic=critic, det_sr=det, stoch_sr=sto, env_steps=env_steps, gamma=cfg.gamma)
+                           critic=critic, det_sr=det, stoch_sr=sto, env_steps=env_steps, gamma=cfg.gamma,
+                           control_mode=mode)
         row = {"iteration": it, "env_steps": env_steps, "det_sr": det, "stoch_sr": sto,
                "logstd": float(actor.logstd.detach().mean()), "file": fname,
                "wall_s": round(time.perf_counter() - t0, 2), "train_dense_return": float(ro.rewards.sum(0).mean())}
@@ -267,7 +271,8 @@ def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed:
     out_dir = ck.ladder_dir(env_id, root)
     chosen = choose_ladder(history)
     roles: dict[str, dict] = {}
-    eval_env = make_eval_env(env_id, cfg.num_eval_envs)
+    mode = resolved_control_mode(env_id, cfg.control_mode)
+    eval_env = make_eval_env(env_id, cfg.num_eval_envs, control_mode=mode)
     for role in ("start", "expert", "optimal"):
         if role not in chosen:
             continue
@@ -280,14 +285,14 @@ def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed:
         fname = f"{role}.pt"
         ck.save_checkpoint(out_dir / fname, env_id=env_id, role=role, iteration=src["iteration"], actor=actor,
                            det_sr=det, stoch_sr=sto, source=src["file"], seed_name=seed_name,
-                           seed_alias=ck.ROLE_SEED_NAME[role])
+                           seed_alias=ck.ROLE_SEED_NAME[role], control_mode=mode)
         roles[role] = {"file": fname, "iteration": src["iteration"], "det_sr": det, "stoch_sr": sto,
                        "logstd": float(actor.logstd.detach().mean()), "seed_name": seed_name,
                        "seed_alias": ck.ROLE_SEED_NAME[role], "source": src["file"]}
         progress({"phase": "ladder", "role": role, **roles[role]})
     # critics: V^pi fitted to the policy's own sparse MC returns (gamma of the seed's runs)
     data_env = make_env(env_id, min(cfg.critic_episodes, 512 if not env_id.startswith("maniskill:") else cfg.num_envs),
-                        seed=seed + 77, reward_mode="sparse", autoreset=False)
+                        seed=seed + 77, reward_mode="sparse", autoreset=False, control_mode=mode)
     for role, policy_role in (("critic-expert", "expert"), ("critic-optimal", "optimal")):
         if policy_role not in roles:
             continue
