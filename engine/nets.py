@@ -1,5 +1,11 @@
 """Policy and value networks: ManiSkill PPO's sizes by default (3x256 Tanh MLPs, orthogonal init).
 
+The hidden activation is `FastTanh`: tanh computed as 2*sigmoid(2x) - 1 in place, with tanh's
+own backward. In this torch build (2.13 CPU) `torch.tanh` is ~4x slower than that form on a
+[4096, 256] activation and took ~35% of an MC re-rollout's time; the two agree within 2e-7
+(absolute), and checkpoints are the same parameters either way (`python -m engine.bench.updates`
+prints the ratio).
+
 `Actor` is a Gaussian policy whose mean is an MLP of the observation and whose log-std is one
 state-independent parameter vector (learned, or frozen as in the seed's `logstd-1.5`
 checkpoints). `Critic` is an MLP V(s). `QNetwork` is an MLP Q(s, a) (IQL).
@@ -23,6 +29,32 @@ def sliced(fn, x: torch.Tensor, rows: int = FORWARD_ROWS) -> torch.Tensor:
     return torch.cat([fn(part) for part in x.split(rows)])
 
 
+def _tanh_via_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return x.mul(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
+class _TanhFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = _tanh_via_sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+class FastTanh(nn.Tanh):
+    """tanh(x) as 2*sigmoid(2x) - 1 (see the module docstring); a drop-in for `nn.Tanh`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _TanhFunction.apply(x)
+        return _tanh_via_sigmoid(x)
+
+
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, std)
     nn.init.constant_(layer.bias, bias)
@@ -33,7 +65,7 @@ def mlp(in_dim: int, out_dim: int, layers: int = 3, width: int = 256, out_std: f
     mods: list[nn.Module] = []
     d = in_dim
     for _ in range(layers):
-        mods += [layer_init(nn.Linear(d, width)), nn.Tanh()]
+        mods += [layer_init(nn.Linear(d, width)), FastTanh()]
         d = width
     mods.append(layer_init(nn.Linear(d, out_dim), std=out_std))
     return nn.Sequential(*mods)
