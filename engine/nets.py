@@ -1,10 +1,8 @@
 """Policy and value networks: ManiSkill PPO's sizes by default (3x256 Tanh MLPs, orthogonal init).
 
-The hidden activation is `FastTanh`: tanh computed as 2*sigmoid(2x) - 1 in place, with tanh's
-own backward. In this torch build (2.13 CPU) `torch.tanh` is ~4x slower than that form on a
-[4096, 256] activation and took ~35% of an MC re-rollout's time; the two agree within 2e-7
-(absolute), and checkpoints are the same parameters either way (`python -m engine.bench.updates`
-prints the ratio).
+The MLPs are `engine.kernels.MLP` (an `nn.Sequential` of Linear and Tanh modules whose forward
+runs on oneDNN's fused linear+tanh on CPU, and `FastTanh` elsewhere): the same modules and
+state_dict keys as plain `nn.Sequential(Linear, Tanh, ...)`, so checkpoints load either way.
 
 `Actor` is a Gaussian policy whose mean is an MLP of the observation and whose log-std is one
 state-independent parameter vector (learned, or frozen as in the seed's `logstd-1.5`
@@ -18,6 +16,8 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
+from .kernels import MLP, FastTanh
+
 
 FORWARD_ROWS = 4096  # a 3x256 MLP's activations stay in cache; one 80k-row call is ~2.3x slower per row
 
@@ -27,32 +27,6 @@ def sliced(fn, x: torch.Tensor, rows: int = FORWARD_ROWS) -> torch.Tensor:
     if x.shape[0] <= rows:
         return fn(x)
     return torch.cat([fn(part) for part in x.split(rows)])
-
-
-def _tanh_via_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    return x.mul(2.0).sigmoid_().mul_(2.0).sub_(1.0)
-
-
-class _TanhFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y = _tanh_via_sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
-class FastTanh(nn.Tanh):
-    """tanh(x) as 2*sigmoid(2x) - 1 (see the module docstring); a drop-in for `nn.Tanh`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _TanhFunction.apply(x)
-        return _tanh_via_sigmoid(x)
 
 
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
@@ -68,7 +42,7 @@ def mlp(in_dim: int, out_dim: int, layers: int = 3, width: int = 256, out_std: f
         mods += [layer_init(nn.Linear(d, width)), FastTanh()]
         d = width
     mods.append(layer_init(nn.Linear(d, out_dim), std=out_std))
-    return nn.Sequential(*mods)
+    return MLP(*mods)
 
 
 class Actor(nn.Module):
