@@ -19,6 +19,7 @@ from torch.distributions import Normal
 from .kernels import MLP, FastTanh
 
 
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 FORWARD_ROWS = 4096  # a 3x256 MLP's activations stay in cache; one 80k-row call is ~2.3x slower per row
 
 
@@ -69,7 +70,10 @@ class Actor(nn.Module):
         return Normal(mean, self.logstd.exp().expand_as(mean), validate_args=False)
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.dist(obs).log_prob(action).sum(-1)
+        """sum_j log N(action_j; mean_j, std_j), written out (the same value as
+        `self.dist(obs).log_prob(action).sum(-1)` with fewer tensor operations per call)."""
+        z = (action - self.mean(obs)) * torch.exp(-self.logstd)
+        return (z.square().mul_(-0.5) - self.logstd).sum(-1) - self.act_dim * _HALF_LOG_2PI
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False,
