@@ -110,7 +110,7 @@ def headline_cfg(tiny: bool) -> RunConfig:
 def run(*, tiny: bool = False, pretrain: bool = True, head: bool = True, out=print) -> dict:
     unit_steps, unit_mb = (8, 64) if tiny else (UNIT_STEPS, UNIT_MINIBATCH)
     out(f"first-run bench on {cpu_name()} ({os.cpu_count()} CPUs), torch {torch.__version__}, "
-        f"threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f}{' [--tiny: numbers mean nothing]' if tiny else ''}")
+        f"threads {headline.thread_label()} (the unit: 1), load avg {os.getloadavg()[0]:.2f}{' [--tiny: numbers mean nothing]' if tiny else ''}")
     u1 = time_unit(unit_steps, unit_mb)
     out(f"unit before: {unit_steps} CleanRL-style PPO minibatch steps (3x256 actor+critic, minibatch {unit_mb}): "
         f"{u1[0]:.2f}s wall, {u1[1]:.2f} CPU-s")

@@ -2,7 +2,8 @@
 minibatch sizes.
 
 `python -m engine.bench.updates [--steps N]` times, on random data of pickcube-lite's sizes
-(21-D observations, 4-D actions, 3x256 Tanh networks, one torch thread):
+(21-D observations, 4-D actions, 3x256 Tanh networks; torch threads: the engine's default, auto,
+or `--threads N`):
 
 - AWR (`engine.algos.awr.awr_update`) at the `online-mc16-awr` preset's shape: a 5,000-sample
   batch in 5 minibatches of 1,000, the seed's weights (batch-standardised, clamped at 20, mean 1
