@@ -11,7 +11,11 @@ other processes kept busy (all CPU time minus this process's own) since its last
 sets torch's thread count to the idle cores left, between 1 and `AUTO_MAX_THREADS` and never
 above the cores this process may use (affinity, cgroup `cpu.max` quota, `OMP_NUM_THREADS`,
 which Ray sets to a task's CPUs). The training loops call `adjust()` once per iteration, so a
-run that started alone gives a core back at its next iteration when a second run starts.
+run that started alone gives a core back when a second run starts. The hot loops (AWR and PPO
+minibatches, MC re-rollout steps, PPO pretraining) also call `tick()`, which re-decides at most
+once a second, so a process that starts mid-iteration costs this one at most about a second of
+threads spinning on a core they no longer get (measured: an iteration that took 8 s ran 41 s
+when another process started during it and the count was only re-decided between iterations).
 
 `PLAYGROUND_THREADS=N` fixes N threads (benchmarks' `--threads N` set it); a local sweep running
 P runs at once gives each min(auto, cores // P) through `PLAYGROUND_THREADS_MAX`.
@@ -31,6 +35,7 @@ THREADS_ENV = "PLAYGROUND_THREADS"
 THREADS_MAX_ENV = "PLAYGROUND_THREADS_MAX"
 AUTO_MAX_THREADS = 4          # 3x256 MLPs on minibatches of ~1,000 rows gain little past 4
 MIN_WINDOW_S = 0.2            # /proc/stat counts in 10 ms ticks: shorter windows are noise
+TICK_EVERY_S = 1.0            # `tick()` from the hot loops re-decides at most this often
 IDLE_SLACK = 0.3              # a core counts as idle when at most 70% of it is used by others
 
 
@@ -143,6 +148,16 @@ class ThreadGovernor:
 
 
 _GOVERNOR: ThreadGovernor | None = None
+
+
+def tick() -> None:
+    """Called from hot loops: re-decide this process's thread count if its governor is in auto
+    mode and its last look is at least TICK_EVERY_S old (costs one clock read otherwise)."""
+    gov = _GOVERNOR
+    if gov is None or gov.mode != "auto" or gov._last is None:
+        return
+    if time.monotonic() - gov._last[0] >= TICK_EVERY_S:
+        gov.adjust()
 
 
 def thread_governor() -> ThreadGovernor:

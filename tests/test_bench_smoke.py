@@ -92,3 +92,14 @@ def test_updates_bench_runs(capsys):
         assert res[name]["engine_sps"] > 0 and res[name]["bare_sps"] > 0 and math.isfinite(res[name]["ratio"])
     out = capsys.readouterr().out
     assert "AWR (online-mc16-awr" in out and "PPO (gae-ppo" in out and "ratio update/bare" in out
+
+
+def test_threads_bench_runs(capsys):
+    from engine.bench import threads
+
+    res = threads.main(["--steps", "5"])
+    out = capsys.readouterr().out
+    for label in ("idle machine", "busy machine", "mid  machine", "auto"):
+        assert label in out
+    assert res["idle_1_threads"] == [1] and res["idle_2_threads"] == [2]
+    assert all(res[f"{b}_{m}_s"] > 0 for b in ("idle", "busy", "mid") for m in ("1", "2", "auto"))

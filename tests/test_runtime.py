@@ -138,3 +138,32 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
     drop = ("wall_s", "iter_s", "update_s", "threads")
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows1] == \
            [{k: v for k, v in r.items() if k not in drop} for r in rows2]
+
+
+def test_tick_re_decides_inside_an_iteration_at_most_once_a_second(monkeypatch):
+    monkeypatch.setenv(runtime.THREADS_ENV, "auto")
+    m = FakeMachine(monkeypatch, 2, 0.0)
+    gov = runtime.thread_governor()
+    m.advance(3.0, own_cores=2.0)
+    assert gov.adjust() == 2
+    m.others = 1.0                       # another process starts mid-update
+    m.advance(0.5, own_cores=1.0)
+    runtime.tick()
+    assert gov.current == 2              # too soon: no look yet
+    m.advance(0.6, own_cores=1.0)
+    runtime.tick()
+    assert gov.current == 1 == torch.get_num_threads()
+
+
+def test_hot_loops_tick(monkeypatch):
+    """The AWR update calls tick() once per minibatch."""
+    from engine.algos import awr
+    from engine.nets import Actor
+
+    calls = []
+    monkeypatch.setattr(awr, "tick", lambda: calls.append(1))
+    actor = Actor(21, 4)
+    opt = torch.optim.Adam(actor.parameters(), lr=1e-3)
+    awr.awr_update(actor, opt, torch.randn(40, 21), torch.randn(40, 4), torch.randn(40), beta=0.5, max_weight=20.0,
+                   update_epochs=3, num_minibatches=2, max_grad_norm=0.5)
+    assert len(calls) == 6

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .ppo import minibatch_indices
+from ..runtime import tick
 
 __all__ = ["awr_weights", "awr_update", "minibatch_rescale"]
 
@@ -92,6 +93,7 @@ def awr_update(
     losses: list[float] = []
     for _ in range(update_epochs):
         for mb in minibatch_indices(B, num_minibatches, generator, device=obs.device):
+            tick()
             w = minibatch_rescale(weights[mb]) if rescale else weights[mb]
             logp = actor.log_prob(obs[mb], actions[mb])
             loss = -(w * logp).mean()

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..nets import Critic, QNetwork
+from ..runtime import tick
 
 __all__ = ["expectile_loss", "TwinQ", "IQLResult", "fit_iql", "iql_advantages", "iql_values", "seeded"]
 
@@ -127,6 +128,7 @@ def fit_iql(
     v_hist: list[float] = []
     q_hist: list[float] = []
     for step in range(steps):
+        tick()
         idx = torch.randint(0, M, (bs,), generator=generator).to(device)
         s, a, r, s2, nt = obs[idx], actions[idx], rewards[idx], next_obs[idx], not_term[idx]
 

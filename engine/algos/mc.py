@@ -51,6 +51,7 @@ import torch
 from ..nets import sliced
 
 from ..envs.base import BatchedEnv, EnvState
+from ..runtime import tick
 
 __all__ = ["MCResult", "RolloutEnvCache", "mc_estimate", "mc_horizon"]
 
@@ -212,6 +213,7 @@ def mc_estimate(
         t = 0
         limit = env.max_episode_steps if H is None else min(H, env.max_episode_steps)
         while t < limit:
+            tick()
             res = env.step(a)
             env_steps += int(live.sum().item())
             simulated += n

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from ..runtime import tick
 from torch import nn
 
 __all__ = ["ppo_update", "minibatch_indices"]
@@ -106,6 +107,7 @@ def ppo_update(
     for _epoch in range(update_epochs):
         epochs_run += 1
         for mb in minibatch_indices(B, num_minibatches, generator, device=obs.device):
+            tick()
             mb_obs, mb_act = obs[mb], actions[mb]
             if train_policy:
                 dist = actor.dist(mb_obs)

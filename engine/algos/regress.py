@@ -14,6 +14,7 @@ import torch
 
 from ..nets import mlp
 from .iql import seeded
+from ..runtime import tick
 
 __all__ = ["regress_advantages"]
 
@@ -50,6 +51,7 @@ def regress_advantages(
     for _ in range(epochs):
         perm = torch.randperm(M, generator=generator).to(obs.device)
         for i in range(0, M, bs):
+            tick()
             mb = perm[i:i + bs]
             loss = ((net(x[mb]).squeeze(-1) - y_n[mb]) ** 2).mean()
             opt.zero_grad(set_to_none=True)

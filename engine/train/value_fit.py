@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..nets import Critic
+from ..runtime import tick
 
 
 def regress_values(critic: Critic, optimizer: torch.optim.Optimizer, obs: torch.Tensor, returns: torch.Tensor, *,
@@ -16,6 +17,7 @@ def regress_values(critic: Critic, optimizer: torch.optim.Optimizer, obs: torch.
     for _ in range(epochs):
         perm = torch.randperm(n, generator=generator)
         for i in range(0, n, batch_size):
+            tick()
             idx = perm[i:i + batch_size]
             loss = 0.5 * (critic(obs[idx]) - returns[idx]).pow(2).mean()
             optimizer.zero_grad()
