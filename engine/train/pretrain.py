@@ -35,11 +35,19 @@ samples (1 epoch over 512 envs and 2 epochs over 256 envs learned alike per step
 moves further per step than 3e-4 (det SR 0.71 after 19 iterations of 4 x 32 steps, where 3e-4
 had 0.94 only after ~35); lr 2e-3 was faster still but jumped over the start window (det SR
 0.34 -> 0.28 -> 0.20 -> 0.83). So the defaults take 4 x 16 minibatches of 800 per iteration
-from 256 envs at lr 1e-3 (seed 0: start at iteration 32, expert 36, det and stochastic SR 1.0
-at 40), stop at a perfect iteration or after 6 without a better one, and fit the critics at lr
-1e-3 for 10 epochs (on the shipped expert's data: held-out R^2 0.502 in 3.8 CPU-s, against
-0.505 in 8.6 CPU-s for the old 20 epochs at 3e-4). Measured with the bench: 86.8 CPU-s, 14.0
-units in CPU time (the old configuration: ~42).
+from 256 envs at lr 1e-3, stop at a perfect iteration or after 6 without a better one, and fit
+the critics at lr 1e-3 for 10 epochs (on the then shipped expert's data: held-out R^2 0.502 in
+3.8 CPU-s, against 0.505 in 8.6 CPU-s for the old 20 epochs at 3e-4). Measured with the bench:
+86.8 CPU-s, 14.0 units in CPU time (the old configuration: ~42).
+
+Then the networks' kernels (`engine.kernels`: oneDNN fused linear+tanh instead of MKL products
+and torch.tanh) and the thread count (`engine.runtime`: the idle cores). cProfile of
+`run_pretrain('pickcube-lite', seed=0)` at one thread, 39.0 s in all (37 PPO iterations; seed 0
+now: start at iteration 25, det SR 0.42; expert 31; optimal 37, det and stochastic SR 1.0):
+`ppo_update` 28.0 s cumulative, of which oneDNN's linear 23.6 s (87,605 calls) and the backward
+pass 16.2 s cumulative; the critic fits 3.8 s; evaluation 2.5 s; collection 1.6 s (env steps
+1.1 s). `python -m engine.bench.firstrun` (one run, load average ~1.8): pretraining 31.9 s wall
+(2 threads) = 5.5 units wall, 8.8 in CPU time.
 
 Everything lands in `<checkpoints_dir>/<env-slug>/` with an `index.json` (engine.checkpoints).
 """
