@@ -271,6 +271,10 @@ def test_refusals_are_one_line_and_write_nothing(ray_local, runs):
     assert r.exit_code == 2
     errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errs) == 1 and "no GPUs" in errs[0] and "Traceback" not in r.output
+    # --device cuda with GPUs asked of Ray: planned without asking this (CPU-only) launcher for CUDA
+    r, _ = sweep(*tiny(2), "--gpus-per-run", "1", "--device", "cuda")
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 2 and len(errs) == 1 and "no GPUs" in errs[0], r.output
     r, _ = sweep(*tiny(2), "--cpus-per-run", "64")
     assert r.exit_code == 2 and "largest node" in r.stderr
     r, _ = sweep(*tiny(2), "--address", "not an address")
