@@ -1,32 +1,179 @@
-"""Process-wide runtime settings: how many CPU threads torch may use.
+"""Process-wide runtime settings: how many CPU threads torch may use, chosen from the idle cores.
 
-Measured on this 2-core machine: a PPO update that takes 2.3 s on one thread takes 19.6 s on
-torch's default two threads as soon as anything else runs on the other core (OpenMP threads
-wait on each other), and a 50-step collection goes from 0.12 s to 7 s. Networks here are small
-(3x256 MLPs), so one thread per process is the robust default; sweeps get their parallelism
-from processes. `PLAYGROUND_THREADS=N` overrides it.
+Measured on this 2-core machine (`python -m engine.bench.threads` prints the ratios):
+- On an otherwise idle machine two torch threads run the headline run's AWR update (1,000 Adam
+  steps of 1,000 samples on 3x256 MLPs) and its MC re-rollouts ~1.7-1.9x faster than one.
+- As soon as another process keeps the other core busy, two threads are ~2x SLOWER than one:
+  OpenMP threads spin-wait on a core they do not get.
+So a fixed count is wrong either way. `PLAYGROUND_THREADS=auto` (the default) uses as many
+threads as there are idle cores: a `ThreadGovernor` measures, from /proc/stat, how many cores
+other processes kept busy (all CPU time minus this process's own) since its last look, and
+sets torch's thread count to the idle cores left, between 1 and `AUTO_MAX_THREADS` and never
+above the cores this process may use (affinity, cgroup `cpu.max` quota, `OMP_NUM_THREADS`,
+which Ray sets to a task's CPUs). The training loops call `adjust()` once per iteration, so a
+run that started alone gives a core back at its next iteration when a second run starts.
+
+`PLAYGROUND_THREADS=N` fixes N threads (benchmarks' `--threads N` set it); a local sweep running
+P runs at once gives each min(auto, cores // P) through `PLAYGROUND_THREADS_MAX`.
+
+Results do not depend on the thread count: torch's CPU matrix products and the reductions these
+small networks use give bitwise-identical results at 1 and 2 threads (tests/test_runtime.py
+checks a finetune run's weights).
 """
 from __future__ import annotations
 
+import math
 import os
+import time
+from dataclasses import dataclass, field
+
+THREADS_ENV = "PLAYGROUND_THREADS"
+THREADS_MAX_ENV = "PLAYGROUND_THREADS_MAX"
+AUTO_MAX_THREADS = 4          # 3x256 MLPs on minibatches of ~1,000 rows gain little past 4
+MIN_WINDOW_S = 0.2            # /proc/stat counts in 10 ms ticks: shorter windows are noise
+IDLE_SLACK = 0.3              # a core counts as idle when at most 70% of it is used by others
 
 
-def configure_threads(default: int = 1) -> int:
-    import torch
-
+def _int_env(name: str) -> int | None:
     try:
-        n = int(os.environ.get("PLAYGROUND_THREADS", default))
+        v = int(os.environ.get(name, ""))
     except ValueError:
-        n = default
-    n = max(1, n)
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
+        return None
+    return v if v >= 1 else None
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: CPU affinity, capped by a cgroup v2 `cpu.max` quota and by
+    `OMP_NUM_THREADS` when set."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    omp = _int_env("OMP_NUM_THREADS")
+    if omp is not None:
+        n = min(n, omp)
+    return max(1, n)
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes of the machine have spent busy (not idle/iowait), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return busy / (os.sysconf("SC_CLK_TCK") or 100)
+
+
+def threads_mode() -> str | int:
+    """'auto', or the fixed count PLAYGROUND_THREADS asks for."""
+    raw = os.environ.get(THREADS_ENV, "auto").strip().lower()
+    if raw in ("", "auto", "0"):
+        return "auto"
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return "auto"
+
+
+@dataclass
+class ThreadGovernor:
+    """Sets torch's thread count: fixed, or (auto) the idle cores measured since the last look."""
+
+    mode: str | int = "auto"
+    cap: int = 1
+    current: int = 0
+    history: list[int] = field(default_factory=list)   # every count it set, in order
+    _last: tuple[float, float, float] | None = None      # (wall, machine busy s, own CPU s)
+
+    def _snapshot(self) -> tuple[float, float, float] | None:
+        busy = _busy_seconds()
+        if busy is None:
+            return None
+        return time.monotonic(), busy, time.process_time()
+
+    def _set(self, n: int) -> int:
+        import torch
+
+        n = max(1, int(n))
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        if n != self.current:
+            self.history.append(n)
+        self.current = n
+        return n
+
+    def idle_cores(self) -> float | None:
+        """Cores other processes left idle since the last look (None when unknown: no /proc/stat, or
+        this is the first look, which only starts the window); starts a new window."""
+        now = self._snapshot()
+        if now is None:
+            return None
+        if self._last is None:
+            self._last = now
+            return None
+        if now[0] - self._last[0] < MIN_WINDOW_S:
+            time.sleep(MIN_WINDOW_S - (now[0] - self._last[0]))
+            now = self._snapshot() or now
+        wall = now[0] - self._last[0]
+        others = max(0.0, (now[1] - self._last[1]) - (now[2] - self._last[2])) / wall
+        self._last = now
+        return (os.cpu_count() or 1) - others
+
+    def adjust(self) -> int:
+        """Re-decide the thread count (auto mode: the idle cores since the last look, one thread
+        before the first window); returns the count now in force."""
+        if self.mode != "auto":
+            return self._set(int(self.mode))
+        idle = self.idle_cores()
+        if idle is None:
+            return self._set(self.current or 1)
+        return self._set(min(self.cap, max(1, math.floor(idle + IDLE_SLACK))))
+
+
+_GOVERNOR: ThreadGovernor | None = None
+
+
+def thread_governor() -> ThreadGovernor:
+    """This process's governor (one per process; the first call sets one thread in auto mode and
+    starts the first measuring window). Training loops call `adjust()` once per iteration."""
+    global _GOVERNOR
+    mode = threads_mode()
+    cap = min(AUTO_MAX_THREADS, usable_cores())
+    limit = _int_env(THREADS_MAX_ENV)
+    if limit is not None:
+        cap = min(cap, limit)
+    if _GOVERNOR is None or _GOVERNOR.mode != mode or _GOVERNOR.cap != max(1, cap):
+        _GOVERNOR = ThreadGovernor(mode=mode, cap=max(1, cap))
+        _GOVERNOR.adjust()
+    return _GOVERNOR
+
+
+def configure_threads(default: int | None = None) -> int:
+    """Set torch's thread count once for this process (auto or PLAYGROUND_THREADS) and return it.
+    `default` (legacy) is used only when PLAYGROUND_THREADS is unset and auto is not wanted."""
+    if default is not None and THREADS_ENV not in os.environ:
+        import torch
+
+        torch.set_num_threads(max(1, default))
+        return max(1, default)
+    return thread_governor().current
 
 
 def set_threads(threads: int = 0) -> int:
-    """`threads` > 0 overrides the default for this process and its Finetuner (through
-    PLAYGROUND_THREADS); 0 keeps it. Benchmarks' `--threads` uses this."""
+    """`threads` > 0 fixes the count for this process and the Finetuner it builds (through
+    PLAYGROUND_THREADS); 0 keeps the default (auto). Benchmarks' `--threads` uses this."""
     if threads > 0:
-        os.environ["PLAYGROUND_THREADS"] = str(threads)
+        os.environ[THREADS_ENV] = str(threads)
     return configure_threads()

@@ -58,7 +58,17 @@ def cpu_name() -> str:
 def time_unit(steps: int = UNIT_STEPS, minibatch: int = UNIT_MINIBATCH, obs_dim: int = 21, act_dim: int = 4,
               seed: int = 0) -> tuple[float, float]:
     """(wall s, CPU s) of `steps` CleanRL-style PPO minibatch steps on random data of pickcube-lite's sizes
-    (21-D observations, 4-D actions), after one warm-up step."""
+    (21-D observations, 4-D actions), after one warm-up step, always on ONE torch thread (the unit's
+    definition; the runs it is compared with may use more, see engine.runtime)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _time_unit(steps, minibatch, obs_dim, act_dim, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _time_unit(steps: int, minibatch: int, obs_dim: int, act_dim: int, seed: int) -> tuple[float, float]:
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     agent = RefAgent(obs_dim, act_dim)
@@ -100,7 +110,7 @@ def headline_cfg(tiny: bool) -> RunConfig:
 def run(*, tiny: bool = False, pretrain: bool = True, head: bool = True, out=print) -> dict:
     unit_steps, unit_mb = (8, 64) if tiny else (UNIT_STEPS, UNIT_MINIBATCH)
     out(f"first-run bench on {cpu_name()} ({os.cpu_count()} CPUs), torch {torch.__version__}, "
-        f"threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f}{' [--tiny: numbers mean nothing]' if tiny else ''}")
+        f"threads {headline.thread_label()} (the unit: 1), load avg {os.getloadavg()[0]:.2f}{' [--tiny: numbers mean nothing]' if tiny else ''}")
     u1 = time_unit(unit_steps, unit_mb)
     out(f"unit before: {unit_steps} CleanRL-style PPO minibatch steps (3x256 actor+critic, minibatch {unit_mb}): "
         f"{u1[0]:.2f}s wall, {u1[1]:.2f} CPU-s")
@@ -140,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--skip-pretrain", action="store_true", help="do not time pretraining")
     p.add_argument("--skip-headline", action="store_true", help="do not time the headline run")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads (0 = the engine's default, engine.runtime: PLAYGROUND_THREADS or 1)")
+                   help="torch threads for the runs (0 = the engine's default: auto, the idle cores; engine.runtime); the unit always uses 1")
     a = p.parse_args(argv)
     set_threads(a.threads)
     return run(tiny=a.tiny, pretrain=not a.skip_pretrain, head=not a.skip_headline)

@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--checkpoint", default="none", help="policy (role, path or none = fresh network)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads (0 = the engine's default, engine.runtime: PLAYGROUND_THREADS or 1)")
+                   help="torch threads (0 = the engine's default: auto, the idle cores; engine.runtime)")
     a = p.parse_args(argv)
     set_threads(a.threads)
     return run(a.states, a.k, env_id=a.env, gamma=a.gamma, horizon_tol=a.horizon_tol, max_batch=a.max_batch,

@@ -22,7 +22,7 @@ The two agents start from the same weights. Each size is warmed up once per path
 `--repeats` times, interleaved (reference, engine, reference, ...); the best time of each path
 and the ratio engine / reference (target <= 1.0: engine no slower) are printed with a per-phase
 split (collect / GAE incl. value passes / update). Process CPU time is printed beside the wall
-time: on a shared machine it is the steadier of the two (one thread per process by default).
+time: on a shared machine it is the steadier of the two (`--threads 1` to compare on one core).
 """
 from __future__ import annotations
 
@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     p.add_argument("--values", choices=("engine", "naive"), default="engine",
                    help="engine's critic pass: engine = rollout_values (reuses V(obs[t+1])); naive = two full passes")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch threads (0 = the engine's default, engine.runtime: PLAYGROUND_THREADS or 1)")
+                   help="torch threads (0 = the engine's default: auto, the idle cores; engine.runtime)")
     a = p.parse_args(argv)
     set_threads(a.threads)
     return run(parse_sizes(a.sizes), repeats=a.repeats, seed=a.seed, update_epochs=a.update_epochs,

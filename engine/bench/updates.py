@@ -2,7 +2,8 @@
 minibatch sizes.
 
 `python -m engine.bench.updates [--steps N]` times, on random data of pickcube-lite's sizes
-(21-D observations, 4-D actions, 3x256 Tanh networks, one torch thread):
+(21-D observations, 4-D actions, 3x256 Tanh networks; torch threads: the engine's default, auto,
+or `--threads N`):
 
 - AWR (`engine.algos.awr.awr_update`) at the `online-mc16-awr` preset's shape: a 5,000-sample
   batch in 5 minibatches of 1,000, the seed's weights (batch-standardised, clamped at 20, mean 1
@@ -15,6 +16,11 @@ minibatch, the Gaussian log-likelihood written out, the loss, backward, one glob
 and one fused Adam step. Both sides start from the same weights and take the same number of
 gradient steps; the best of `--repeats` interleaved timings is kept. Printed: samples/s of each,
 the ratio update / bare (1.0 = no overhead), and process CPU seconds beside wall time.
+
+Then the kernels (`engine.kernels`): the same AWR update, and an MC-style no-grad forward of
+4,096 rows, with the networks' `MLP` (oneDNN fused linear+tanh) against the same weights in plain
+`nn.Sequential(Linear, Tanh, ...)` modules (MKL products, torch.tanh): the ratio plain / fused
+is the speed-up the kernels give on this machine.
 """
 from __future__ import annotations
 
@@ -130,6 +136,53 @@ def run(epochs: int = 20, repeats: int = 3, out=print) -> dict:
     eng(), bare()
     res["ppo"] = _pair(eng, bare, steps, repeats)
     _report("PPO (gae-ppo: actor + critic)", res["ppo"], out)
+
+    res["kernels"] = kernels_vs_plain(actor, d, epochs, repeats, out)
+    return res
+
+
+def _plain(actor: Actor) -> Actor:
+    """The same actor with its MLP as a plain nn.Sequential (torch's Linear and Tanh modules)."""
+    a = copy.deepcopy(actor)
+    a.mean = nn.Sequential(*[nn.Tanh() if isinstance(m, nn.Tanh) else m for m in a.mean])
+    return a
+
+
+def kernels_vs_plain(actor: Actor, d: dict, epochs: int, repeats: int, out=print) -> dict:
+    from ..kernels import onednn_available
+
+    res: dict = {"onednn": onednn_available()}
+    fused, plain = copy.deepcopy(actor), _plain(actor)
+    steps = epochs * MINIBATCHES
+
+    def awr(a: Actor) -> Callable[[], None]:
+        opt = _adam([p for p in a.parameters() if p.requires_grad])
+        g = torch.Generator().manual_seed(2)
+        return lambda: awr_update(a, opt, d["obs"], d["actions"], d["advantages"], beta=0.5, max_weight=20.0,
+                                  normalize=True, rescale=True, update_epochs=epochs, num_minibatches=MINIBATCHES,
+                                  max_grad_norm=0.5, generator=g)
+
+    f_awr, p_awr = awr(fused), awr(plain)
+    f_awr(), p_awr()
+    r = _pair(p_awr, f_awr, steps, repeats)  # "engine" = plain, "bare" = fused: ratio = plain / fused
+    res["awr_plain_over_fused"], res["awr_plain_over_fused_cpu"] = r["ratio"], r["ratio_cpu"]
+    obs = torch.randn(4096, OBS, generator=torch.Generator().manual_seed(3))
+
+    def fwd(a: Actor) -> Callable[[], None]:
+        def go() -> None:
+            with torch.no_grad():
+                for _ in range(25):
+                    a.mean(obs)
+        return go
+
+    f_fwd, p_fwd = fwd(fused), fwd(plain)
+    f_fwd(), p_fwd()
+    r = _pair(p_fwd, f_fwd, 25, repeats)
+    res["forward_plain_over_fused"], res["forward_plain_over_fused_cpu"] = r["ratio"], r["ratio_cpu"]
+    out(f"  kernels (oneDNN fused linear+tanh {'on' if res['onednn'] else 'OFF: plain modules on both sides'}): "
+        f"plain torch modules / fused MLP = {res['awr_plain_over_fused']:.2f} wall, "
+        f"{res['awr_plain_over_fused_cpu']:.2f} CPU for the AWR update; {res['forward_plain_over_fused']:.2f} wall, "
+        f"{res['forward_plain_over_fused_cpu']:.2f} CPU for a 4,096-row forward (MC re-rollouts)")
     return res
 
 

@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     shows them for bugs)."""
     args = list(sys.argv[1:] if argv is None else argv)
     common.ARGV = args
-    os.environ.setdefault("PLAYGROUND_THREADS", "1")  # in-process work (pretrain, analyze); see engine.runtime
     try:
         rv = app(args=args, prog_name="playground", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0  # click returns an Exit's code in this mode

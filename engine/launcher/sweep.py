@@ -21,6 +21,8 @@ were stopped are not retried.
 """
 from __future__ import annotations
 
+import os
+
 import itertools
 import math
 import time
@@ -150,6 +152,8 @@ class Scheduler:
         self.jobs = jobs
         self.parallel = max(1, int(parallel))
         self.backend = backend or LocalBackend()
+        if isinstance(self.backend, LocalBackend) and self.backend.parallel is None:
+            self.backend.parallel = self.parallel
         self.max_retries = max(0, int(max_retries))
         self.stopping = False
 
@@ -232,10 +236,23 @@ class Scheduler:
 
 
 class LocalBackend:
+    """Workers as local processes. With `parallel` P > 1 runs at once each worker may use at most
+    usable cores // P torch threads (PLAYGROUND_THREADS_MAX; engine.runtime picks within it)."""
+
     name = "local"
 
+    def __init__(self, parallel: int | None = None):
+        self.parallel = parallel
+
+    def worker_env(self) -> dict[str, str] | None:
+        from ..runtime import THREADS_MAX_ENV, usable_cores
+
+        if not self.parallel or self.parallel <= 1 or THREADS_MAX_ENV in os.environ:
+            return None
+        return {**os.environ, THREADS_MAX_ENV: str(max(1, usable_cores() // self.parallel))}
+
     def start(self, run_dir: Path, resume: bool = False) -> "LocalHandle":
-        return LocalHandle(start_worker(run_dir, resume=resume))
+        return LocalHandle(start_worker(run_dir, resume=resume, env=self.worker_env()))
 
 
 class LocalHandle:

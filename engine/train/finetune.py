@@ -103,9 +103,9 @@ class Finetuner:
         self.cfg, self.run_dir, self.on_row, self.should_stop, self.log = cfg, run_dir, on_row, should_stop, log
         self.critical = critical  # sections a stop request must not cut in half (a metrics line, a save)
         self.saved_iteration = 0
-        from ..runtime import configure_threads
+        from ..runtime import thread_governor
 
-        configure_threads()
+        self.threads = thread_governor()  # auto: the idle cores, re-decided every iteration
         self.device = run_device(cfg.device if device is None else device)
         torch.manual_seed(cfg.seed)
         # gen: CPU (minibatch indices, init seeds); sample_gen: action noise, on the device (the same one on CPU)
@@ -347,6 +347,7 @@ class Finetuner:
                     self.save(ckpt_dir, best=False)
                 return "stopped"
             t_it = time.perf_counter()
+            self.threads.adjust()
             if cfg.regime == "online":
                 ro, obs = collect(self.env, self.actor, obs, cfg.num_steps, generator=self.sample_gen,
                                   keep_states=cfg.estimator == "mc")
@@ -372,7 +373,7 @@ class Finetuner:
                 self._row({**{k: v for k, v in astats.items() if isinstance(v, (int, float))},
                            **{k: v for k, v in ustats.items() if isinstance(v, (int, float, bool))},
                            "update_s": round(time.perf_counter() - t_upd, 3),
-                           "iter_s": round(time.perf_counter() - t_it, 3)})
+                           "iter_s": round(time.perf_counter() - t_it, 3), "threads": self.threads.current})
                 if ckpt_dir is not None and (self.iteration % cfg.save_every == 0 or new_peak
                                              or self.iteration == self.num_iterations):
                     self.save(ckpt_dir, best=new_peak)

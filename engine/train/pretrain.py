@@ -211,9 +211,9 @@ def fit_critic(obs: torch.Tensor, returns: torch.Tensor, *, epochs: int, seed: i
 def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
                  progress: Callable[[dict], None] | None = None, **overrides) -> dict:
     """Train, keep every iteration, derive the ladder; returns the ladder index."""
-    from ..runtime import configure_threads
+    from ..runtime import thread_governor
 
-    configure_threads()
+    threads = thread_governor()  # auto: the idle cores, re-decided every iteration
     cfg = PretrainConfig.for_env(env_id, **overrides)
     say = progress or (lambda info: None)
     out_dir = ck.ladder_dir(env_id, root)
@@ -239,6 +239,7 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
     iterations = max(1, cfg.total_timesteps // (cfg.num_envs * cfg.num_steps))
     stop = None
     for it in range(1, iterations + 1):
+        threads.adjust()
         frac = 1.0 - (it - 1) / iterations
         for g in opt.param_groups:
             g["lr"] = frac * cfg.learning_rate
