@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytest
 from engine.launcher.ray_cluster import LOOPBACK, LOOPBACK_ENV
-from engine.records import read_metrics, read_status
 
 pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,17 +177,7 @@ def test_a_sweep_through_the_ray_client_streams_its_records_back(ray_head, tmp_p
     (point,) = out["points"]
     assert point["n"] == point["n_done"] == 2 and sorted(point["runs"]) == [d.name for d in dirs]
     for d in dirs:
-        st = read_status(d)
-        assert st["status"] == "done" and st["exit_code"] == 0
-        rows = read_metrics(d)
-        assert [row["iteration"] for row in rows] == [0, 1, 2, 3]
-        summary = next(x for x in out["runs"] if x["id"] == d.name)
-        assert summary["env_steps"] == rows[-1]["env_steps"] == 240 and summary["retries"] == 0
-        assert summary["peak_sr"] == max(row["sr"] for row in rows)
-        assert {"latest.pt", "resume.pt"} <= {p.name for p in (d / "checkpoints").iterdir()}
-        assert "run done at iteration 3" in (d / "engine.log").read_text()
-        info = json.loads((d / "worker.json").read_text())
-        assert info["launcher"] == "ray" and not Path(info["private_run_dir"]).exists()
+        info = _ray_tests.check_streamed_run(d, out)
         assert "py_modules" in info["engine_dir"]  # the node ran the code the launcher shipped
 
 
