@@ -86,6 +86,13 @@ def read_run_config(run_dir: Path) -> RunConfig:
         if problem:
             raise WorkerConfigError(f"{path}: key '{k}': {problem}")
     cfg = RunConfig(**raw)
+    if cfg.device != "cpu":  # e.g. a GPU run resumed, or sent by Ray, where torch sees no GPU
+        from .train.device import DeviceError, run_device
+
+        try:
+            run_device(cfg.device)
+        except DeviceError as e:
+            raise WorkerConfigError(f"{path}: {e}") from None
     try:
         check_fits(cfg)
     except LimitError as e:

@@ -66,11 +66,11 @@ def test_shipped_policy_measures_what_its_metadata_says(role):
     assert isinstance(actor, Actor)
     n_meta = json.loads((SHIPPED / "index.json").read_text())["pretrain"]["num_eval_envs"]
     # the same evaluation as at build time (fixed reset seed): the same result, up to float noise
-    same = evaluate(make_eval_env(ENV, n_meta), actor, deterministic=True)["sr"]
+    same = evaluate(make_eval_env(ENV, n_meta, device="cpu"), actor, deterministic=True)["sr"]
     assert abs(same - cp.meta["det_sr"]) <= 2 / n_meta
     # fresh episodes: within the evaluation's binomial noise
     n = 400
-    fresh = evaluate(make_eval_env(ENV, n), actor, deterministic=True, seed=7_000_001)["sr"]
+    fresh = evaluate(make_eval_env(ENV, n, device="cpu"), actor, deterministic=True, seed=7_000_001)["sr"]
     assert abs(fresh - cp.meta["det_sr"]) <= _sr_bound(cp.meta["det_sr"], n_meta, n)
 
 

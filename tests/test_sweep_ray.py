@@ -77,6 +77,23 @@ def run_dirs(runs: Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir())
 
 
+def check_streamed_run(d: Path, out: dict) -> dict:
+    """A tiny 3-iteration Ray run's records arrived whole in the launcher's directory `d` and match
+    the sweep's JSON summary of it; returns its worker.json."""
+    st = read_status(d)
+    assert st["status"] == "done" and st["exit_code"] == 0
+    rows = read_metrics(d)
+    assert [r["iteration"] for r in rows] == [0, 1, 2, 3]
+    summary = next(r for r in out["runs"] if r["id"] == d.name)
+    assert summary["env_steps"] == rows[-1]["env_steps"] == 240 and summary["retries"] == 0
+    assert summary["peak_sr"] == max(r["sr"] for r in rows)
+    assert {"latest.pt", "resume.pt"} <= {p.name for p in (d / "checkpoints").iterdir()}
+    assert "run done at iteration 3" in (d / "engine.log").read_text()
+    info = json.loads((d / "worker.json").read_text())
+    assert info["launcher"] == "ray" and not Path(info["private_run_dir"]).exists()  # the node's copy is cleaned up
+    return info
+
+
 # --- loopback ------------------------------------------------------------------------------
 
 def _descendants(root: int) -> set[int]:
@@ -160,17 +177,8 @@ def test_sweep_of_four_runs_on_loopback_with_records_streamed_back(ray_local, ru
     by_point = {p["label"]: p for p in out["points"]}
     assert set(by_point) == {"gamma=0.95", "gamma=0.99"}
     for d in dirs:
-        st = read_status(d)
-        assert st["status"] == "done" and st["exit_code"] == 0
-        rows = read_metrics(d)
-        assert [r["iteration"] for r in rows] == [0, 1, 2, 3]
-        summary = next(r for r in out["runs"] if r["id"] == d.name)
-        assert summary["env_steps"] == rows[-1]["env_steps"] == 240 and summary["retries"] == 0
-        assert {"latest.pt", "resume.pt"} <= {p.name for p in (d / "checkpoints").iterdir()}
-        assert "run done at iteration 3" in (d / "engine.log").read_text()
-        info = json.loads((d / "worker.json").read_text())
-        assert info["launcher"] == "ray" and Path(info["private_run_dir"]).is_relative_to(tmp_path / "scratch")
-        assert not Path(info["private_run_dir"]).exists()  # the node's copy is cleaned up
+        info = check_streamed_run(d, out)
+        assert Path(info["private_run_dir"]).is_relative_to(tmp_path / "scratch")
         cfg = json.dumps(read_status(d))
         assert "scratch" not in cfg
     assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").iterdir())
@@ -271,6 +279,10 @@ def test_refusals_are_one_line_and_write_nothing(ray_local, runs):
     assert r.exit_code == 2
     errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errs) == 1 and "no GPUs" in errs[0] and "Traceback" not in r.output
+    # --device cuda with GPUs asked of Ray: planned without asking this (CPU-only) launcher for CUDA
+    r, _ = sweep(*tiny(2), "--gpus-per-run", "1", "--device", "cuda")
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 2 and len(errs) == 1 and "no GPUs" in errs[0], r.output
     r, _ = sweep(*tiny(2), "--cpus-per-run", "64")
     assert r.exit_code == 2 and "largest node" in r.stderr
     r, _ = sweep(*tiny(2), "--address", "not an address")

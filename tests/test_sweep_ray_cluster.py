@@ -86,3 +86,9 @@ def test_a_gpu_run_lands_on_the_gpu_node_on_cuda(two_nodes, tmp_path, monkeypatc
     assert info["node_id"] == gpu_node
     assert info["cuda_visible_devices"] == "0"  # Ray gave the worker the node's GPU
     assert r.exit_code in (0, 1) and out["runs"][0]["retries"] == 0
+    import torch
+
+    if not torch.cuda.is_available():  # a logical GPU only: the worker refuses cuda in one line, before training
+        st = read_status(d)
+        assert st["status"] == "failed" and "no CUDA device" in st["error"] and "\n" not in st["error"]
+        assert "Traceback" not in (d / "engine.log").read_text()

@@ -90,7 +90,7 @@ def awr_update(
             frac_clipped = 0.0
 
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # read once at the end (an .item() per step would wait for the GPU)
     for _ in range(update_epochs):
         for mb in minibatch_indices(B, num_minibatches, generator, device=obs.device):
             tick()
@@ -102,10 +102,10 @@ def awr_update(
             if max_grad_norm is not None and max_grad_norm > 0:
                 nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_grad_norm)
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())
 
     return {
-        "loss": float(sum(losses) / len(losses)) if losses else 0.0,
+        "loss": float(sum(torch.stack(losses).tolist()) / len(losses)) if losses else 0.0,
         "weight_mean": weights.mean().item(),
         "weight_max": weights.max().item(),
         "frac_clipped": frac_clipped,

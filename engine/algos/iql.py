@@ -30,6 +30,7 @@ from torch import nn
 
 from ..nets import Critic, QNetwork
 from ..runtime import tick
+from .indices import randint, random_seed
 
 __all__ = ["expectile_loss", "TwinQ", "IQLResult", "fit_iql", "iql_advantages", "iql_values", "seeded"]
 
@@ -51,7 +52,7 @@ def seeded(generator: torch.Generator | None) -> Iterator[None]:
     if generator is None:
         yield
         return
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    seed = random_seed(generator)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -125,11 +126,11 @@ def fit_iql(
 
     bs = min(batch_size, M)
     tail = max(1, steps // 10)
-    v_hist: list[float] = []
-    q_hist: list[float] = []
+    v_hist: list[torch.Tensor] = []  # read once at the end (an .item() per step would wait for the GPU)
+    q_hist: list[torch.Tensor] = []
     for step in range(steps):
         tick()
-        idx = torch.randint(0, M, (bs,), generator=generator).to(device)
+        idx = randint(M, bs, generator, device)
         s, a, r, s2, nt = obs[idx], actions[idx], rewards[idx], next_obs[idx], not_term[idx]
 
         # 1. V <- expectile of the target twin-min Q.
@@ -156,15 +157,15 @@ def fit_iql(
                 pt.lerp_(p, polyak)
 
         if step >= steps - tail:
-            v_hist.append(v_loss.item())
-            q_hist.append(q_loss.item())
+            v_hist.append(v_loss.detach())
+            q_hist.append(q_loss.detach())
 
     result = IQLResult(q_net=q_target, v_net=v_net, q_online=q_net)
     q_all = _batched(lambda o, a: q_target(o, a), obs, actions)
     v_all = iql_values(result, obs)
     result.stats = {
-        "v_loss": float(sum(v_hist) / len(v_hist)) if v_hist else float("nan"),
-        "q_loss": float(sum(q_hist) / len(q_hist)) if q_hist else float("nan"),
+        "v_loss": float(sum(torch.stack(v_hist).tolist()) / len(v_hist)) if v_hist else float("nan"),
+        "q_loss": float(sum(torch.stack(q_hist).tolist()) / len(q_hist)) if q_hist else float("nan"),
         "q_mean": q_all.mean().item(),
         "v_mean": v_all.mean().item(),
         "adv_mean": (q_all - v_all).mean().item(),

@@ -182,9 +182,12 @@ def mc_estimate(
 
     per_state = 2 * k if compute_v else k
     B = M * per_state
-    branch_state = torch.arange(M).repeat_interleave(per_state)          # [B] visited-state index
-    branch_is_q = (torch.arange(B) % per_state) < k                      # [B] first k of each group
-    returns = torch.zeros(B, dtype=torch.float32)
+    # the branch layout and the returns live on the CPU (chunks are cut from them and sent to the
+    # rollout env's device); the results go back to the device of `obs`
+    cpu = torch.device("cpu")
+    branch_state = torch.arange(M, device=cpu).repeat_interleave(per_state)   # [B] visited-state index
+    branch_is_q = (torch.arange(B, device=cpu) % per_state) < k               # [B] first k of each group
+    returns = torch.zeros(B, dtype=torch.float32, device=cpu)
     env_steps = 0
     simulated = 0
     max_steps_run = 0
@@ -208,6 +211,7 @@ def mc_estimate(
             a[is_v] = act(o[is_v]).to(dev, torch.float32)
 
         live = torch.ones(n, dtype=torch.bool, device=dev)
+        n_live = n  # live branches before this step: one read of the GPU per step, which the early stop needs anyway
         g = torch.zeros(n, dtype=torch.float32, device=dev)
         disc = 1.0
         t = 0
@@ -215,13 +219,14 @@ def mc_estimate(
         while t < limit:
             tick()
             res = env.step(a)
-            env_steps += int(live.sum().item())
+            env_steps += n_live
             simulated += n
             g += disc * res.reward.to(torch.float32) * live
             live &= ~(res.terminated if full_budget else (res.terminated | res.truncated))
             t += 1
             disc *= gamma
-            if t >= limit or not bool(live.any()):
+            n_live = int(live.sum())
+            if t >= limit or n_live == 0:
                 break
             a = torch.zeros((n, env.act_dim), dtype=torch.float32, device=dev)
             a[live] = act(res.obs[live]).to(dev, torch.float32)
@@ -231,12 +236,12 @@ def mc_estimate(
     G = returns.view(M, per_state)
     q_samples = G[:, :k]
     q = q_samples.mean(1)
-    q_std = q_samples.std(1) if k > 1 else torch.zeros(M)
+    q_std = q_samples.std(1) if k > 1 else torch.zeros(M, device=cpu)
     v = v_std = adv = None
     if compute_v:
         v_samples = G[:, k:]
         v = v_samples.mean(1)
-        v_std = v_samples.std(1) if k > 1 else torch.zeros(M)
+        v_std = v_samples.std(1) if k > 1 else torch.zeros(M, device=cpu)
         adv = q - v
     to = (lambda x: None if x is None else x.to(out_device))
     return MCResult(q=to(q), v=to(v), advantages=to(adv), env_steps=env_steps, env_steps_simulated=simulated,

@@ -29,6 +29,8 @@ import torch
 from ..runtime import tick
 from torch import nn
 
+from .indices import randperm
+
 __all__ = ["ppo_update", "minibatch_indices"]
 
 
@@ -36,9 +38,7 @@ def minibatch_indices(n: int, num_minibatches: int, generator: torch.Generator |
                       device: torch.device | str | None = None) -> list[torch.Tensor]:
     """A random permutation of range(n) split into `num_minibatches` near-equal parts (empty parts
     dropped, so a batch smaller than num_minibatches gives minibatches of size 1)."""
-    perm = torch.randperm(n, generator=generator)
-    if device is not None:
-        perm = perm.to(device)
+    perm = randperm(n, generator, "cpu" if device is None else device)
     return [p for p in torch.tensor_split(perm, max(1, int(num_minibatches))) if p.numel() > 0]
 
 
@@ -91,12 +91,14 @@ def ppo_update(
             raise ValueError("ppo_update: clip_vloss needs batch['values']")
 
     params = _optimizer_params(optimizer)
-    stats_pg: list[float] = []
-    stats_v: list[float] = []
-    stats_ent: list[float] = []
-    clipfracs: list[float] = []
-    approx_kl = torch.zeros(())
-    old_approx_kl = torch.zeros(())
+    # per-minibatch stats stay tensors (0-d, on the data's device) and are read once at the end:
+    # each .item() in the loop would wait for the GPU
+    stats_pg: list[torch.Tensor] = []
+    stats_v: list[torch.Tensor] = []
+    stats_ent: list[torch.Tensor] = []
+    clipfracs: list[torch.Tensor] = []
+    approx_kl = torch.zeros((), device=obs.device)
+    old_approx_kl = torch.zeros((), device=obs.device)
     epochs_run = 0
     stopped_early = False
 
@@ -123,7 +125,7 @@ def ppo_update(
             with torch.no_grad():
                 old_approx_kl = (-logratio).mean()
                 approx_kl = ((ratio - 1) - logratio).mean()
-                clipfracs.append(((ratio - 1.0).abs() > clip_coef).float().mean().item())
+                clipfracs.append(((ratio - 1.0).abs() > clip_coef).float().mean())
 
             mb_adv = advantages[mb]
             if norm_adv and mb_adv.numel() > 1:
@@ -153,11 +155,11 @@ def ppo_update(
                 if max_grad_norm is not None and max_grad_norm > 0:
                     nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_grad_norm)
                 optimizer.step()
-            stats_pg.append(pg_loss.item())
-            stats_v.append(v_loss.item())
-            stats_ent.append(entropy.item())
+            stats_pg.append(pg_loss.detach())
+            stats_v.append(v_loss.detach())
+            stats_ent.append(entropy.detach())
 
-        if target_kl is not None and approx_kl.item() > target_kl:
+        if target_kl is not None and approx_kl.item() > target_kl:  # one read per epoch
             stopped_early = epochs_run < update_epochs
             break
 
@@ -168,8 +170,8 @@ def ppo_update(
         if var_y.item() > 0:
             explained_var = (1 - (y_true - y_pred).var(unbiased=False) / var_y).item()
 
-    def _mean(xs: list[float]) -> float:
-        return float(sum(xs) / len(xs)) if xs else 0.0
+    def _mean(xs: list[torch.Tensor]) -> float:
+        return float(sum(torch.stack(xs).tolist()) / len(xs)) if xs else 0.0
 
     return {
         "pg_loss": _mean(stats_pg),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..nets import mlp
+from .indices import randperm
 from .iql import seeded
 from ..runtime import tick
 
@@ -49,7 +50,7 @@ def regress_advantages(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     bs = max(1, min(batch_size, M))
     for _ in range(epochs):
-        perm = torch.randperm(M, generator=generator).to(obs.device)
+        perm = randperm(M, generator, obs.device)
         for i in range(0, M, bs):
             tick()
             mb = perm[i:i + bs]

@@ -114,14 +114,14 @@ def build_ladder(env_id: str, roles: str, *, runs_dir: Path, json_mode: bool, se
 
 
 def run_ladder_job(env_id: str, *, runs_dir: Path, json_mode: bool, seed: int = 0, grace_s: float = 10.0,
-                   command: str | None = None) -> Path:
+                   command: str | None = None, device: str = "cpu") -> Path:
     """Start (or join) the pretraining job of `env_id` and follow it to its end; its directory."""
     running = active_pretrain(env_id, runs_dir)
     if running is not None:
         proc, run_dir = None, running
         say(f"pretraining of {env_id} is already running as {running.name}: following it", json_mode=json_mode)
     else:
-        proc = start_pretrain(env_id, seed=seed, runs_dir=runs_dir, command=command)
+        proc = start_pretrain(env_id, seed=seed, runs_dir=runs_dir, command=command, device=device)
         run_dir = proc.run_dir
         say(f"pretraining job {run_dir.name} (pid {proc.pid}, log {run_dir / 'engine.log'})", json_mode=json_mode)
     status, interrupted = follow_worker(proc, run_dir, json_mode=json_mode, grace_s=grace_s, pretrain=True,

@@ -35,6 +35,8 @@ def ladder_table(env_id: str, rows: list[dict]) -> Table:
 def pretrain(ctx: typer.Context,
              env: str = typer.Option("pickcube-lite", "--env", help="environment id: pickcube-lite or maniskill:<TaskId>"),
              seed: int = typer.Option(0, "--seed", min=0, help="pretraining seed"),
+             device: str = typer.Option("cpu", "--device", help="cpu, or cuda: networks, tensors and maniskill: "
+                                                                "envs (physx_cuda) on the GPU"),
              detach: bool = typer.Option(False, "--detach", help="start the pretraining job and return; it keeps running"),
              grace: float = typer.Option(10.0, "--grace", help="seconds a stopping job gets before SIGKILL"),
              runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="runs directory (the job's directory goes there)"),
@@ -44,13 +46,14 @@ def pretrain(ctx: typer.Context,
     Pretraining runs as a job in its own process with a run directory (see `playground runs`):
     this command follows it with a progress display; Ctrl-C stops it."""
     from engine.envs import check_env_id
-    from engine.launcher.pretrain_job import start_pretrain
+    from engine.launcher.pretrain_job import check_device, start_pretrain
 
     check_env_id(env)
+    check_device(device)  # before anything is written
     root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
-    cmd = command_line(["pretrain", "--env", env, "--seed", str(seed)])
+    cmd = command_line(["pretrain", "--env", env, "--seed", str(seed)] + (["--device", device] if device != "cpu" else []))
     if detach:
-        proc = start_pretrain(env, seed=seed, runs_dir=root, command=cmd)
+        proc = start_pretrain(env, seed=seed, runs_dir=root, command=cmd, device=device)
         proc.detach()
         if json_output:
             print_json({"ok": True, "detached": True, "run_id": proc.run_dir.name, "run_dir": str(proc.run_dir),
@@ -61,7 +64,7 @@ def pretrain(ctx: typer.Context,
         raise typer.Exit(EXIT_OK)
     if not json_output:
         typer.echo(f"pretraining {env} (seed {seed}) ...")
-    run_ladder_job(env, runs_dir=root, json_mode=json_output, seed=seed, grace_s=grace, command=cmd)
+    run_ladder_job(env, runs_dir=root, json_mode=json_output, seed=seed, grace_s=grace, command=cmd, device=device)
     index = read_index(env)
     rows = ladder_rows(index)
     if json_output:

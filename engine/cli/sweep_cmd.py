@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.config.limits import check_parallel
-from engine.launcher import peak_sr, plan_sweep
+from engine.launcher import peak_sr, plan_sweep, ray_device
 from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
@@ -128,11 +128,13 @@ def sweep(ctx: typer.Context,
             parse_address(address)
         except RayClusterError as e:
             raise CliError(str(e)) from None
+    # on Ray the device follows --gpus-per-run (set after planning: the launcher needs no GPU)
+    overrides, device = ray_device(ctx.args, gpus_per_run) if backend == "ray" else (ctx.args, None)
     root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
 
     # plan (load and validate) every run first
     def plan():
-        return plan_sweep(preset, ctx.args, seeds=seeds, grid=grid, env=env, runs_dir=root)
+        return plan_sweep(preset, overrides, seeds=seeds, grid=grid, env=env, runs_dir=root)
 
     sp = plan()
     missing: dict[str, list[str]] = {}
@@ -163,9 +165,7 @@ def sweep(ctx: typer.Context,
         raise typer.Exit(EXIT_REFUSED)
 
     fallback = ["sweep", preset, *ctx.args, "--seeds", seeds] + [a for g in grid for a in ("--grid", g)]
-    if gpus_per_run:
-        for r in sp.runs:
-            r.plan.cfg.device = "cuda"  # a GPU node: networks on cuda, ManiSkill on physx_cuda
+    sp.set_device(device)
     jobs: list[Job] = sp.jobs(root, command=command_line(fallback))
     if backend == "ray":
         from engine.launcher.ray_backend import open_ray_backend

@@ -4,7 +4,7 @@
     python -m engine pretrain --env ENV [--seed N] [--runs-dir R]   # makes its own job directory
 
 The job directory is laid out like a run's (interfaces.md): `config.toml` (`kind = "pretrain"`,
-env, seed), `status.json` (queued -> running -> done | failed | stopped, with the pid),
+env, seed, and `device = "cuda"` for a job on the GPU: see engine.train.pretrain), `status.json` (queued -> running -> done | failed | stopped, with the pid),
 `metrics.jsonl` and `engine.log`. Each PPO iteration of `engine.train.pretrain.run_pretrain`
 is one metrics row (`phase` "ppo", `iteration`, `iterations` planned, `env_steps`, `wall_s`,
 `sr` = the deterministic SR, `det_sr`, `stoch_sr`, `logstd`); each ladder role, as it is
@@ -39,14 +39,29 @@ def is_pretrain_job(conf: dict[str, Any]) -> bool:
     return conf.get("kind") == KIND
 
 
-def prepare_job(env_id: str, *, seed: int = 0, runs_root: str | Path | None = None, command: str | None = None) -> Path:
+def check_device(device: str) -> None:
+    """UserError (one line) unless `device` is cpu, or cuda where torch sees a GPU."""
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"device {device!r}: use cpu or cuda")
+    if device == "cuda":
+        from engine.train.device import run_device
+
+        run_device(device)
+
+
+def prepare_job(env_id: str, *, seed: int = 0, runs_root: str | Path | None = None, command: str | None = None,
+                device: str = "cpu") -> Path:
     """Make the job directory: config.toml, findings.json (empty) and status.json (queued)."""
     from engine.envs import check_env_id
 
     check_env_id(env_id)
+    check_device(device)
     run_dir = new_run_dir(runs_dir(runs_root), job_name(env_id))
     conf = {"kind": KIND, "env": env_id, "seed": int(seed), "preset": KIND, "exp_name": job_name(env_id),
-            "command": command or f"playground pretrain --env {env_id} --seed {seed}"}
+            "command": command or f"playground pretrain --env {env_id} --seed {seed}"
+                                  + (f" --device {device}" if device != "cpu" else "")}
+    if device != "cpu":
+        conf["device"] = device
     try:
         write_flat(run_dir / "config.toml", conf, header=f"job {run_dir.name}: pretraining the checkpoint ladder")
         (run_dir / "findings.json").write_text("[]\n")
@@ -120,9 +135,9 @@ def _run_locked(run_dir: Path) -> int:
         print(f"error: {e}", file=sys.stderr)
         write_status(run_dir, "failed", exit_code=EXIT_FAILED, error=str(e))
         return EXIT_FAILED
-    env_id, seed = conf["env"], int(conf.get("seed", 0))
+    env_id, seed, device = conf["env"], int(conf.get("seed", 0)), str(conf.get("device", "cpu"))
     rec.status("running", pid=os.getpid(), started=now_iso(), ended=None, exit_code=None, error=None)
-    rec.log.info("pretraining the checkpoint ladder of %s (seed %d)", env_id, seed)
+    rec.log.info("pretraining the checkpoint ladder of %s (seed %d, device %s)", env_id, seed, device)
 
     def progress(info: dict) -> None:
         with stop.critical():
@@ -130,7 +145,7 @@ def _run_locked(run_dir: Path) -> int:
             rec.log.info("%s", _describe(info))
 
     try:
-        index = pretrain_mod.run_pretrain(env_id, seed=seed, progress=progress)
+        index = pretrain_mod.run_pretrain(env_id, seed=seed, progress=progress, device=device)
         pre = index.get("pretrain") or {}
         rec.log.info("ladder written: roles %s; %s PPO iterations, %s env steps, %s s", ", ".join(index.get("roles") or {}),
                      pre.get("iterations_run"), pre.get("env_steps"), pre.get("wall_s"))
@@ -158,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", type=Path, help="a job directory prepared by the launcher")
     p.add_argument("--env", help="environment id (makes a new job directory under --runs-dir)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (networks, tensors and maniskill: envs on the GPU)")
     p.add_argument("--runs-dir", type=Path, default=None, help="runs directory (default ./runs or $PLAYGROUND_RUNS_DIR)")
     args = p.parse_args(argv)
     from engine.runtime import configure_threads
@@ -167,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.run_dir is None:
             if not args.env:
                 p.error("give --run-dir DIR, or --env ENV to start a new job")
-            run_dir = prepare_job(args.env, seed=args.seed, runs_root=args.runs_dir)
+            run_dir = prepare_job(args.env, seed=args.seed, runs_root=args.runs_dir, device=args.device)
             print(run_dir, flush=True)
         else:
             run_dir = args.run_dir

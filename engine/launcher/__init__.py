@@ -2,7 +2,7 @@
 Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 
 - `plan`: `plan_run` -> `RunPlan` (config, checkpoints, findings, missing ladder roles),
-  `plan_sweep` -> `SweepPlan`, `launch(plan)` -> `RunProcess`, `resume`, `ensure_runs_dir`
+  `plan_sweep` -> `SweepPlan`, `ray_device` (a Ray run given GPUs trains on cuda), `launch(plan)` -> `RunProcess`, `resume`, `ensure_runs_dir`
 - `progress`: `RunProgress` (status, iteration, env steps, SR now, peak, ETA), `peak`, `peak_sr`
 - `pretrain_job`: pretraining an env's checkpoint ladder as a job with a run directory
 - `ladder`: `ladder_rows(env)`: what an env's checkpoint ladder holds
@@ -18,7 +18,7 @@ from .listing import (RunSummary, list_runs, planned_iterations, read_config, re
                       summarize_run)
 from .pretrain_job import active_pretrain, start_pretrain
 from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, SweepPlan, ensure_runs_dir, launch,
-                   plan_run, plan_sweep, resume)
+                   plan_run, plan_sweep, ray_device, resume)
 from .proc import pid_alive
 from .progress import Peak, RunProgress, peak, peak_sr, sr_series
 from .reconcile import reconcile
@@ -29,5 +29,5 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "read_config", "read_findings", "resolve_run", "sr_series", "summarize_run", "pid_alive",
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
-           "launch", "plan_run", "plan_sweep", "resume", "Peak", "RunProgress", "peak", "peak_sr",
+           "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
            "active_pretrain", "start_pretrain"]

@@ -288,6 +288,12 @@ class SweepPlan:
                     out.append((p.env, k, r))
         return out
 
+    def set_device(self, device: str | None) -> None:
+        """Every run on `device` (None: as planned); see `ray_device`."""
+        if device is not None:
+            for r in self.runs:
+                r.plan.cfg.device = device
+
     def jobs(self, runs_dir: str | Path, *, command: str | None = None, name_prefix: str | None = None,
              point: dict | None = None) -> list:
         """`Job`s for `engine.launcher.sweep.Scheduler`; each run directory is written when its
@@ -364,3 +370,27 @@ def plan_sweep(preset: str, overrides: Overrides = None, *, seeds: str | Sequenc
         plan = complete_plan(preset, cfg, {**base, **points[pi]}, runs_dir=runs_dir, on_progress=on_progress)
         sp.runs.append(PlannedRun(pi, points[pi], s, plan))
     return sp
+
+
+def ray_device(overrides: Overrides, gpus_per_run: float | None) -> tuple[Overrides, str | None]:
+    """Where the runs of a Ray sweep train: a run that asks Ray for GPUs (`gpus_per_run` > 0) gets
+    `device = cuda` (Ray makes its GPU the one the worker sees; `maniskill:` envs then run on
+    physx_cuda), one that does not stays on the CPU. Returns the overrides without a `device`
+    key and the device to give every run after planning (`SweepPlan.set_device`; None = as the
+    preset says), so that planning does not ask the launcher's own machine for a GPU. A
+    `--device` that contradicts the request is refused in one line (UserError)."""
+    problems: list = []
+    over = _overrides_dict(overrides, problems)
+    asked = str(over.get("device", "")).strip()
+    if problems or asked not in ("cpu", "cuda"):
+        return overrides, ("cuda" if gpus_per_run else None)  # (bad overrides: planning reports them)
+    if gpus_per_run and asked == "cpu":
+        raise UserError(f"--device cpu with --gpus-per-run {gpus_per_run:g}: a run given a GPU trains on cuda; "
+                        "drop --device cpu (or --gpus-per-run to stay on the CPU)")
+    if not gpus_per_run and asked == "cuda":
+        raise UserError("--device cuda with --backend ray: Ray gives a run a GPU only when it asks for one; "
+                        "add --gpus-per-run (e.g. 1, or 0.5 to share a GPU between two runs)")
+    if asked == "cpu":
+        return overrides, None
+    over.pop("device")
+    return over, "cuda"

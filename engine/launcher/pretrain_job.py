@@ -6,6 +6,8 @@
   `python -m engine pretrain`, as `PLAYGROUND_WORKER` does for runs). Follow it with
   `follow` / `RunWatcher` and `RunProgress`, stop it with `RunProcess.stop` or `stop_run`,
   exactly like a run.
+- `check_device(device)`: the one-line refusal of a device this machine cannot give (cuda
+  where torch sees no GPU), before anything is written.
 - `active_pretrain(env_id, runs_dir)`: the job directory of a live pretraining of that env,
   so that a second front door follows it instead of starting another.
 """
@@ -16,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from engine.jobs.pretrain import is_pretrain_job, prepare_job
+from engine.jobs.pretrain import check_device, is_pretrain_job, prepare_job
 from engine.records import TERMINAL, read_status
 
 from .listing import is_run_dir, read_config
@@ -32,9 +34,11 @@ def pretrain_cmd(run_dir: str | Path) -> list[str]:
     return prefix + ["--run-dir", str(run_dir)]
 
 
-def start_pretrain(env_id: str, *, seed: int = 0, runs_dir: str | Path, command: str | None = None) -> RunProcess:
-    """Prepare a pretraining job for `env_id` under `runs_dir` and start it."""
-    run_dir = prepare_job(env_id, seed=seed, runs_root=runs_dir, command=command)
+def start_pretrain(env_id: str, *, seed: int = 0, runs_dir: str | Path, command: str | None = None,
+                   device: str = "cpu") -> RunProcess:
+    """Prepare a pretraining job for `env_id` under `runs_dir` (on `device`: cpu, or cuda where
+    torch sees a GPU, else UserError) and start it."""
+    run_dir = prepare_job(env_id, seed=seed, runs_root=runs_dir, command=command, device=device)
     return start_worker(run_dir, worker_cmd=pretrain_cmd(run_dir))
 
 

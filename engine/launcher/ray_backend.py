@@ -67,6 +67,8 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
 
     import ray
 
+    import engine
+
     from .spawn import worker_prefix
 
     os.environ.update(env)
@@ -86,7 +88,8 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
     write_worker_info(private, {"pid": p.pid, "pgid": p.pid, "spawned": now_iso(), "spawned_ts": time.time(),
                                 "host": socket.gethostname(), "launcher": "ray", "node_id": node_id, "task_pid": os.getpid(),
                                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                                "private_run_dir": str(private), "attempt": attempt, "cmd": cmd, "resume": resume})
+                                "private_run_dir": str(private), "attempt": attempt, "cmd": cmd, "resume": resume,
+                                "engine_dir": os.path.dirname(os.path.abspath(engine.__file__))})
     streamer = RecordStreamer(private, seeded)
 
     def ship(final: dict | None = None) -> None:

@@ -14,6 +14,14 @@
   initialised Ray (a test's shared instance) is reused and left running.
 - `RayConnection.check_request(cpus, gpus)`: refuses, in one line, a per-run request that no
   node can ever satisfy (GPUs on a cluster without any, more CPUs than the largest node has).
+- Joining a cluster (`--address`, including a `ray://` client) ships this launcher's `engine`
+  package to it (`code_runtime_env`: Ray's `py_modules`), so the nodes run the launcher's code,
+  not whatever version they have installed; they still need the project's dependencies
+  (torch, ManiSkill, ...). `PLAYGROUND_RAY_SHIP_CODE=0` turns the shipping off.
+- Token authentication: Ray 2.60 turns it on for a head started where a token exists
+  (`~/.ray/auth_token`), and a driver or client joining an explicit address only sends a token
+  when `RAY_AUTH_MODE=token` (the token from `RAY_AUTH_TOKEN` or the token file). A client
+  that times out says so in its one-line error.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # run records and checkpoints are small
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+SHIP_CODE_ENV = "PLAYGROUND_RAY_SHIP_CODE"
 
 _ADDR = re.compile(r"^(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 
@@ -159,6 +168,27 @@ def _ray_messages_to_stderr() -> None:
     w.print_to_stdstream = to_stderr
 
 
+def code_runtime_env() -> dict[str, Any] | None:
+    """The runtime env that ships this launcher's `engine` package to a cluster it joins (Ray adds
+    it to the workers' PYTHONPATH, which the engine worker they start inherits); None when
+    `PLAYGROUND_RAY_SHIP_CODE=0`."""
+    if os.environ.get(SHIP_CODE_ENV, "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    import engine
+
+    package = os.path.dirname(os.path.abspath(engine.__file__))
+    return {"py_modules": [package], "excludes": ["__pycache__", "*.pyc"]}
+
+
+def _join_error(address: str, e: BaseException) -> RayClusterError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    hint = ""
+    if "timeout" in first.lower() and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        hint = ("; if the cluster uses token authentication (Ray's default where a token exists), set "
+                "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN")
+    return RayClusterError(f"--address {address}: cannot connect to a Ray cluster there ({first}){hint}")
+
+
 def connect(address: str | None = None, dashboard: bool = False, num_cpus: int | None = None) -> RayConnection:
     """Join the Ray cluster at `address`, or start a local instance on loopback."""
     address = parse_address(address)
@@ -177,10 +207,10 @@ def connect(address: str | None = None, dashboard: bool = False, num_cpus: int |
             ctx = ray.init(**local_init_kwargs(dashboard, num_cpus))
         else:
             try:
-                ctx = ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                ctx = ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                               runtime_env=code_runtime_env())
             except (ConnectionError, RuntimeError, ValueError) as e:
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise RayClusterError(f"--address {address}: cannot connect to a Ray cluster there ({first})") from None
+                raise _join_error(address, e) from None
         conn = RayConnection(ray, address, started_here=True,
                              dashboard_url=getattr(ctx, "dashboard_url", None) or None)
     _ray_messages_to_stderr()

@@ -21,7 +21,9 @@ from ..nets import Actor
 EVAL_SEED_OFFSET = 1_000_003
 
 
-def make_eval_env(env_id: str, num_envs: int, device: str = "cpu", control_mode: str | None = None) -> BatchedEnv:
+def make_eval_env(env_id: str, num_envs: int, *, device: str | torch.device,
+                  control_mode: str | None = None) -> BatchedEnv:
+    """The eval envs of a run, on the run's device (no default: a caller cannot forget it)."""
     return make_env(env_id, num_envs, seed=EVAL_SEED_OFFSET, reward_mode="sparse", autoreset=False,
                     ignore_terminations=True, device=device, control_mode=control_mode)
 

@@ -12,6 +12,12 @@ including MC re-rollouts, wall time, losses) and saves the policy; `resume.pt` c
 needed to continue a stopped run. The loop checks `should_stop()` between iterations; the worker
 may also abandon an iteration in flight (see engine.worker.StopSignal), so a metrics row and its
 save are written as one `critical()` section.
+
+Device: everything follows `cfg.device` (or the `device` given to `Finetuner`): the envs are
+built on it (`maniskill:` envs on 'cuda' run ManiSkill's physx_cuda backend), the networks are
+built on the CPU and moved to it, and the loop's tensors are made where its data is; saved
+files hold CPU tensors only (engine.train.device has the rules). The CUDA path was written and
+reviewed without a GPU and is tested on the CPU only.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from ..config.limits import MC_MAX_BATCH_LITE  # the memory estimate counts with
 from ..config.schema import RunConfig
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
+from .device import built_on_cpu, cpu_tree, make_generators, run_device
 from .evaluation import evaluate, make_eval_env
 from .rollout import Rollout, collect, rollout_values
 from .value_fit import regress_values
@@ -57,48 +64,63 @@ def _finite(name: str, x: torch.Tensor | float | None) -> None:
         raise TrainingError(f"non-finite values in {name}")
 
 
-def load_policy(spec: str, env: BatchedEnv, *, learn_logstd: bool | None = None, what: str = "checkpoint") -> Actor:
-    """A policy from a resolved checkpoint path (or 'none': a fresh network)."""
-    if not spec or spec.lower() == "none":
-        return Actor(env.obs_dim, env.act_dim, learn_logstd=bool(learn_logstd))
-    res = ck.resolve_checkpoint(spec, env.env_id)
-    c = ck.load_checkpoint(res.path)
-    ck.check_compatible(c.meta, env.env_id, env.obs_dim, env.act_dim, what=f"{what} {spec}")
-    return c.build_actor(learn_logstd=learn_logstd)
+def load_policy(spec: str, env: BatchedEnv, *, learn_logstd: bool | None = None, what: str = "checkpoint",
+                device: torch.device | str | None = None) -> Actor:
+    """A policy from a resolved checkpoint path (or 'none': a fresh network), built on the CPU and
+    moved to `device` (default: where the env's observations live)."""
+    with built_on_cpu():
+        if not spec or spec.lower() == "none":
+            actor = Actor(env.obs_dim, env.act_dim, learn_logstd=bool(learn_logstd))
+        else:
+            res = ck.resolve_checkpoint(spec, env.env_id)
+            c = ck.load_checkpoint(res.path)
+            ck.check_compatible(c.meta, env.env_id, env.obs_dim, env.act_dim, what=f"{what} {spec}")
+            actor = c.build_actor(learn_logstd=learn_logstd)
+    return actor.to(env.device if device is None else device)
 
 
-def load_critic(spec: str, env: BatchedEnv) -> Critic | None:
+def load_critic(spec: str, env: BatchedEnv, device: torch.device | str | None = None) -> Critic | None:
     if not spec or spec.lower() == "none":
         return None
     res = ck.resolve_checkpoint(spec, env.env_id)
     c = ck.load_checkpoint(res.path)
     ck.check_compatible(c.meta, env.env_id, env.obs_dim, None, what=f"critic_checkpoint {spec}")
-    return c.build_critic()
+    with built_on_cpu():
+        critic = c.build_critic()
+    return critic.to(env.device if device is None else device)
 
 
 class Finetuner:
+    """One run of `cfg` on `device` (default `cfg.device`; DeviceError when it is 'cuda' and torch
+    sees no GPU here)."""
+
     def __init__(self, cfg: RunConfig, *, run_dir: Path | None = None,
                  on_row: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] = lambda: False,
                  log: Callable[[str], None] = lambda msg: None,
-                 critical: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
+                 critical: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 device: torch.device | str | None = None):
         self.cfg, self.run_dir, self.on_row, self.should_stop, self.log = cfg, run_dir, on_row, should_stop, log
         self.critical = critical  # sections a stop request must not cut in half (a metrics line, a save)
         self.saved_iteration = 0
         from ..runtime import thread_governor
 
         self.threads = thread_governor()  # auto: the idle cores, re-decided every iteration
+        self.device = run_device(cfg.device if device is None else device)
         torch.manual_seed(cfg.seed)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        # gen: CPU (minibatch indices, init seeds); sample_gen: action noise, on the device (the same one on CPU)
+        self.gen, self.sample_gen = make_generators(cfg.seed, self.device)
         self.control_mode = cfg.effective_control_mode
         self.env = make_env(cfg.env, cfg.num_envs, seed=cfg.seed, reward_mode="sparse", autoreset=True,
-                            control_mode=self.control_mode)
-        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs, control_mode=self.control_mode)
-        self.actor = load_policy(cfg.checkpoint, self.env, learn_logstd=cfg.learn_logstd)
-        self.critic = load_critic(cfg.critic_checkpoint, self.env)
+                            control_mode=self.control_mode, device=self.device)
+        self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs, control_mode=self.control_mode, device=self.device)
+        self.actor = load_policy(cfg.checkpoint, self.env, learn_logstd=cfg.learn_logstd, device=self.device)
+        self.critic = load_critic(cfg.critic_checkpoint, self.env, device=self.device)
         needs_critic = cfg.estimator == "gae" or (cfg.estimator == "mc" and cfg.mc_baseline == "critic")
         if self.critic is None and needs_critic:
-            self.critic = Critic(self.env.obs_dim, cfg.critic_layers, cfg.critic_width)
+            with built_on_cpu():
+                self.critic = Critic(self.env.obs_dim, cfg.critic_layers, cfg.critic_width)
+            self.critic = self.critic.to(self.device)
         self.rollout_actor = self._rollout_actor()
         params = [p for p in self.actor.parameters() if p.requires_grad]
         if self.critic is not None and cfg.update == "ppo":
@@ -121,13 +143,13 @@ class Finetuner:
         if cfg.estimator != "mc" or cfg.rollout_policy == "current":
             return None
         spec = cfg.optimal_checkpoint if cfg.rollout_policy == "optimal" else cfg.data_checkpoint
-        return load_policy(spec, self.env, what=f"{cfg.rollout_policy} rollout policy")
+        return load_policy(spec, self.env, what=f"{cfg.rollout_policy} rollout policy", device=self.device)
 
     def _rollout_env(self, n: int) -> BatchedEnv:
         if n not in self._rollout_envs:
             self._rollout_envs[n] = make_env(self.cfg.env, n, seed=self.cfg.seed + 17, reward_mode="sparse",
                                              control_mode=self.control_mode,
-                                             autoreset=False)
+                                             autoreset=False, device=self.device)
         return self._rollout_envs[n]
 
     @property
@@ -153,7 +175,7 @@ class Finetuner:
             from ..algos.mc import mc_estimate
 
             actor = self.rollout_actor or self.actor
-            gen = self.gen
+            gen = self.sample_gen
 
             def policy(o: torch.Tensor) -> torch.Tensor:
                 return actor.act(o, deterministic=cfg.mc_deterministic, generator=gen)
@@ -248,9 +270,10 @@ class Finetuner:
                  "actor": self.actor.state_dict(), "opt": self.opt.state_dict(),
                  "critic": self.critic.state_dict() if self.critic is not None else None,
                  "critic_opt": self.critic_opt.state_dict() if self.critic_opt is not None else None,
-                 "gen": self.gen.get_state()}
+                 "gen": self.gen.get_state(),
+                 "sample_gen": self.sample_gen.get_state() if self.sample_gen is not self.gen else None}
         tmp = ckpt_dir / "resume.pt.tmp"
-        torch.save(state, tmp)
+        torch.save(cpu_tree(state), tmp)  # CPU tensors only: a CUDA run's resume file loads anywhere
         tmp.replace(ckpt_dir / "resume.pt")
 
     def load_resume(self, ckpt_dir: Path) -> None:
@@ -266,6 +289,8 @@ class Finetuner:
             if self.critic_opt is not None and s.get("critic_opt") is not None:
                 self.critic_opt.load_state_dict(s["critic_opt"])
             self.gen.set_state(s["gen"])
+            if self.sample_gen is not self.gen and s.get("sample_gen") is not None:
+                self.sample_gen.set_state(s["sample_gen"])  # (a file from a CPU run has none: keep the seed's)
         except (RuntimeError, KeyError, TypeError, ValueError) as e:
             raise ck.CheckpointError(f"resume file {p} does not match this run's networks "
                                      f"({ck.first_words(e)}); start a new run instead of resuming this one") from None
@@ -287,9 +312,9 @@ class Finetuner:
 
     def _collect_dataset(self) -> Rollout:
         cfg = self.cfg
-        data_actor = load_policy(cfg.data_checkpoint, self.env, what="data_checkpoint")
+        data_actor = load_policy(cfg.data_checkpoint, self.env, what="data_checkpoint", device=self.device)
         obs = self.env.reset(seed=cfg.seed)
-        ro, _ = collect(self.env, data_actor, obs, cfg.num_steps, generator=self.gen,
+        ro, _ = collect(self.env, data_actor, obs, cfg.num_steps, generator=self.sample_gen,
                         keep_states=cfg.estimator == "mc")
         self.env_steps += cfg.num_envs * cfg.num_steps
         return ro
@@ -324,7 +349,7 @@ class Finetuner:
             t_it = time.perf_counter()
             self.threads.adjust()
             if cfg.regime == "online":
-                ro, obs = collect(self.env, self.actor, obs, cfg.num_steps, generator=self.gen,
+                ro, obs = collect(self.env, self.actor, obs, cfg.num_steps, generator=self.sample_gen,
                                   keep_states=cfg.estimator == "mc")
                 self.env_steps += cfg.num_envs * cfg.num_steps
                 batch, astats = self.advantages(ro)

@@ -50,6 +50,12 @@ pass 16.2 s cumulative; the critic fits 3.8 s; evaluation 2.5 s; collection 1.6 
 (2 threads) = 5.5 units wall, 8.8 in CPU time.
 
 Everything lands in `<checkpoints_dir>/<env-slug>/` with an `index.json` (engine.checkpoints).
+
+Device: `device = "cuda"` (`PretrainConfig.device`) builds the envs there (`maniskill:` envs on
+ManiSkill's physx_cuda backend, with the GPU-sized defaults), moves the networks there and
+keeps the loop's tensors there, as finetuning does (engine.train.device has the rules); the
+files written hold CPU tensors. The CUDA path was written and reviewed without a GPU and is
+tested on the CPU only.
 """
 from __future__ import annotations
 
@@ -67,6 +73,7 @@ from ..algos.ppo import ppo_update
 from ..config.schema import resolved_control_mode
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
+from .device import built_on_cpu, make_generators, run_device
 from .evaluation import evaluate, make_eval_env
 from .rollout import collect, rollout_values
 from .value_fit import regress_values
@@ -105,11 +112,12 @@ class PretrainConfig:
     # for MC re-rollouts. Measured here: det SR 0.94 at 0.9 M steps, 1.0 from 1.3 M, stochastic too.
     ignore_terminations: bool = True
     stop_at_det_sr: float | None = None  # smoke tests: stop PPO once det SR reaches this
+    device: str = "cpu"         # cuda: envs (physx_cuda for maniskill:), networks and tensors on the GPU
 
     @classmethod
     def for_env(cls, env_id: str, **overrides) -> "PretrainConfig":
         cfg = cls()
-        if env_id.startswith("maniskill:") and not torch.cuda.is_available():
+        if env_id.startswith("maniskill:") and (overrides.get("device") or "cpu") == "cpu":
             # physx_cpu runs ~250 steps/s per process: a from-scratch ladder on CPU is a long job.
             # (the lr / patience / critic tuning above was measured on pickcube-lite only: not used here)
             cfg = cls(num_envs=8, num_steps=50, total_timesteps=2_000_000, num_eval_envs=16, critic_episodes=64,
@@ -164,12 +172,12 @@ def mc_returns_dataset(env: BatchedEnv, actor: Actor, gamma: float, episodes: in
                        deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """States visited by `actor` (sampling) and their discounted sparse returns, whole episodes only."""
     obs_all, ret_all = [], []
-    gen = torch.Generator().manual_seed(seed)
+    _, gen = make_generators(seed, torch.device(env.device))  # samples actions: on the env's device
     rounds = max(1, math.ceil(episodes / env.num_envs))
     for r in range(rounds):
         obs = env.reset(seed=seed + r)
         T, N = env.max_episode_steps, env.num_envs
-        alive = torch.ones(N, dtype=torch.bool)
+        alive = torch.ones(N, dtype=torch.bool, device=obs.device)
         b_obs, b_rew, b_alive = [], [], []
         for _ in range(T):
             action = actor.act(obs, deterministic=deterministic, generator=gen)
@@ -181,7 +189,7 @@ def mc_returns_dataset(env: BatchedEnv, actor: Actor, gamma: float, episodes: in
             obs = res.obs
             if not alive.any():
                 break
-        ret = torch.zeros(N)
+        ret = torch.zeros(N, device=obs.device)
         rets = []
         for t in reversed(range(len(b_rew))):
             ret = b_rew[t] + gamma * ret * b_alive[t + 1].float() if t + 1 < len(b_rew) else b_rew[t].clone()
@@ -196,10 +204,12 @@ def mc_returns_dataset(env: BatchedEnv, actor: Actor, gamma: float, episodes: in
 def fit_critic(obs: torch.Tensor, returns: torch.Tensor, *, epochs: int, seed: int, layers: int = 3,
                width: int = 256, lr: float = 3e-4, batch_size: int = 512) -> tuple[Critic, float]:
     torch.manual_seed(seed)
-    critic = Critic(obs.shape[1], layers, width)
+    with built_on_cpu():
+        critic = Critic(obs.shape[1], layers, width)
+    critic = critic.to(obs.device)
     opt = torch.optim.Adam(critic.parameters(), lr=lr, eps=1e-5, fused=True)
-    regress_values(critic, opt, obs, returns, epochs=epochs, batch_size=batch_size,
-                   generator=torch.Generator().manual_seed(seed))
+    index_gen, _ = make_generators(seed, obs.device)
+    regress_values(critic, opt, obs, returns, epochs=epochs, batch_size=batch_size, generator=index_gen)
     with torch.no_grad():
         pred = critic(obs)
         r2 = 1.0 - float((pred - returns).pow(2).mean() / returns.var().clamp_min(1e-8))
@@ -217,16 +227,19 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
     out_dir = ck.ladder_dir(env_id, root)
     iter_dir = out_dir / "pretrain"
     iter_dir.mkdir(parents=True, exist_ok=True)
+    dev = run_device(cfg.device)
     torch.manual_seed(seed)
     mode = resolved_control_mode(env_id, cfg.control_mode)
     env = make_env(env_id, cfg.num_envs, seed=seed, reward_mode="dense", autoreset=True,
-                   ignore_terminations=cfg.ignore_terminations, control_mode=mode)
-    eval_env = make_eval_env(env_id, cfg.num_eval_envs, control_mode=mode)
-    actor = Actor(env.obs_dim, env.act_dim, logstd_init=cfg.logstd_init, learn_logstd=True)
-    critic = Critic(env.obs_dim)
+                   ignore_terminations=cfg.ignore_terminations, control_mode=mode, device=dev)
+    eval_env = make_eval_env(env_id, cfg.num_eval_envs, control_mode=mode, device=dev)
+    with built_on_cpu():
+        actor = Actor(env.obs_dim, env.act_dim, logstd_init=cfg.logstd_init, learn_logstd=True)
+        critic = Critic(env.obs_dim)
+    actor, critic = actor.to(dev), critic.to(dev)
     opt = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=cfg.learning_rate, eps=1e-5,
                            fused=True)
-    gen = torch.Generator().manual_seed(seed)
+    gen, sample_gen = make_generators(seed, dev)  # one generator on the CPU, as before
     obs = env.reset(seed=seed)
     history: list[dict] = []
     t0 = time.perf_counter()
@@ -238,7 +251,7 @@ def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
         frac = 1.0 - (it - 1) / iterations
         for g in opt.param_groups:
             g["lr"] = frac * cfg.learning_rate
-        ro, obs = collect(env, actor, obs, cfg.num_steps, generator=gen)
+        ro, obs = collect(env, actor, obs, cfg.num_steps, generator=sample_gen)
         env_steps += cfg.num_envs * cfg.num_steps
         values, next_values = rollout_values(critic, ro)
         adv, ret = gae(ro.rewards, values, next_values, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
@@ -281,12 +294,19 @@ def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed:
     chosen = choose_ladder(history)
     roles: dict[str, dict] = {}
     mode = resolved_control_mode(env_id, cfg.control_mode)
-    eval_env = make_eval_env(env_id, cfg.num_eval_envs, control_mode=mode)
+    dev = run_device(cfg.device)
+    eval_env = make_eval_env(env_id, cfg.num_eval_envs, control_mode=mode, device=dev)
+
+    def policy(file: str) -> Actor:
+        with built_on_cpu():
+            actor = ck.load_checkpoint(out_dir / file).build_actor()
+        return actor.to(dev)
+
     for role in ("start", "expert", "optimal"):
         if role not in chosen:
             continue
         src = chosen[role]
-        actor = ck.load_checkpoint(out_dir / src["file"]).build_actor()
+        actor = policy(src["file"])
         if role == "start":
             actor.set_logstd(START_LOGSTD, learn=False)
         det, sto = _measure(eval_env, actor)
@@ -301,11 +321,11 @@ def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed:
         progress({"phase": "ladder", "role": role, **roles[role]})
     # critics: V^pi fitted to the policy's own sparse MC returns (gamma of the seed's runs)
     data_env = make_env(env_id, min(cfg.critic_episodes, 512 if not env_id.startswith("maniskill:") else cfg.num_envs),
-                        seed=seed + 77, reward_mode="sparse", autoreset=False, control_mode=mode)
+                        seed=seed + 77, reward_mode="sparse", autoreset=False, control_mode=mode, device=dev)
     for role, policy_role in (("critic-expert", "expert"), ("critic-optimal", "optimal")):
         if policy_role not in roles:
             continue
-        actor = ck.load_checkpoint(out_dir / roles[policy_role]["file"]).build_actor()
+        actor = policy(roles[policy_role]["file"])
         actor.set_logstd(cfg.critic_logstd)
         obs, rets = mc_returns_dataset(data_env, actor, cfg.gamma, cfg.critic_episodes, seed=seed + 1000)
         critic, r2 = fit_critic(obs, rets, epochs=cfg.critic_epochs, seed=seed, lr=cfg.critic_lr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..algos.indices import randperm
 from ..nets import Critic
 from ..runtime import tick
 
@@ -13,9 +14,9 @@ def regress_values(critic: Critic, optimizer: torch.optim.Optimizer, obs: torch.
                    max_grad_norm: float | None = None) -> float:
     """`epochs` shuffled passes of 0.5 * (V(s) - target)^2; returns the last minibatch's loss."""
     n = obs.shape[0]
-    loss = torch.tensor(0.0)
+    loss = torch.zeros((), device=obs.device)
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=generator)
+        perm = randperm(n, generator, obs.device)
         for i in range(0, n, batch_size):
             tick()
             idx = perm[i:i + batch_size]
