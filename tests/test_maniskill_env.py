@@ -352,6 +352,9 @@ def test_gpu_backend_logic_runs_on_physx_cpu():
         first = [b.step(a).obs for a in actions]
         b.restore(snap)
         assert all(torch.equal(x, b.step(a).obs) for x, a in zip(first, actions))
+        # the seed's warm-up step on restore leaves nothing behind: elapsed and obs are the snapshot's
+        assert b.warmup_on_restore
+        assert torch.equal(b.restore(snap), snap.obs) and b.u._elapsed_steps.tolist() == snap.elapsed.tolist()
     finally:
         b.close()
 

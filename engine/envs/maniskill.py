@@ -773,6 +773,7 @@ class _GpuBatch:
         if self.max_steps <= 0:
             raise EnvError(f"ManiSkill task {task_id!r} has no registered max_episode_steps; pass max_episode_steps")
         self.act_dim = int(np.prod(self.u.single_action_space.shape))
+        self.warmup_on_restore = True
         self.obs = self.reset(seed)
         self.obs_dim = int(self.obs.shape[1])
 
@@ -809,12 +810,21 @@ class _GpuBatch:
         return ManiSkillState(env_id, sim, self.u._elapsed_steps.to(torch.int64).clone(), self.obs.clone(),
                               [None] * self.n)
 
-    def restore(self, state: ManiSkillState) -> torch.Tensor:
-        sim = _tree_map(lambda t: t.to(self.u.device), state.sim)
-        controller = sim.pop("controller", None)
+    def _set(self, sim: dict, controller) -> None:
         self.u.set_state_dict(sim)
         if controller is not None:
             self.u.agent.set_controller_state(controller)
+
+    def restore(self, state: ManiSkillState) -> torch.Tensor:
+        """Set every env to the snapshot. As the seed's GPU re-rollouts do (`_restore_mc_state` in
+        RL/mc_finetune_awr_parallel.py): set the state, take one zero-action step so that the GPU
+        solver's contact data follows the new poses, then set the state again."""
+        sim = _tree_map(lambda t: t.to(self.u.device), state.sim)
+        controller = sim.pop("controller", None)
+        self._set(sim, controller)
+        if self.warmup_on_restore:
+            self.u.step(torch.zeros((self.n, self.act_dim), device=self.u.device))
+            self._set(sim, controller)
         self.u._elapsed_steps[:] = state.elapsed.to(self.u._elapsed_steps.device, self.u._elapsed_steps.dtype)
         self.obs = state.obs.to(self.device, torch.float32).clone()
         return self.obs.clone()
