@@ -419,3 +419,18 @@ def test_scheduler_retries_a_dead_worker_also_on_the_local_backend(tmp_path, mon
     assert "exit code 3" in dead.failures[0]
     st = read_status(dead.run_dir)
     assert st["retries"] == 1 and "boom" in st["error"]  # the last attempt's log tail, as for any dead worker
+
+
+def test_join_error_hints_token_auth_for_host_port_and_client(monkeypatch):
+    """Measured: joining a head started with token auth fails as 'Failed to connect' (HOST:PORT)
+    or as a timeout (ray://); both lines say how to pass the token, unless it is already set."""
+    from engine.launcher.ray_cluster import _join_error
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    for err in ("Failed to connect to Ray cluster at 127.0.0.1:6390", "ray client connection timeout"):
+        msg = str(_join_error("127.0.0.1:6390", ConnectionError(err)))
+        assert msg.startswith("--address 127.0.0.1:6390: cannot connect") and "RAY_AUTH_MODE=token" in msg
+        assert "\n" not in msg
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert "RAY_AUTH_MODE" not in str(_join_error("x:1", ConnectionError("Failed to connect to Ray cluster at x:1")))
+    assert "RAY_AUTH_MODE" not in str(_join_error("x:1", ValueError("bad address")))

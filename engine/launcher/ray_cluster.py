@@ -183,7 +183,9 @@ def code_runtime_env() -> dict[str, Any] | None:
 def _join_error(address: str, e: BaseException) -> RayClusterError:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
     hint = ""
-    if "timeout" in first.lower() and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+    low = first.lower()
+    if ("timeout" in low or "timed out" in low or "failed to connect" in low) \
+            and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
         hint = ("; if the cluster uses token authentication (Ray's default where a token exists), set "
                 "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN")
     return RayClusterError(f"--address {address}: cannot connect to a Ray cluster there ({first}){hint}")
