@@ -421,3 +421,34 @@ async def test_palette_launch_preset_launches_it(runs, tmp_path, monkeypatch):
         (view,) = app.runs.values()
         await wait_for(pilot, lambda: view.state == "done", what="the fake run to finish")
         assert view.peak_sr == pytest.approx(0.7)
+
+
+def test_runs_table_keeps_run_id_order_whatever_order_runs_are_found(tmp_path):
+    """Runs found in another order (the listing loads them in batches) still show oldest first,
+    and the highlighted run stays highlighted when a row is inserted above it."""
+    from textual.app import App
+
+    from tui.model import RunView
+    from tui.widgets.runs_table import RunsTable
+
+    class One(App):
+        def compose(self):
+            yield RunsTable()
+
+    async def go():
+        app = One()
+        async with app.run_test() as pilot:
+            t = app.query_one(RunsTable)
+            views = {n: RunView(f"20260101-00000{i}-{n}", tmp_path / n) for i, n in enumerate(["alpha", "beta", "gamma"])}
+            t.upsert(views["gamma"])
+            t.select_last()
+            t.upsert(views["alpha"])
+            t.upsert(views["beta"])
+            await pilot.pause()
+            order = [t.get_option_at_index(i).id for i in range(t.row_count)]
+            assert order == [views[n].run_id for n in ("alpha", "beta", "gamma")]
+            assert t.selected_id == views["gamma"].run_id
+            t.upsert(views["beta"])            # an unchanged run: nothing moves
+            assert t.row_count == 3 and t.selected_id == views["gamma"].run_id
+
+    asyncio.run(go())

@@ -58,12 +58,23 @@ class RunsTable(OptionList):
         self._shown: dict[str, dict[str, str]] = {}
 
     def upsert(self, v: RunView) -> None:
-        """Add the run's line, or re-render it when something on it changed."""
+        """Add the run's line in run-id order (ids start with the start time, so oldest first), or
+        re-render it when something on it changed. The highlighted run stays highlighted."""
         new = cells(v)
         old = self._shown.get(v.run_id)
         if old is None:
-            self.add_option(Option(line(new), id=v.run_id))
-        elif new != old:
+            later = [rid for rid in self._shown if rid > v.run_id]
+            self._shown[v.run_id] = new
+            if not later:
+                self.add_option(Option(line(new), id=v.run_id))
+            else:  # it belongs before some rows (runs found in another order): rebuild in order
+                keep = self.selected_id
+                self.clear_options()
+                self.add_options([Option(line(self._shown[rid]), id=rid) for rid in sorted(self._shown)])
+                if keep is not None:
+                    self.highlighted = self.get_option_index(keep)
+            return
+        if new != old:
             self.replace_option_prompt(v.run_id, line(new))
         self._shown[v.run_id] = new
 
