@@ -165,24 +165,15 @@ def thread_governor() -> ThreadGovernor:
     starts the first measuring window). Training loops call `adjust()` once per iteration."""
     global _GOVERNOR
     mode = threads_mode()
-    cap = min(AUTO_MAX_THREADS, usable_cores())
-    limit = _int_env(THREADS_MAX_ENV)
-    if limit is not None:
-        cap = min(cap, limit)
-    if _GOVERNOR is None or _GOVERNOR.mode != mode or _GOVERNOR.cap != max(1, cap):
-        _GOVERNOR = ThreadGovernor(mode=mode, cap=max(1, cap))
+    cap = max(1, min(AUTO_MAX_THREADS, usable_cores(), _int_env(THREADS_MAX_ENV) or AUTO_MAX_THREADS))
+    if _GOVERNOR is None or _GOVERNOR.mode != mode or _GOVERNOR.cap != cap:
+        _GOVERNOR = ThreadGovernor(mode=mode, cap=cap)
         _GOVERNOR.adjust()
     return _GOVERNOR
 
 
-def configure_threads(default: int | None = None) -> int:
-    """Set torch's thread count once for this process (auto or PLAYGROUND_THREADS) and return it.
-    `default` (legacy) is used only when PLAYGROUND_THREADS is unset and auto is not wanted."""
-    if default is not None and THREADS_ENV not in os.environ:
-        import torch
-
-        torch.set_num_threads(max(1, default))
-        return max(1, default)
+def configure_threads() -> int:
+    """Set torch's thread count for this process (auto or PLAYGROUND_THREADS) and return it."""
     return thread_governor().current
 
 

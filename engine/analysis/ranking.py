@@ -349,7 +349,7 @@ def run_ranking(
     """
     from ..runtime import configure_threads
 
-    configure_threads()  # two torch threads on a busy 2-core machine run 10-30x slower
+    configure_threads()  # auto: the idle cores (its MC loops re-decide through runtime.tick)
     t_all = time.perf_counter()
     _check_sizes(num_states, num_actions, gt_rollouts, gamma, iql_steps)
     wanted = tuple(ESTIMATORS if estimators is None else estimators)

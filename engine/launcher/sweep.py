@@ -21,10 +21,9 @@ were stopped are not retried.
 """
 from __future__ import annotations
 
-import os
-
 import itertools
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
