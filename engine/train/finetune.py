@@ -314,7 +314,8 @@ class Finetuner:
         cfg = self.cfg
         data_actor = load_policy(cfg.data_checkpoint, self.env, what="data_checkpoint", device=self.device)
         obs = self.env.reset(seed=cfg.seed)
-        ro, _ = collect(self.env, data_actor, obs, cfg.num_steps, generator=self.sample_gen,
+        # the CPU generator (the sampling one on a CPU run): the same dataset on every device
+        ro, _ = collect(self.env, data_actor, obs, cfg.num_steps, generator=self.gen,
                         keep_states=cfg.estimator == "mc")
         self.env_steps += cfg.num_envs * cfg.num_steps
         return ro
