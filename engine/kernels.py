@@ -22,13 +22,15 @@ differences ~1e-6), deterministic, and independent of the torch thread count
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["FastTanh", "MLP", "onednn_available"]
+__all__ = ["FastTanh", "MLP", "onednn_available", "plain_path"]
 
 _STATE: dict[str, bool] = {}
 
@@ -81,6 +83,21 @@ def onednn_available() -> bool:
                 ok = False
         _STATE["onednn"] = ok
     return ok
+
+
+@contextlib.contextmanager
+def plain_path() -> Iterator[None]:
+    """Inside, `MLP` runs its plain modules on the CPU too: the path CUDA tensors always take
+    (engine.bench.devices compares the two on one batch)."""
+    saved = _STATE.get("onednn")
+    _STATE["onednn"] = False
+    try:
+        yield
+    finally:
+        if saved is None:
+            _STATE.pop("onednn", None)
+        else:
+            _STATE["onednn"] = saved
 
 
 class _LinearFunction(torch.autograd.Function):
