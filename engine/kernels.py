@@ -1,20 +1,21 @@
 """Fast CPU paths for the 3x256 Tanh MLPs every policy and critic here uses.
 
-Measured in this project's torch build (2.13 CPU wheel) on the AMD EPYC CI machines
-(`python -m engine.bench.updates` prints these ratios, measured in one run):
-
-- fp32 matrix products go to MKL, which on AMD CPUs runs well below the chip's AVX-512 speed: a
-  [1000, 256] x [256, 256] product takes ~2.2x as long as oneDNN's. oneDNN ships inside the same
-  wheel (the `mkldnn` ops Inductor uses) and also fuses the tanh into the product.
-- `torch.tanh` itself is ~4x slower than 2*sigmoid(2x) - 1 computed in place.
+- `FastTanh` (always on, public torch ops only): `torch.tanh` is ~4x slower than
+  2*sigmoid(2x) - 1 computed in place; a 4,096-row forward gains ~1.2x from it alone.
+- The oneDNN fused Linear+Tanh (OPT-IN: `PLAYGROUND_ONEDNN=1`): `MLP` then runs each Linear+Tanh
+  pair as one call of torch's PRIVATE op `torch.ops.mkldnn._linear_pointwise` (the one Inductor
+  uses), with an autograd Function for training (backward: tanh's derivative from the saved
+  output, then the input and weight gradients as two more oneDNN products). On AMD CPUs MKL's
+  fp32 products run below the chip's AVX-512 speed and oneDNN's do not, but measured end to end
+  (the headline run at one thread) the gain was within noise, and a private op may change or
+  vanish in any torch release (the macOS arm64 wheel has none), so it is off by default.
+  `python -m engine.bench.onednn` measures its gain over the default path in one run.
 
 `MLP` is an `nn.Sequential` (same modules, same state_dict keys, so every checkpoint loads
-unchanged) whose forward runs each Linear+Tanh pair as one oneDNN `_linear_pointwise` call, with
-an autograd Function for training (backward: tanh's derivative from the saved output, then the
-input and weight gradients as two more oneDNN products). It falls back to the plain
-modules for anything else: non-CPU tensors, non-float32 data, a torch without oneDNN, or
-`PLAYGROUND_ONEDNN=0`. The first use checks oneDNN's result against `F.linear` on a small
-sample and falls back (for the whole process) if they disagree.
+unchanged). Without the opt-in, or where the op is missing (no oneDNN in the torch build),
+for non-CPU tensors and non-float32 data, it runs its modules as they are (Linear, FastTanh).
+The first use of the oneDNN path checks its result against `F.linear` on a small sample and
+falls back (for the whole process) if they disagree.
 
 Results are the same function up to float rounding (products summed in another order: relative
 differences ~1e-6), deterministic, and independent of the torch thread count
@@ -30,7 +31,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["FastTanh", "MLP", "onednn_available", "plain_path"]
+__all__ = ["FastTanh", "MLP", "ONEDNN_ENV", "onednn_available", "onednn_supported", "plain_path"]
+
+ONEDNN_ENV = "PLAYGROUND_ONEDNN"  # "1": use the private oneDNN op (opt-in)
 
 _STATE: dict[str, bool] = {}
 
@@ -65,12 +68,13 @@ def _linear_pointwise(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, 
     return torch.ops.mkldnn._linear_pointwise(x, w, b, act, [], "")
 
 
-def onednn_available() -> bool:
-    """Whether the fused oneDNN path is used in this process (checked once, on first use)."""
-    ok = _STATE.get("onednn")
+def onednn_supported() -> bool:
+    """Whether this torch build has the oneDNN op and it computes Linear+Tanh correctly here
+    (checked once per process, whatever PLAYGROUND_ONEDNN says)."""
+    ok = _STATE.get("supported")
     if ok is None:
         ok = False
-        if os.environ.get("PLAYGROUND_ONEDNN", "1") != "0" and torch.backends.mkldnn.is_available():
+        if torch.backends.mkldnn.is_available():
             try:
                 g = torch.Generator().manual_seed(0)
                 x, w, b = (torch.randn(37, 19, generator=g), torch.randn(23, 19, generator=g),
@@ -81,6 +85,16 @@ def onednn_available() -> bool:
                 ok = got.shape == ref.shape and bool(torch.allclose(got, ref, rtol=1e-4, atol=1e-5))
             except (AttributeError, RuntimeError, NotImplementedError):
                 ok = False
+        _STATE["supported"] = ok
+    return ok
+
+
+def onednn_available() -> bool:
+    """Whether the fused oneDNN path is used in this process: asked for (`PLAYGROUND_ONEDNN=1`,
+    read once) and supported by this torch build."""
+    ok = _STATE.get("onednn")
+    if ok is None:
+        ok = os.environ.get(ONEDNN_ENV, "0").strip() == "1" and onednn_supported()
         _STATE["onednn"] = ok
     return ok
 

@@ -1,7 +1,7 @@
 """Policy and value networks: ManiSkill PPO's sizes by default (3x256 Tanh MLPs, orthogonal init).
 
-The MLPs are `engine.kernels.MLP` (an `nn.Sequential` of Linear and Tanh modules whose forward
-runs on oneDNN's fused linear+tanh on CPU, and `FastTanh` elsewhere): the same modules and
+The MLPs are `engine.kernels.MLP` (an `nn.Sequential` of Linear and `FastTanh` modules; with
+`PLAYGROUND_ONEDNN=1` its forward runs on oneDNN's fused linear+tanh on CPU): the same modules and
 state_dict keys as plain `nn.Sequential(Linear, Tanh, ...)`, so checkpoints load either way.
 
 `Actor` is a Gaussian policy whose mean is an MLP of the observation and whose log-std is one

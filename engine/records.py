@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import oslock
 from .errors import UserError
 from .sr import peak_sr
 
@@ -321,7 +321,7 @@ def append_experiment_log(entry: str, path: Path | None = None, *, run_dir: str 
     path = Path(path or experiments_log_path(run_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        oslock.lock(f.fileno())
         try:
             f.seek(0, os.SEEK_END)  # the position from open() is stale if another writer went first
             if f.tell() == 0:
@@ -329,5 +329,5 @@ def append_experiment_log(entry: str, path: Path | None = None, *, run_dir: str 
             f.write(entry)
             f.flush()
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            oslock.unlock(f.fileno())
     return path

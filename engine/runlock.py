@@ -1,5 +1,6 @@
-"""One worker per run directory: an exclusive `flock` on the run directory itself, held by the
-worker for its whole life.
+"""One worker per run directory: an exclusive lock on the run directory itself (engine.oslock:
+`flock` where fcntl exists; on Windows, where a directory cannot be opened, on the file
+`.runlock` inside it), held by the worker for its whole life.
 
 The launcher takes the lock before it touches a run's records, spawns the worker with the
 locked descriptor (its number in `PLAYGROUND_RUN_LOCK_FD`) and closes its own copy, so there is
@@ -12,16 +13,24 @@ worker, or a launcher that is starting one.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import time
 from pathlib import Path
 
+from . import oslock
+
 LOCK_FD_ENV = "PLAYGROUND_RUN_LOCK_FD"
 
 
+LOCK_FILE = ".runlock"  # only where directories cannot be locked (no fcntl)
+
+
 def _open_dir(run_dir: str | Path) -> int:
-    return os.open(str(run_dir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if oslock.DIRECTORY_LOCKS:
+        return os.open(str(run_dir), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if not Path(run_dir).is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(run_dir))
+    return os.open(str(Path(run_dir) / LOCK_FILE), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOINHERIT", 0), 0o644)
 
 
 def try_lock(run_dir: str | Path) -> int | None:
@@ -29,13 +38,13 @@ def try_lock(run_dir: str | Path) -> int | None:
     process holds it. OSError when the directory cannot be opened."""
     fd = _open_dir(run_dir)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
+        if oslock.lock(fd, blocking=False):
+            return fd
+    except OSError:
         os.close(fd)
-        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return None
         raise
-    return fd
+    os.close(fd)
+    return None
 
 
 def release(fd: int | None) -> None:
@@ -55,10 +64,9 @@ def is_locked(run_dir: str | Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return not oslock.lock(fd, exclusive=False, blocking=False)
+    except OSError:
         return False
-    except OSError as e:
-        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
     finally:
         os.close(fd)
 
@@ -71,8 +79,8 @@ def adopt_or_lock(run_dir: str | Path, wait_s: float = 1.0) -> int | None:
         fd = int(raw)
         try:
             mine, want = os.fstat(fd), os.stat(run_dir)
-            if (mine.st_dev, mine.st_ino) == (want.st_dev, want.st_ino):
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the same open file: already ours
+            # the same open file: already ours (a lock held elsewhere is not)
+            if (mine.st_dev, mine.st_ino) == (want.st_dev, want.st_ino) and oslock.lock(fd, blocking=False):
                 os.set_inheritable(fd, False)  # env subprocesses must not keep the run locked
                 return fd
         except OSError:

@@ -6,7 +6,8 @@ Measured on this 2-core machine (`python -m engine.bench.threads` prints the rat
 - As soon as another process keeps the other core busy, two threads are ~2x SLOWER than one:
   OpenMP threads spin-wait on a core they do not get.
 So a fixed count is wrong either way. `PLAYGROUND_THREADS=auto` (the default) uses as many
-threads as there are idle cores: a `ThreadGovernor` measures, from /proc/stat, how many cores
+threads as there are idle cores: a `ThreadGovernor` measures, from the machine's CPU times
+(psutil: /proc/stat on Linux, the kernel's counters on macOS and Windows), how many cores
 other processes kept busy (all CPU time minus this process's own) since its last look, and
 sets torch's thread count to the idle cores left, between 1 and `AUTO_MAX_THREADS` and never
 above the cores this process may use (affinity, cgroup `cpu.max` quota, `OMP_NUM_THREADS`,
@@ -31,10 +32,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import psutil
+
 THREADS_ENV = "PLAYGROUND_THREADS"
 THREADS_MAX_ENV = "PLAYGROUND_THREADS_MAX"
 AUTO_MAX_THREADS = 4          # 3x256 MLPs on minibatches of ~1,000 rows gain little past 4
-MIN_WINDOW_S = 0.2            # /proc/stat counts in 10 ms ticks: shorter windows are noise
+MIN_WINDOW_S = 0.2            # CPU times count in 10 ms ticks (Linux): shorter windows are noise
 TICK_EVERY_S = 1.0            # `tick()` from the hot loops re-decides at most this often
 IDLE_SLACK = 0.3              # a core counts as idle when at most 70% of it is used by others
 
@@ -66,19 +69,17 @@ def usable_cores() -> int:
     return max(1, n)
 
 
+_NOT_BUSY = ("idle", "iowait", "guest", "guest_nice")  # guest time is already counted inside user
+
+
 def _busy_seconds() -> float | None:
-    """CPU seconds all processes of the machine have spent busy (not idle/iowait), from /proc/stat."""
+    """CPU seconds all processes of the machine have spent busy (not idle / iowait), or None when
+    the platform does not say."""
     try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
+        times = psutil.cpu_times()
+    except (OSError, RuntimeError, psutil.Error):
         return None
-    if not fields or fields[0] != "cpu":
-        return None
-    ticks = [int(x) for x in fields[1:]]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is inside user)
-    return busy / (os.sysconf("SC_CLK_TCK") or 100)
+    return sum(v for k, v in times._asdict().items() if k not in _NOT_BUSY)
 
 
 def threads_mode() -> str | int:
@@ -120,8 +121,8 @@ class ThreadGovernor:
         return n
 
     def idle_cores(self) -> float | None:
-        """Cores other processes left idle since the last look (None when unknown: no /proc/stat, or
-        this is the first look, which only starts the window); starts a new window."""
+        """Cores other processes left idle since the last look (None when unknown: the platform gives
+        no CPU times, or this is the first look, which only starts the window); starts a new window."""
         now = self._snapshot()
         if now is None:
             return None

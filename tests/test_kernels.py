@@ -1,4 +1,6 @@
-"""engine.kernels: the fused oneDNN MLP computes what the plain modules compute, forward and backward."""
+"""engine.kernels: the MLP computes what the plain modules compute, forward and backward, on its
+default path (FastTanh) and on the opt-in oneDNN path wherever this torch build has the op (the
+oneDNN tests skip where it does not)."""
 import copy
 
 import pytest
@@ -16,8 +18,50 @@ def plain_copy(net: MLP) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-def test_onednn_is_used_on_this_machine():
-    assert kernels.onednn_available(), "the CI machines have oneDNN in the torch wheel; the fast path must be on"
+@pytest.fixture(params=["default", "onednn"])
+def path(request, monkeypatch):
+    """Run a test on the default path and on the oneDNN path (skipped where the op is missing)."""
+    monkeypatch.setattr(kernels, "_STATE", {})
+    if request.param == "onednn":
+        if not kernels.onednn_supported():
+            pytest.skip("this torch build has no working torch.ops.mkldnn._linear_pointwise")
+        monkeypatch.setenv(kernels.ONEDNN_ENV, "1")
+        assert kernels.onednn_available()
+    else:
+        monkeypatch.delenv(kernels.ONEDNN_ENV, raising=False)
+        assert not kernels.onednn_available()
+    return request.param
+
+
+def test_onednn_is_opt_in(monkeypatch):
+    for value, want in ((None, False), ("0", False), ("yes", False), ("1", None)):
+        monkeypatch.setattr(kernels, "_STATE", {})
+        if value is None:
+            monkeypatch.delenv(kernels.ONEDNN_ENV, raising=False)
+        else:
+            monkeypatch.setenv(kernels.ONEDNN_ENV, value)
+        assert kernels.onednn_available() is (kernels.onednn_supported() if want is None else want), value
+
+
+def test_a_torch_without_the_onednn_op_falls_back(monkeypatch):
+    """PLAYGROUND_ONEDNN=1 on a torch whose mkldnn ops are gone: the plain path, the same numbers."""
+    torch.manual_seed(4)
+    net = mlp(21, 4, 3, 64)
+    x = torch.randn(40, 21)
+    with torch.no_grad():
+        ref = plain_copy(net)(x)
+
+    def missing(*a, **k):
+        raise AttributeError("'_OpNamespace' 'mkldnn' object has no attribute '_linear_pointwise'")
+
+    monkeypatch.setattr(kernels, "_STATE", {})
+    monkeypatch.setattr(kernels, "_linear_pointwise", missing)
+    monkeypatch.setenv(kernels.ONEDNN_ENV, "1")
+    assert not kernels.onednn_supported() and not kernels.onednn_available()
+    xa = x.clone().requires_grad_()
+    out = net(xa)
+    out.square().sum().backward()
+    assert torch.allclose(out.detach(), ref, atol=1e-5) and xa.grad is not None
 
 
 def test_fast_tanh_matches_torch_tanh_forward_and_backward():
@@ -33,7 +77,7 @@ def test_fast_tanh_matches_torch_tanh_forward_and_backward():
 
 
 @pytest.mark.parametrize("rows", [1, 7, 1000, 5000])
-def test_fused_mlp_matches_plain_modules(rows):
+def test_fused_mlp_matches_plain_modules(rows, path):
     torch.manual_seed(0)
     net = mlp(21, 4, 3, 256, out_std=0.5)
     ref = plain_copy(net)
@@ -49,7 +93,7 @@ def test_fused_mlp_matches_plain_modules(rows):
     assert torch.allclose(xa.grad, xb.grad, rtol=1e-3, atol=1e-6)
 
 
-def test_fused_mlp_gradcheck_shapes_and_frozen_weights():
+def test_fused_mlp_gradcheck_shapes_and_frozen_weights(path):
     torch.manual_seed(1)
     net = mlp(5, 2, 2, 8)
     for p in net.parameters():
@@ -64,7 +108,7 @@ def test_fused_mlp_gradcheck_shapes_and_frozen_weights():
     assert net(torch.randn(2, 3, 5)).shape == (2, 3, 2)
 
 
-def test_fallbacks_give_the_same_function(monkeypatch):
+def test_fallbacks_give_the_same_function(monkeypatch, path):
     torch.manual_seed(2)
     net = mlp(21, 1, 3, 64)
     x = torch.randn(50, 21)
@@ -87,7 +131,7 @@ def test_state_dicts_are_those_of_plain_sequentials():
     assert isinstance(Critic(21).net, MLP) and isinstance(QNetwork(21, 4).net, MLP)
 
 
-def test_awr_style_training_descends_with_the_fused_path():
+def test_awr_style_training_descends_with_the_fused_path(path):
     torch.manual_seed(3)
     actor = Actor(21, 4)
     opt = torch.optim.Adam(actor.parameters(), lr=1e-3)

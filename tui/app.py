@@ -30,8 +30,12 @@ from .screens.monitor import MonitorScreen
 
 class PlaygroundApp(App):
     TITLE = "Offline RL Playground"
+    # Not DEFAULT_MODE = "launch": on Python 3.12+ `App.run` runs asyncio tasks eagerly
+    # (asyncio.eager_task_factory), so the first mode's screen mounts its Inputs before Textual
+    # puts it on its (then empty) stack, and their watchers fail with ScreenStackError ("No
+    # screens on stack"); the app stops taking keys. Switching from the default mode in
+    # on_mount mounts it while another screen is current (tests/test_tui_snapshots.py).
     MODES = {"launch": LaunchScreen, "monitor": MonitorScreen}
-    DEFAULT_MODE = "launch"
     COMMANDS = App.COMMANDS | {PlaygroundCommands}
     BINDINGS = [
         Binding("f2", "show_launch", "Launch screen", priority=True),
@@ -53,9 +57,10 @@ class PlaygroundApp(App):
         self.launch_screen: LaunchScreen | None = None
 
     # --- life cycle ----------------------------------------------------------------------
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         import threading
 
+        await self.switch_mode("launch")
         self._thread = threading.Thread(target=self.follower.loop, name="runs-follower", daemon=True)
         self._thread.start()
 

@@ -18,9 +18,10 @@ gradient steps; the best of `--repeats` interleaved timings is kept. Printed: sa
 the ratio update / bare (1.0 = no overhead), and process CPU seconds beside wall time.
 
 Then the kernels (`engine.kernels`): the same AWR update, and an MC-style no-grad forward of
-4,096 rows, with the networks' `MLP` (oneDNN fused linear+tanh) against the same weights in plain
-`nn.Sequential(Linear, Tanh, ...)` modules (MKL products, torch.tanh): the ratio plain / fused
-is the speed-up the kernels give on this machine.
+4,096 rows, with the networks' `MLP` (FastTanh; oneDNN fused linear+tanh with PLAYGROUND_ONEDNN=1)
+against the same weights in plain `nn.Sequential(Linear, Tanh, ...)` modules (torch.tanh): the
+ratio plain / fused is the speed-up the kernels give on this machine (`engine.bench.onednn`
+measures the oneDNN opt-in alone).
 """
 from __future__ import annotations
 
@@ -179,7 +180,7 @@ def kernels_vs_plain(actor: Actor, d: dict, epochs: int, repeats: int, out=print
     f_fwd(), p_fwd()
     r = _pair(p_fwd, f_fwd, 25, repeats)
     res["forward_plain_over_fused"], res["forward_plain_over_fused_cpu"] = r["ratio"], r["ratio_cpu"]
-    out(f"  kernels (oneDNN fused linear+tanh {'on' if res['onednn'] else 'OFF: plain modules on both sides'}): "
+    out(f"  kernels ({'oneDNN fused linear+tanh, PLAYGROUND_ONEDNN=1' if res['onednn'] else 'FastTanh'}): "
         f"plain torch modules / fused MLP = {res['awr_plain_over_fused']:.2f} wall, "
         f"{res['awr_plain_over_fused_cpu']:.2f} CPU for the AWR update; {res['forward_plain_over_fused']:.2f} wall, "
         f"{res['forward_plain_over_fused_cpu']:.2f} CPU for a 4,096-row forward (MC re-rollouts)")

@@ -8,8 +8,9 @@ of a run's memory checked before anything is written.
 - `estimate_memory(cfg)`: the run's peak resident memory in bytes, term by term.
 - `check_fits(cfg)`: a `LimitError` (one line: what the run needs, what this machine has, and
   the largest `num_envs` that would fit) when the estimate exceeds the memory available now
-  (`MemAvailable` of /proc/meminfo, capped by a cgroup limit; `$PLAYGROUND_MEM_AVAILABLE_MIB`
-  overrides it, for tests and for users who know better).
+  (psutil's `available`: MemAvailable on Linux, what the kernel reports on macOS and Windows;
+  capped by a cgroup limit; `$PLAYGROUND_MEM_AVAILABLE_MIB` overrides it, for tests and for users
+  who know better).
 
 The constants were measured on the 2-core, 24 GiB development machine (engine/bench/maniskill_hosting.py
 prints the ManiSkill ones): a ManiSkill PickCube-v1 worker process holds about 430 MiB, each
@@ -24,6 +25,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from ..errors import UserError
 from .schema import RunConfig
@@ -134,13 +137,9 @@ def available_memory() -> int | None:
             return int(float(raw) * MIB)
         except ValueError:
             pass
-    avail = None
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
-                break
-    except (OSError, ValueError, IndexError):
+        avail = int(psutil.virtual_memory().available)
+    except (OSError, RuntimeError, psutil.Error):
         return None
     limit = _cgroup_limit()
     if avail is not None and limit is not None:

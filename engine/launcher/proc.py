@@ -1,59 +1,33 @@
 """Process liveness and termination for run workers, including workers started by another
-launcher process.
+launcher process. Process facts come from psutil (Linux, macOS, Windows alike); no /proc.
 
 `pid_alive(pid, started=None)` is true when a process with that pid exists, is not a zombie,
 and (when the run's ISO `started` time is known) did not start after the run did: a pid that
 was reused by an unrelated, younger process after the worker died counts as dead.
 
-`is_worker_of(pid, run_dir, cmd=None)` checks a live pid's command line (`/proc/PID/cmdline`)
-against the worker of that run directory, and `terminate(pid, grace_s, run_dir=...)` is the
-one way the launcher stops a worker: SIGTERM to its process group, SIGKILL after `grace_s`,
-and nothing at all for a pid that is not that run's worker (a pid taken from a stale or
-edited `status.json`).
+`is_worker_of(pid, run_dir, cmd=None)` checks a live pid's command line against the worker of
+that run directory, and `terminate(pid, grace_s, run_dir=...)` is the one way the launcher
+stops a worker: SIGTERM to its process group, SIGKILL after `grace_s`, and nothing at all for a
+pid that is not that run's worker (a pid taken from a stale or edited `status.json`).
 """
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import os
 import signal
 import time
 from pathlib import Path
 
-_BOOT_TIME: float | None = None
+import psutil
+
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
-def _boot_time() -> float | None:
-    global _BOOT_TIME
-    if _BOOT_TIME is None:
-        try:
-            for line in Path("/proc/stat").read_text().splitlines():
-                if line.startswith("btime "):
-                    _BOOT_TIME = float(line.split()[1])
-                    break
-        except OSError:
-            return None
-    return _BOOT_TIME
-
-
-def _proc_stat(pid: int) -> tuple[str, float | None] | None:
-    """(state letter, start time as a unix timestamp) from /proc, or None when unavailable."""
+def _process(pid: int) -> psutil.Process | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
-    # the command name (field 2) is in parentheses and may hold spaces: split after the last ')'
-    rest = raw[raw.rfind(")") + 2:].split()
-    state = rest[0] if rest else "?"
-    start = None
-    try:
-        ticks = int(rest[19])  # field 22 (starttime), counted from field 3
-        boot = _boot_time()
-        if boot is not None:
-            start = boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (IndexError, ValueError, OSError):
-        pass
-    return state, start
 
 
 def parse_iso(text: str | None) -> float | None:
@@ -73,50 +47,52 @@ def valid_pid(pid: object) -> bool:
 def pid_alive(pid: int | None, started: str | None = None) -> bool:
     """Whether `pid` is a live (non-zombie) process that could be the worker of a run that
     started at `started` (ISO time, seconds precision)."""
-    if not valid_pid(pid):
+    if not valid_pid(pid) or not psutil.pid_exists(pid):  # type: ignore[arg-type]
         return False
+    p = _process(pid)  # type: ignore[arg-type]
+    if p is None:
+        return psutil.pid_exists(pid)  # type: ignore[arg-type]  # exists, but psutil may not look
     try:
-        os.kill(pid, 0)  # type: ignore[arg-type]
-    except OSError as e:
-        if e.errno == errno.ESRCH:
+        if p.status() in _GONE:
             return False
-        if e.errno != errno.EPERM:  # EPERM: exists, owned by someone else
-            return False
-    st = _proc_stat(pid)
-    if st is None:
-        return True
-    state, proc_start = st
-    if state in ("Z", "X", "x"):
+        proc_start = p.create_time()
+    except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:
+        return True
     t0 = parse_iso(started)
-    if t0 is not None and proc_start is not None and proc_start > t0 + 5.0:
+    if t0 is not None and proc_start > t0 + 5.0:
         return False  # a younger process reusing the pid
     return True
 
 
 def group_of(pid: int) -> int | None:
-    """The process group id of `pid`, or None when it is gone."""
+    """The process group id of `pid`, or None when it is gone (or the platform has none)."""
     try:
         return os.getpgid(pid)
-    except OSError:
+    except (OSError, AttributeError):
         return None
 
 
 def cmdline(pid: int) -> list[str] | None:
-    """The argv of a live process, or None when /proc cannot tell (gone, or not Linux)."""
+    """The argv of a live process, or None when it cannot be told (gone, or not ours to read)."""
+    p = _process(pid)
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        argv = p.cmdline() if p is not None else None
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
         return None
-    return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0") if a] or None
+    return [str(a) for a in argv] if argv else None
 
 
 def _same_dir(arg: str, run_dir: Path, pid: int) -> bool:
     p = Path(arg)
     if not p.is_absolute():
+        proc = _process(pid)
         try:
-            p = Path(os.readlink(f"/proc/{pid}/cwd")) / p
-        except OSError:
+            p = Path(proc.cwd()) / p if proc is not None else None  # type: ignore[assignment]
+        except (psutil.Error, OSError):
+            return False
+        if p is None:
             return False
     try:
         return p.resolve() == run_dir.resolve()
