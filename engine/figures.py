@@ -7,8 +7,13 @@ figure.
   and the preset's expected SR) of run directories.
 - `sr_figure(curves, title=)`: a `matplotlib.figure.Figure` (no pyplot, no GUI backend:
   safe from any thread).
-- `save_sr_figure(curves, out)`: writes the file; the format follows the suffix;
+- `save_sr_figure(curves, out, dpi=)`: writes the file; the format follows the suffix;
   `export_sr_overlay(run_dirs, out)` does both steps for run directories.
+- `group_curves(run_dirs)`: runs grouped by configuration (engine.analysis.stats.group_runs):
+  a group of several seeds is one curve, the IQM over seeds per evaluation, with `low`/`high`
+  (its 95% bootstrap CI) drawn as a band; a single run stays a plain line. The legend names the
+  configuration (preset and the keys that differ) and n; a caption line under the axes says
+  what the line and the band are.
 
 matplotlib is imported only when a figure is made.
 """
@@ -31,6 +36,14 @@ class Curve:
     preset: str | None = None
     expected_sr: float | None = None      # the seed's SR for the preset, 0..1
     meta: dict = field(default_factory=dict)
+    low: list[float] | None = None        # a group's band (0..1): the 95% CI of `sr` at each point
+    high: list[float] | None = None
+    n: int = 1                            # runs (seeds) behind the curve
+
+
+BAND_CAPTION = ("Line: IQM of the success rate over seeds at each evaluation; band: its 95% stratified bootstrap "
+                "CI (10,000 resamples). Groups: runs with the same resolved config except the seed; "
+                "single runs: plain lines.")
 
 
 def curve_from_rows(label: str, rows: Iterable[dict], *, preset: str | None = None,
@@ -61,9 +74,30 @@ def curves_of_runs(run_dirs: Sequence[str | Path]) -> list[Curve]:
     return [curve_of_run(d) for d in run_dirs]
 
 
+def group_curves(run_dirs: Sequence[str | Path]) -> list[Curve]:
+    """One curve per configuration: the IQM over seeds with its CI band, or a single run's line."""
+    from engine.analysis.stats import band, group_runs
+    from engine.config.loading import preset_metadata
+    from engine.records import read_metrics
+
+    out = []
+    for g in group_runs(run_dirs):
+        expected = preset_metadata(g.preset).get("expected_sr") if g.config.get("preset") else None
+        expected = float(expected) if isinstance(expected, (int, float)) else None
+        if len(g.run_dirs) == 1:
+            c = curve_of_run(g.run_dirs[0], label=f"{g.label} (1 run)")
+            out.append(c)
+            continue
+        b = band([read_metrics(d) for d in g.run_dirs])
+        out.append(Curve(f"{g.label} (n={len(g.run_dirs)})", b["env_steps"], b["iqm"], g.config.get("preset") or None,
+                         expected, {"runs": [d.name for d in g.run_dirs]}, b["low"], b["high"], len(g.run_dirs)))
+    return out
+
+
 def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env steps", width_in: float = 8.0,
-              height_in: float = 4.8):
-    """One axes: every curve (SR in percent) against env steps, the expected SRs dashed."""
+              height_in: float = 4.8, caption: str | None = None):
+    """One axes: every curve (SR in percent) against env steps, bands where a curve has them,
+    the expected SRs dashed, and `caption` (default: the band's meaning when a band is drawn)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import EngFormatter, PercentFormatter
 
@@ -73,6 +107,9 @@ def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env step
     for i, c in enumerate(curves):
         ax.plot(c.env_steps, [100 * y for y in c.sr], marker="o", markersize=3, linewidth=1.6,
                 color=colors[i % len(colors)], label=c.label)
+        if c.low is not None and c.high is not None:
+            ax.fill_between(c.env_steps, [100 * y for y in c.low], [100 * y for y in c.high],
+                            color=colors[i % len(colors)], alpha=0.2, linewidth=0)
     shown: set[str] = set()
     for i, c in enumerate(curves):
         key = c.preset or c.label
@@ -81,8 +118,8 @@ def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env step
         shown.add(key)
         ax.axhline(100 * c.expected_sr, linestyle="--", linewidth=1.2, color=colors[i % len(colors)], alpha=0.8,
                    label=f"seed's SR for {c.preset or c.label}: {100 * c.expected_sr:.1f}%")
-    ax.set_xlabel("env steps (MC re-rollouts included)")
-    ax.set_ylabel("success rate (deterministic eval)")
+    ax.set_xlabel("environment steps (count; MC re-rollouts included)")
+    ax.set_ylabel("success rate (%, deterministic eval)")
     ax.set_ylim(0, 102)
     ax.yaxis.set_major_formatter(PercentFormatter(100))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
@@ -91,22 +128,29 @@ def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env step
     ax.set_title(title)
     if curves:
         ax.legend(loc="best", fontsize="small")
+    if caption is None and any(c.low is not None for c in curves):
+        caption = BAND_CAPTION
+    if caption:
+        fig.supxlabel(caption, fontsize="x-small", wrap=True)
     return fig
 
 
-def save_sr_figure(curves: Sequence[Curve], out: str | Path, *, title: str = "Success rate vs env steps") -> Path:
-    """Write the figure of `curves` to `out` (.png, .svg or .pdf); UserError for another suffix
-    or an unwritable place."""
+def save_sr_figure(curves: Sequence[Curve], out: str | Path, *, title: str = "Success rate vs env steps",
+                   dpi: int = 100, caption: str | None = None) -> Path:
+    """Write the figure of `curves` to `out` (.png, .svg or .pdf) at `dpi` (raster resolution);
+    UserError for another suffix, a dpi out of 50..1200 or an unwritable place."""
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out}: the figure is written as {', '.join(FORMATS)}; give a file name ending "
                         "in one of them")
+    if not 50 <= dpi <= 1200:
+        raise UserError(f"--dpi {dpi}: give a resolution between 50 and 1200 (300 for print)")
     if not any(c.env_steps for c in curves):
         raise UserError("no evaluations yet in these runs: nothing to draw")
-    fig = sr_figure(curves, title=title)
+    fig = sr_figure(curves, title=title, caption=caption)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format=out.suffix.lower().lstrip("."))
+        fig.savefig(out, format=out.suffix.lower().lstrip("."), dpi=dpi)
     except OSError as e:
         raise UserError(f"--out {out}: cannot write the figure ({e.strerror or e})") from None
     return out
