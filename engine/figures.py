@@ -19,6 +19,7 @@ matplotlib is imported only when a figure is made.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -95,7 +96,7 @@ def group_curves(run_dirs: Sequence[str | Path]) -> list[Curve]:
 
 
 def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env steps", width_in: float = 8.0,
-              height_in: float = 4.8, caption: str | None = None):
+              height_in: float = 4.8, caption: str | None = None, xscale: str = "linear"):
     """One axes: every curve (SR in percent) against env steps, bands where a curve has them,
     the expected SRs dashed, and `caption` (default: the band's meaning when a band is drawn)."""
     from matplotlib.figure import Figure
@@ -122,8 +123,11 @@ def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env step
     ax.set_ylabel("success rate (%, deterministic eval)")
     ax.set_ylim(0, 102)
     ax.yaxis.set_major_formatter(PercentFormatter(100))
+    if xscale == "log":  # runs of very different lengths in one figure; x = 0 (the start) is left out
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0)
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.set_xlim(left=0)
     ax.grid(True, alpha=0.3)
     ax.set_title(title)
     if curves:
@@ -131,12 +135,12 @@ def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env step
     if caption is None and any(c.low is not None for c in curves):
         caption = BAND_CAPTION
     if caption:
-        fig.supxlabel(caption, fontsize="x-small", wrap=True)
+        fig.supxlabel(textwrap.fill(caption, width=int(15 * width_in)), fontsize="x-small")
     return fig
 
 
 def save_sr_figure(curves: Sequence[Curve], out: str | Path, *, title: str = "Success rate vs env steps",
-                   dpi: int = 100, caption: str | None = None) -> Path:
+                   dpi: int = 100, caption: str | None = None, xscale: str = "linear") -> Path:
     """Write the figure of `curves` to `out` (.png, .svg or .pdf) at `dpi` (raster resolution);
     UserError for another suffix, a dpi out of 50..1200 or an unwritable place."""
     out = Path(out)
@@ -147,7 +151,7 @@ def save_sr_figure(curves: Sequence[Curve], out: str | Path, *, title: str = "Su
         raise UserError(f"--dpi {dpi}: give a resolution between 50 and 1200 (300 for print)")
     if not any(c.env_steps for c in curves):
         raise UserError("no evaluations yet in these runs: nothing to draw")
-    fig = sr_figure(curves, title=title, caption=caption)
+    fig = sr_figure(curves, title=title, caption=caption, xscale=xscale)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, format=out.suffix.lower().lstrip("."), dpi=dpi)

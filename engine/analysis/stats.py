@@ -20,6 +20,10 @@ The resampling is scipy.stats.bootstrap (10,000 resamples, percentile intervals 
 defaults, a fixed generator seed so the numbers are reproducible). rliable itself was measured
 and not used: rliable 1.2.0 installs beside our pins but fails at import (its `arch` 7.2.0
 dependency raises a TypeError under pandas 3.1).
+
+numpy and scipy.stats are imported where a statistic is computed, not at module top: importing
+scipy.stats took 4.5 of the 5.9 s `import engine.cli.app` took (measured with -X importtime on the
+loaded 2-core machine), and every `playground` command imports this module through the launcher.
 """
 from __future__ import annotations
 
@@ -27,9 +31,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
-
-import numpy as np
-from scipy import stats as st
 
 from engine.records import read_metrics
 from engine.sr import is_iteration_row, peak_sr, sr_value
@@ -44,10 +45,15 @@ CI_METHOD = "percentile"
 
 def iqm(x: Any, axis: int = -1) -> Any:
     """Interquartile mean: the mean of the middle 50% (scipy.stats.trim_mean, 25% cut each side)."""
+    from scipy import stats as st
+
     return st.trim_mean(x, 0.25, axis=axis)
 
 
 def _ci(data: tuple, statistic) -> list[float]:
+    import numpy as np
+    from scipy import stats as st
+
     res = st.bootstrap(data, statistic, n_resamples=N_RESAMPLES, confidence_level=CONFIDENCE, method=CI_METHOD,
                        rng=np.random.default_rng(RNG_SEED), vectorized=True, axis=-1)
     ci = res.confidence_interval
@@ -56,6 +62,8 @@ def _ci(data: tuple, statistic) -> list[float]:
 
 def describe(values: Sequence[float]) -> dict[str, Any] | None:
     """n, mean, IQM, median, min, max and the IQM's 95% bootstrap CI of `values` (None when empty)."""
+    import numpy as np
+
     x = np.asarray([float(v) for v in values if v is not None], dtype=float)
     if x.size == 0:
         return None
@@ -71,12 +79,17 @@ def describe(values: Sequence[float]) -> dict[str, Any] | None:
 
 
 def _p(x: Any, y: Any, axis: int = -1) -> Any:
+    import numpy as np
+    from scipy import stats as st
+
     nx, ny = np.shape(x)[axis], np.shape(y)[axis]
     return st.mannwhitneyu(x, y, axis=axis, method="asymptotic").statistic / (nx * ny)
 
 
 def p_improve(x: Sequence[float], y: Sequence[float]) -> dict[str, Any] | None:
     """P(X > Y) over runs (ties count half) and its 95% stratified bootstrap CI; None when a side is empty."""
+    import numpy as np
+
     a = np.asarray([float(v) for v in x if v is not None], dtype=float)
     b = np.asarray([float(v) for v in y if v is not None], dtype=float)
     if a.size == 0 or b.size == 0:
@@ -144,31 +157,33 @@ def config_key(conf: dict) -> tuple:
 
 
 def group_runs(run_dirs: Sequence[str | Path], configs: Sequence[dict] | None = None) -> list[Group]:
-    """Runs grouped by resolved config (in the order first seen); labels: preset + the keys that differ."""
+    """Runs grouped by resolved config (in the order first seen), each labelled by its preset and the
+    keys in which it differs from the other groups of the same preset (a preset names the rest)."""
     confs = list(configs) if configs is not None else [read_config(d) for d in run_dirs]
     groups: dict[tuple, Group] = {}
     for d, c in zip(run_dirs, confs):
         k = config_key(c)
         groups.setdefault(k, Group(k, {x: y for x, y in c.items() if x not in NOT_CONFIG})).run_dirs.append(Path(d))
     out = list(groups.values())
-    keys = sorted({k for g in out for k in g.config} - {"preset"})
-    differ = [k for k in keys if len({repr(g.config.get(k)) for g in out}) > 1]
     for g in out:
-        parts = [f"{k}={g.config.get(k, '-')}" for k in differ if not (k.endswith("checkpoint") and len(out) > 1
-                                                                      and _same_name(out, k))]
-        g.label = " ".join([g.preset, *parts])
+        same = [h for h in out if h.preset == g.preset]
+        keys = sorted({k for h in same for k in h.config} - {"preset"})
+        differ = [k for k in keys if len({_shown(h.config.get(k), k) for h in same}) > 1]
+        g.label = " ".join([g.preset, *(f"{k}={_shown(g.config.get(k, '-'), k)}" for k in differ)])
     return out
 
 
-def _same_name(groups: Sequence[Group], key: str) -> bool:
-    """Checkpoint paths that differ only in folder (another worktree's ladder) say nothing in a legend."""
-    return len({Path(str(g.config.get(key))).name for g in groups}) == 1
+def _shown(value: Any, key: str) -> str:
+    """A config value as a legend shows it: a checkpoint by its file name, not its folder."""
+    return Path(str(value)).name if key.endswith("checkpoint") else str(value)
 
 
 def band(series: Sequence[Sequence[dict]]) -> dict[str, list]:
     """Per evaluation that every run of a group has (by iteration): mean env steps, IQM of SR, 95% CI.
 
     `series`: per run, its evaluation rows (`iteration`, `env_steps`, `sr`)."""
+    import numpy as np
+
     per_run = [{r["iteration"]: r for r in rows if is_iteration_row(r) and sr_value(r) is not None} for rows in series]
     common = sorted(set.intersection(*(set(p) for p in per_run))) if per_run else []
     xs, mid, lo, hi = [], [], [], []
