@@ -19,6 +19,7 @@ matplotlib is imported only when a figure is made.
 """
 from __future__ import annotations
 
+import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,21 +78,18 @@ def curves_of_runs(run_dirs: Sequence[str | Path]) -> list[Curve]:
 
 def group_curves(run_dirs: Sequence[str | Path]) -> list[Curve]:
     """One curve per configuration: the IQM over seeds with its CI band, or a single run's line."""
-    from engine.analysis.stats import band, group_runs
+    from engine.analysis.stats import grouped_series, read_config
     from engine.config.loading import preset_metadata
     from engine.records import read_metrics
 
     out = []
-    for g in group_runs(run_dirs):
-        expected = preset_metadata(g.preset).get("expected_sr") if g.config.get("preset") else None
+    for g in grouped_series([(d, read_config(d), read_metrics(Path(d))) for d in run_dirs]):
+        expected = preset_metadata(g["preset"]).get("expected_sr") if g["preset"] else None
         expected = float(expected) if isinstance(expected, (int, float)) else None
-        if len(g.run_dirs) == 1:
-            c = curve_of_run(g.run_dirs[0], label=f"{g.label} (1 run)")
-            out.append(c)
-            continue
-        b = band([read_metrics(d) for d in g.run_dirs])
-        out.append(Curve(f"{g.label} (n={len(g.run_dirs)})", b["env_steps"], b["iqm"], g.config.get("preset") or None,
-                         expected, {"runs": [d.name for d in g.run_dirs]}, b["low"], b["high"], len(g.run_dirs)))
+        n = g["n"]
+        label = f"{g['label']} ({'1 run' if n == 1 else f'n={n}'})"
+        out.append(Curve(label, g["env_steps"], g["sr"], g["preset"], expected, {"runs": g["runs"]}, g["low"],
+                         g["high"], g["n"]))
     return out
 
 
@@ -152,10 +150,13 @@ def save_sr_figure(curves: Sequence[Curve], out: str | Path, *, title: str = "Su
     if not any(c.env_steps for c in curves):
         raise UserError("no evaluations yet in these runs: nothing to draw")
     fig = sr_figure(curves, title=title, caption=caption, xscale=xscale)
-    try:
+    tmp = out.with_name(f".{out.name}.part")
+    try:  # written whole or not at all: a reader never sees half a file
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format=out.suffix.lower().lstrip("."), dpi=dpi)
+        fig.savefig(tmp, format=out.suffix.lower().lstrip("."), dpi=dpi)
+        os.replace(tmp, out)
     except OSError as e:
+        tmp.unlink(missing_ok=True)
         raise UserError(f"--out {out}: cannot write the figure ({e.strerror or e})") from None
     return out
 

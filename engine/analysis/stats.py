@@ -15,6 +15,9 @@ UI-free; used by `sweep`, `reproduce`, `compare --group` and the TUI's grouped o
 - `group_runs(run_dirs)`: runs grouped by resolved config (every key but the seed, the
   exp_name and the command), with a label naming the preset and the keys that differ.
 - `band(curves)`: per evaluation of a group, mean env steps, IQM of SR and its 95% CI.
+- `grouped_series(runs)`: for (run_dir, config, rows) triples, one SR series per configuration:
+  a group's IQM with `low`/`high` (its band), or a single run's own points (what figures and
+  the TUI's grouped overlay draw).
 
 The resampling is scipy.stats.bootstrap (10,000 resamples, percentile intervals as rliable's
 defaults, a fixed generator seed so the numbers are reproducible). rliable itself was measured
@@ -196,3 +199,22 @@ def band(series: Sequence[Sequence[dict]]) -> dict[str, list]:
         lo.append(ci[0])
         hi.append(ci[1])
     return {"iterations": common, "env_steps": xs, "iqm": mid, "low": lo, "high": hi}
+
+
+def grouped_series(runs: Sequence[tuple[str | Path, dict, Sequence[dict]]]) -> list[dict[str, Any]]:
+    """Per configuration: `label`, `preset`, `n`, `runs`, `env_steps`, `sr` (a group's IQM per evaluation,
+    or a single run's SR), `low`/`high` (the band; None for a single run)."""
+    from engine.sr import sr_series
+
+    rows_of = {Path(d): rows for d, _, rows in runs}
+    out = []
+    for g in group_runs([d for d, _, _ in runs], [c for _, c, _ in runs]):
+        base = {"label": g.label, "preset": g.config.get("preset") or None, "n": len(g.run_dirs),
+                "runs": [d.name for d in g.run_dirs]}
+        if len(g.run_dirs) == 1:
+            xs, ys = sr_series(rows_of[g.run_dirs[0]])
+            out.append({**base, "env_steps": list(xs), "sr": list(ys), "low": None, "high": None})
+        else:
+            b = band([rows_of[d] for d in g.run_dirs])
+            out.append({**base, "env_steps": b["env_steps"], "sr": b["iqm"], "low": b["low"], "high": b["high"]})
+    return out
