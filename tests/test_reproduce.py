@@ -119,6 +119,9 @@ def test_reproduce_reuses_finished_runs_and_rewrites_the_table(env, tmp_path):
     assert "6 reused" in text2 and text2.rstrip().endswith("## Notes by hand\n\nkept") and text2.count(BEGIN) == 1
     longer = CliRunner().invoke(app, [*args[:4], "4", *args[5:]], catch_exceptions=False)  # one more seed per row
     assert longer.exit_code == 0 and longer.stdout.count("started ") == 2 and longer.stdout.count("reused  ") == 6
+    fresh = CliRunner().invoke(app, ["reproduce", "--only", "gae-ppo", "--seeds", "1", "--quick", "--fresh", "--out",
+                                     str(out)], catch_exceptions=False)
+    assert fresh.exit_code == 0 and fresh.stdout.count("started ") == 1 and "reused  " not in fresh.stdout
 
 
 def test_reproduce_device_cuda_without_a_gpu_is_one_line(env):

@@ -12,7 +12,8 @@ every run.
 
 Re-runnable: a run of the table that is already `done` in the runs directory with the same
 resolved config and seed is reused, not run again, so the table can be re-written from existing
-runs. The generated part of the file sits between `BEGIN` and `END` markers; everything outside
+runs (`reuse=False`, the CLI's `--fresh`, runs everything again: a run directory does not record
+the code it ran, so runs left by older code are reused too unless asked not to be). The generated part of the file sits between `BEGIN` and `END` markers; everything outside
 them (hand-written notes, other sections) is kept. A file without markers keeps its whole text
 below the new block. `--quick` shortens every run (fewer iterations) for a smoke pass.
 """
@@ -277,12 +278,13 @@ def planned_key(cfg) -> tuple:
     return conf.get("seed"), config_key(conf)
 
 
-def plan_jobs(rows: list, *, env: str, seeds: list[int], quick: bool, runs_dir: Path, device: str | None):
+def plan_jobs(rows: list, *, env: str, seeds: list[int], quick: bool, runs_dir: Path, device: str | None,
+              reuse: bool = True):
     """Jobs of every row x seed (reused finished runs already ended) and the exact commands."""
     from ..launcher.listing import summarize_run
     from ..launcher.plan import plan_sweep
 
-    done = finished_runs(runs_dir)
+    done = finished_runs(runs_dir) if reuse else {}
     jobs, commands, reused = [], {}, 0
     for regime, method, seed_sr, preset, seed_final in rows:
         sp = plan_sweep(preset, seeds=seeds, env=env, runs_dir=runs_dir)
@@ -331,12 +333,13 @@ def run_jobs(jobs: list, parallel: int, on_event: Callable[[str], None]) -> None
 
 
 def reproduce(*, env: str, seeds: list[int], quick: bool, runs_dir: Path, out: Path, parallel: int = 1,
-              presets: list[str] | None = None, device: str | None = None,
+              presets: list[str] | None = None, device: str | None = None, reuse: bool = True,
               on_event: Callable[[str], None] = print) -> list[RowResult]:
-    """Run every row x seed not yet done (the ladder must exist: the CLI builds it first), write `out`
-    and its bands figure."""
+    """Run every row x seed not yet done (all of them with `reuse=False`; the ladder must exist: the CLI
+    builds it first), write `out` and its bands figure."""
     rows = [r for r in BEST_CONFIGURATIONS if presets is None or r[3] in presets]
-    jobs, commands, reused = plan_jobs(rows, env=env, seeds=seeds, quick=quick, runs_dir=runs_dir, device=device)
+    jobs, commands, reused = plan_jobs(rows, env=env, seeds=seeds, quick=quick, runs_dir=runs_dir, device=device,
+                                       reuse=reuse)
     started = time.strftime("%Y-%m-%d %H:%M")
     t0 = time.perf_counter()
     run_jobs(jobs, parallel, on_event)

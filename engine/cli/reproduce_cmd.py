@@ -25,6 +25,8 @@ def reproduce(ctx: typer.Context,
                                                      help="runs at once, each in its own process (default 1; "
                                                           "with --device cuda: all seeds of a row at once)"),
               device: str = typer.Option("cpu", "--device", help="cpu, or cuda: several seeds at once on one GPU"),
+              fresh: bool = typer.Option(False, "--fresh", help="run every row x seed again instead of reusing the "
+                                         "runs already done in the runs directory"),
               only: Optional[str] = typer.Option(None, "--only", help="comma-separated presets of the table to run"),
               out: Path = typer.Option(Path("docs/results.md"), "--out", help="where the comparison is written"),
               runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="runs directory")) -> None:
@@ -59,7 +61,8 @@ def reproduce(ctx: typer.Context,
             if p.missing:
                 raise still_missing(p.env, p.missing_text())
     results = run_table(env=env, seeds=list(range(seeds)), quick=quick, runs_dir=root, out=out, parallel=parallel,
-                        presets=chosen, device=None if device == "cpu" else device, on_event=lambda m: typer.echo(m))
+                        presets=chosen, device=None if device == "cpu" else device, reuse=not fresh,
+                        on_event=lambda m: typer.echo(m))
     typer.echo("final SR: IQM over seeds [95% bootstrap CI]; the seed's final SR beside it")
     for r in results:
         b = r.stats
