@@ -24,13 +24,14 @@ def sr_plot(curves: Sequence[Curve], *, width: int = 70, height: int = 18, title
     if not color:
         plt.theme("clear")
     x1 = max(max(c.env_steps) for c in pts)
-    for i, c in enumerate(pts):
-        style = {"marker": "hd", "color": COLORS[i % len(COLORS)]} if color else {"marker": MARKERS[i % len(MARKERS)]}
-        plt.plot(c.env_steps, [100 * y for y in c.sr], label=c.label, **style)
-        if c.low is not None and c.high is not None:  # a group's CI band: its edges, dotted
+    for i, c in enumerate(pts):  # a group's CI band first (its edges, dotted), so the lines draw over it
+        if c.low is not None and c.high is not None:
             edge = {"marker": "·", **({"color": COLORS[i % len(COLORS)]} if color else {})}
             plt.plot(c.env_steps, [100 * y for y in c.low], **edge)
             plt.plot(c.env_steps, [100 * y for y in c.high], **edge)
+    for i, c in enumerate(pts):
+        style = {"marker": "hd", "color": COLORS[i % len(COLORS)]} if color else {"marker": MARKERS[i % len(MARKERS)]}
+        plt.plot(c.env_steps, [100 * y for y in c.sr], label=c.label, **style)
     seen = set()
     for c in pts:
         if c.expected_sr is None or (c.preset or c.label) in seen:
