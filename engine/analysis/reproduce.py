@@ -249,15 +249,22 @@ def write_results(path: Path, results: list[RowResult], *, env: str, seeds: list
 
 
 def bands_figure(results: list[RowResult], runs_dir: Path, out: Path) -> Path | None:
-    """The rows' SR curves, one IQM line with its 95% CI band per row, env steps on a log axis."""
-    from ..figures import group_curves, save_sr_figure
+    """The rows' SR curves, one IQM line with its 95% CI band per row: online rows against env steps
+    (a log axis: GAE PPO's 50k and MC16's 20M+ in one panel), offline rows against iterations (an
+    offline run's env steps stop growing once its dataset is collected)."""
+    from ..figures import group_curves, panels_figure, save_figure
 
-    dirs = [runs_dir / run["run"] for r in results for run in r.runs]
-    curves = [c for c in group_curves(dirs) if c.env_steps]
-    if not curves:
+    def dirs(regime: str) -> list[Path]:
+        return [runs_dir / run["run"] for r in results for run in r.runs
+                if read_config(runs_dir / run["run"]).get("regime") == regime]
+
+    panels = [("online", group_curves(dirs("online")), "environment steps (count, log scale; MC re-rollouts "
+               "included)", "log"),
+              ("offline", group_curves(dirs("offline"), x="iteration"), "iteration (count)", "linear")]
+    if not any(c.env_steps for _, curves, _, _ in panels for c in curves):
         return None
-    return save_sr_figure(curves, out, title="Best Configurations: SR vs env steps (IQM over seeds, 95% CI)",
-                          dpi=150, xscale="log")
+    fig = panels_figure(panels, title="Best Configurations: success rate, IQM over seeds with 95% CI bands")
+    return save_figure(fig, out, dpi=150)
 
 
 def finished_runs(runs_dir: Path) -> dict[tuple, Path]:

@@ -202,8 +202,8 @@ def band(series: Sequence[Sequence[dict]]) -> dict[str, list]:
 
 
 def grouped_series(runs: Sequence[tuple[str | Path, dict, Sequence[dict]]]) -> list[dict[str, Any]]:
-    """Per configuration: `label`, `preset`, `n`, `runs`, `env_steps`, `sr` (a group's IQM per evaluation,
-    or a single run's SR), `low`/`high` (the band; None for a single run)."""
+    """Per configuration: `label`, `preset`, `n`, `runs`, `env_steps`, `iterations`, `sr` (a group's IQM per
+    evaluation, or a single run's SR), `low`/`high` (the band; None for a single run)."""
     from engine.sr import sr_series
 
     rows_of = {Path(d): rows for d, _, rows in runs}
@@ -212,9 +212,13 @@ def grouped_series(runs: Sequence[tuple[str | Path, dict, Sequence[dict]]]) -> l
         base = {"label": g.label, "preset": g.config.get("preset") or None, "n": len(g.run_dirs),
                 "runs": [d.name for d in g.run_dirs]}
         if len(g.run_dirs) == 1:
-            xs, ys = sr_series(rows_of[g.run_dirs[0]])
-            out.append({**base, "env_steps": list(xs), "sr": list(ys), "low": None, "high": None})
+            rows = rows_of[g.run_dirs[0]]
+            xs, ys = sr_series(rows)
+            its = [r.get("iteration", k) for k, r in enumerate(r for r in rows if sr_value(r) is not None
+                                                                and isinstance(r.get("env_steps"), (int, float)))]
+            out.append({**base, "env_steps": list(xs), "iterations": its, "sr": list(ys), "low": None, "high": None})
         else:
             b = band([rows_of[d] for d in g.run_dirs])
-            out.append({**base, "env_steps": b["env_steps"], "sr": b["iqm"], "low": b["low"], "high": b["high"]})
+            out.append({**base, "env_steps": b["env_steps"], "iterations": b["iterations"], "sr": b["iqm"],
+                        "low": b["low"], "high": b["high"]})
     return out
