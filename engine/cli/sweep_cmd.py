@@ -79,8 +79,8 @@ def results_table(res: list[dict], n_seeds: int) -> Table:
     t = Table(title=f"sweep results ({n_seeds} seed{'s' if n_seeds != 1 else ''} per point): IQM over seeds "
                     "[95% bootstrap CI of the IQM], and mean ± std", title_justify="left")
     for col, just in (("grid point", "left"), ("runs done", "right"), ("final SR", "right"), ("peak SR", "right"),
-                      ("SR at end", "right"), ("final SR mean ± std", "right"), ("env steps", "right")):
-        t.add_column(col, justify=just)
+                      ("SR at end", "right"), ("final mean ± std", "right"), ("env steps", "right")):
+        t.add_column(col, justify=just, no_wrap=col not in ("grid point", "runs done"))
 
     def order(r: dict) -> float:
         f = r.get("final_sr") or {}
