@@ -1,5 +1,7 @@
 """`playground sweep`: seeds x grid points of one preset, at most N workers at once, and one
-table at the end with the mean +- std of peak SR per grid point.
+table at the end: per grid point the IQM over seeds with its 95% bootstrap CI of final SR, peak
+SR and SR at end (engine.analysis.stats), and the final SR's mean +- std; `--json` carries the
+statistics blocks (`final_sr`, `peak_sr`, `sr_at_end`: n, mean, iqm, median, min, max, ci95).
 
 Every combination is loaded and validated before anything starts (unusable input: exit 2;
 error-level findings: exit 3 unless --force). Exit 0 when every run is done, 1 when one
@@ -18,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.config.limits import check_parallel
-from engine.launcher import peak_sr, plan_sweep, ray_device
+from engine.launcher import pct_ci, peak_sr, plan_sweep, ray_device
 from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
@@ -74,15 +76,21 @@ def failure_lines(jobs: list[Job]) -> list[str]:
 
 
 def results_table(res: list[dict], n_seeds: int) -> Table:
-    t = Table(title=f"sweep results (mean ± std over seeds; {n_seeds} seed{'s' if n_seeds != 1 else ''} per point)",
-              title_justify="left")
-    for col, just in (("grid point", "left"), ("runs done", "right"), ("peak SR", "right"), ("final SR", "right"),
-                      ("env steps", "right")):
-        t.add_column(col, justify=just)
-    for r in sorted(res, key=lambda r: -(r["peak_sr_mean"] if r["peak_sr_mean"] is not None else -1)):
+    t = Table(title=f"sweep results ({n_seeds} seed{'s' if n_seeds != 1 else ''} per point): IQM over seeds "
+                    "[95% bootstrap CI of the IQM], and mean ± std", title_justify="left")
+    for col, just in (("grid point", "left"), ("runs done", "right"), ("final SR", "right"), ("peak SR", "right"),
+                      ("SR at end", "right"), ("final mean ± std", "right"), ("env steps", "right")):
+        t.add_column(col, justify=just, no_wrap=col not in ("grid point", "runs done"))
+
+    def order(r: dict) -> float:
+        f = r.get("final_sr") or {}
+        return -(f.get("iqm") if f.get("iqm") is not None else -1)
+
+    for r in sorted(res, key=order):
         notes = [f"{r[k]} {w}" for k, w in (("n_failed", "failed"), ("n_retried", "retried")) if r.get(k)]
         done = f"{r['n_done']}/{r['n']}" + (f" ({', '.join(notes)})" if notes else "")
-        t.add_row(r["label"], done, _pm(r["peak_sr_mean"], r["peak_sr_std"]), _pm(r["final_sr_mean"], r["final_sr_std"]),
+        t.add_row(r["label"], done, pct_ci(r.get("final_sr")), pct_ci(r.get("peak_sr")), pct_ci(r.get("sr_at_end")),
+                  _pm(r["final_sr_mean"], r["final_sr_std"]),
                   num(round(r["env_steps_mean"])) if r["env_steps_mean"] is not None else "-")
     return t
 

@@ -12,11 +12,17 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `stop`: `stop_run` (a run possibly started by another process)
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
 - `proc`: `pid_alive`
+- statistics over seeds (engine.analysis.stats, for the fronts): `block`, `describe`, `p_improve`,
+  `group_runs`, `grouped_series`, `run_values`, `pct_ci`, `METRICS`; `group_curves` (engine.figures: one curve with a CI
+  band per configuration) and its `BAND_CAPTION`
 """
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
                       summarize_run)
 from .pretrain_job import active_pretrain, start_pretrain
+from engine.figures import BAND_CAPTION, group_curves  # noqa: E402
+from engine.analysis.stats import (METRICS, block, describe, group_runs, grouped_series, p_improve, pct_ci,  # noqa: E402
+                                   run_values)
 from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, SweepPlan, ensure_runs_dir, launch,
                    plan_run, plan_sweep, ray_device, resume)
 from .proc import pid_alive
@@ -30,4 +36,5 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain"]
+           "active_pretrain", "start_pretrain", "METRICS", "block", "describe", "group_runs", "p_improve", "pct_ci",
+           "run_values", "group_curves", "grouped_series", "BAND_CAPTION"]

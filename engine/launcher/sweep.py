@@ -5,7 +5,9 @@
 - `Scheduler(jobs, parallel=N, start=...)` starts queued jobs as slots free up; call `step()`
   on a timer (non-blocking: the CLI and the TUI each draw their own display) and `stop_all()`
   on interrupt. A job's run directory is prepared only when it starts.
-- `point_stats(summaries)`: mean and standard deviation of peak and final SR of one grid point.
+- `point_stats(summaries)`: mean and standard deviation of peak and final SR of one grid point,
+  and its statistics block (`engine.analysis.stats.block`: n, mean, IQM, median, min, max and
+  the IQM's 95% bootstrap CI of `final_sr`, `peak_sr` and `sr_at_end`).
 
 Backends: `local` (the default: `start_worker`, one process per run on this machine) and
 `ray` (`engine.launcher.ray_backend.RayBackend`: each run's worker is a Ray task; its records
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.analysis.stats import block, run_values
 from engine.config.limits import MAX_SWEEP_RUNS
 from engine.errors import UserError
 from engine.records import TERMINAL, read_status, truncate_metrics, write_status
@@ -121,7 +124,8 @@ def point_stats(summaries: list[RunSummary]) -> dict[str, Any]:
     return {"n": len(summaries), "n_done": sum(s.status == "done" for s in summaries),
             "n_failed": sum(s.status == "failed" for s in summaries),
             "peak_sr_mean": pm, "peak_sr_std": ps, "final_sr_mean": fm, "final_sr_std": fs,
-            "env_steps_mean": (sum(steps) / len(steps)) if steps else None}
+            "env_steps_mean": (sum(steps) / len(steps)) if steps else None,
+            **{k: v for k, v in block([run_values(s.path) for s in summaries]).items() if k != "n"}}
 
 
 # --- scheduling ---------------------------------------------------------------------------
