@@ -12,7 +12,12 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `stop`: `stop_run` (a run possibly started by another process)
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
 - `proc`: `pid_alive`
+- `budget`: `run_budget` (the seed's Phase 1c: final SR vs online budget for offline, online and
+  offline->online), `parse_budgets`, `DEFAULT_BUDGETS`; `save_budget_figure` (engine.figures) draws it
 """
+from engine.figures import save_budget_figure
+
+from .budget import DEFAULT_BUDGETS, BudgetError, parse_budgets, run_budget
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
                       summarize_run)
@@ -30,4 +35,5 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain"]
+           "active_pretrain", "start_pretrain", "DEFAULT_BUDGETS", "BudgetError", "parse_budgets", "run_budget",
+           "save_budget_figure"]
