@@ -77,3 +77,30 @@ def test_td_with_n_past_the_window_is_gae_lambda_one():
     finally:
         t.close()
     assert (a_td - a_gae).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("over", [
+    dict(estimator="td", td_n=3, update="recap", total_timesteps=160),
+    dict(estimator="sarsa", sarsa_target="mc", update="ppo", total_timesteps=80, fit_steps=10),
+    dict(estimator="two-stage", update="awr", total_timesteps=80, fit_steps=10),
+    dict(estimator="rank-q", update="recap", total_timesteps=80, fit_steps=10, rank_neighbours=2),
+], ids=["td-recap", "sarsa-mc-ppo", "two-stage-awr", "rank-q-recap"])
+def test_the_new_points_make_every_tensor_on_the_runs_device(over, tmp_path):
+    """As tests/test_device.py checks the seed's matrix: no tensor factory call in engine/train or
+    engine/algos forgets the device (a CUDA run would get CPU tensors), and the run resumes."""
+    from test_device import TINY, ForgottenDeviceElsewhere
+
+    cfg = RunConfig(**TINY, **over)
+    with ForgottenDeviceElsewhere() as m:
+        f = Finetuner(cfg, run_dir=tmp_path, device="cpu")
+        try:
+            assert f.run() == "done"
+        finally:
+            f.close()
+    assert m.seen == []
+    again = Finetuner(cfg, run_dir=tmp_path, device="cpu")
+    try:
+        again.load_resume(tmp_path / "checkpoints")
+        assert again.iteration == f.num_iterations
+    finally:
+        again.close()
