@@ -74,3 +74,12 @@ def test_new_values_and_keys_are_validated_on_load():
             assert len(e.lines()) == 1 and next(iter(bad)) in e.lines()[0]
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_kb14_recap_with_many_epochs():
+    assert "KB14" in ids(update="recap", update_epochs=200)
+    assert "KB14" not in ids(update="recap", update_epochs=4)
+    assert "KB14" not in ids(update="recap", update_epochs=200, recap_alpha=0.0)   # plain AWR on the positives
+    assert "KB14" not in ids(update="awr", update_epochs=200)
+    f = [f for f in validate(RunConfig(**{**TD, "update": "recap", "update_epochs": 200})) if f.id == "KB14"][0]
+    assert f.severity == "warning" and f.fix == {"update_epochs": 4} and "41% to 0%" in f.why

@@ -22,6 +22,7 @@ Errors come first. No torch is imported here.
 | KB11   | warning  | online PPO with reward_scale != 1 or a critic bigger than 3x256 |
 | KB12   | warning  | offline AWR (or RECAP) batch < 25,600 or update_epochs > 8 |
 | KB13   | warning  | TD(n) advantages with td_n <= 5 (the seed: TD(1) rho 0.07, TD(5) 0.34, TD(20) 0.96) |
+| KB14   | warning  | RECAP with update_epochs > 8 (measured here: 200 epochs took SR 41% -> 0% in one iteration) |
 | CFG01  | warning  | num_minibatches does not divide num_envs * num_steps |
 | CFG02  | warning  | pretrained critic fitted with another gamma |
 | CFG03  | warning  | keys changed that this update / estimator / regime does not read |
@@ -39,7 +40,7 @@ from .finding import Finding
 
 RULES = rules_checkpoints.RULES + rules_training.RULES + rules_naming.RULES
 RULE_IDS = ("KB01", "KB02", "KB03", "KB04", "KB05", "KB06", "KB07", "KB08", "KB09", "KB10", "KB11", "KB12",
-            "KB13", "CFG01", "CFG02", "CFG03", "CFG04", "HIST01")
+            "KB13", "KB14", "CFG01", "CFG02", "CFG03", "CFG04", "HIST01")
 _ORDER = {rid: i for i, rid in enumerate(RULE_IDS)}
 
 
