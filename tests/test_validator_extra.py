@@ -76,10 +76,12 @@ def test_new_values_and_keys_are_validated_on_load():
             raise AssertionError(f"{bad} was accepted")
 
 
-def test_kb14_recap_with_many_epochs():
-    assert "KB14" in ids(update="recap", update_epochs=200)
-    assert "KB14" not in ids(update="recap", update_epochs=4)
-    assert "KB14" not in ids(update="recap", update_epochs=200, recap_alpha=0.0)   # plain AWR on the positives
-    assert "KB14" not in ids(update="awr", update_epochs=200)
-    f = [f for f in validate(RunConfig(**{**TD, "update": "recap", "update_epochs": 200})) if f.id == "KB14"][0]
-    assert f.severity == "warning" and f.fix == {"update_epochs": 4} and "41% to 0%" in f.why
+def test_kb14_recap_with_a_strong_push():
+    assert "KB14" in ids(update="recap", recap_alpha=1.0)
+    assert "KB14" in ids(update="recap", recap_alpha=0.5, update_epochs=4)
+    assert "KB14" not in ids(update="recap", recap_alpha=0.1)
+    assert "KB14" not in ids(update="recap", recap_alpha=0.0)                      # plain AWR on the positives
+    assert "KB14" not in ids(update="awr")
+    f = [f for f in validate(RunConfig(**{**TD, "update": "recap"})) if f.id == "KB14"][0]
+    assert f.severity == "warning" and f.fix == {"recap_alpha": 0.1} and "0% in one iteration" in f.why
+    assert "KB14" not in [g.id for g in validate(dataclasses.replace(RunConfig(**{**TD, "update": "recap"}), **f.fix))]

@@ -22,7 +22,7 @@ Errors come first. No torch is imported here.
 | KB11   | warning  | online PPO with reward_scale != 1 or a critic bigger than 3x256 |
 | KB12   | warning  | offline AWR (or RECAP) batch < 25,600 or update_epochs > 8 |
 | KB13   | warning  | TD(n) advantages with td_n <= 5 (the seed: TD(1) rho 0.07, TD(5) 0.34, TD(20) 0.96) |
-| KB14   | warning  | RECAP with update_epochs > 8 (measured here: 200 epochs took SR 41% -> 0% in one iteration) |
+| KB14   | warning  | RECAP with recap_alpha > 0.1 (measured here: alpha 1.0 took SR 41% -> 0% in one iteration) |
 | CFG01  | warning  | num_minibatches does not divide num_envs * num_steps |
 | CFG02  | warning  | pretrained critic fitted with another gamma |
 | CFG03  | warning  | keys changed that this update / estimator / regime does not read |
