@@ -1,4 +1,4 @@
-"""The validator: known-bad combinations from the seed (KB01..KB12), config inconsistencies
+"""The validator: known-bad combinations from the seed (KB01..KB13; KB14 measured here), config inconsistencies
 (CFG01..CFG04) and the runs directory's history (HIST01), as a list of `Finding`s.
 
     findings = validate(cfg, metas, runs_dir=Path("runs"), expected_sr=0.991)
