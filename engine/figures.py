@@ -17,6 +17,8 @@ figure.
   (its 95% bootstrap CI) drawn as a band; a single run stays a plain line. The legend names the
   configuration (preset and the keys that differ) and n; a caption line under the axes says
   what the line and the band are.
+- `budget_figure(points)` / `save_budget_figure(points, out)`: the seed's Phase 1c figure (final SR
+  against the online budget per arm) of `playground budget`.
 
 matplotlib is imported only when a figure is made.
 """
@@ -214,3 +216,45 @@ def export_sr_overlay(run_dirs: Sequence[str | Path], out: str | Path, *,
                       title: str = "Success rate vs env steps") -> Path:
     """The SR curves of these run directories in one figure, written to `out` (the TUI's export)."""
     return save_sr_figure(curves_of_runs(run_dirs), out, title=title)
+
+
+def budget_figure(points: Sequence[dict], *, title: str = "Final SR vs online budget (the seed's Phase 1c)"):
+    """The Phase 1c figure from `engine.launcher.budget`'s points ({arm, budget, mean, ci95}): final SR
+    against online env steps, one line per arm with its 95% intervals; the offline arm (budget 0) is
+    also drawn as a dotted level, and offline->online starts from it."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter, PercentFormatter
+
+    fig = Figure(figsize=(7.0, 4.5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    offline = next((p for p in points if p["arm"] == "offline" and p.get("mean") is not None), None)
+    for i, arm in enumerate(("online", "offline->online", "offline")):
+        pts = sorted((p for p in points if p["arm"] == arm and p.get("mean") is not None), key=lambda p: p["budget"])
+        if arm == "offline->online" and offline is not None:
+            pts = [offline] + pts
+        if not pts:
+            continue
+        xs, ys = [p["budget"] for p in pts], [100 * p["mean"] for p in pts]
+        lo = [100 * (p["mean"] - p["ci95"][0]) if p.get("ci95") else 0.0 for p in pts]
+        hi = [100 * (p["ci95"][1] - p["mean"]) if p.get("ci95") else 0.0 for p in pts]
+        n = max(p["n"] for p in pts)
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, color=f"C{i}", label=f"{arm} (n={n} seeds)")
+        if arm == "offline":
+            ax.axhline(ys[0], linestyle=":", color=f"C{i}", alpha=0.7)
+    ax.set_xlabel("online env steps (collected; MC re-rollouts not counted)")
+    ax.set_ylabel("final success rate (deterministic eval)")
+    ax.set_ylim(0, 102)
+    ax.yaxis.set_major_formatter(PercentFormatter(100))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def save_budget_figure(points: Sequence[dict], out: str | Path) -> Path:
+    """Write `budget_figure(points)` to `out` (.png, .svg or .pdf; see `save_figure`)."""
+    check_out(out, 100)
+    if not any(p.get("mean") is not None for p in points):
+        raise UserError("no finished run has an evaluation: nothing to draw")
+    return save_figure(budget_figure(points), out)

@@ -445,7 +445,8 @@ def derive_exp_name(cfg: RunConfig) -> str:
     """A name that states what the config runs, e.g. `online-mc16-awr-b0.5-g0.8`.
 
     Tokens: regime, estimator (`mc<k>` for MC, with `onpolicy` / `datapolicy` for the
-    rollout policy when not optimal), update, AWR beta, gamma. Never trips rule KB05.
+    rollout policy when not optimal; `td<n>` for TD), update, AWR / RECAP beta, RECAP
+    alpha, gamma. Never trips rule KB05.
     """
     parts = [cfg.regime]
     if cfg.estimator == "mc":
@@ -454,11 +455,15 @@ def derive_exp_name(cfg: RunConfig) -> str:
             parts.append("onpolicy")
         elif cfg.rollout_policy == "data":
             parts.append("datapolicy")
+    elif cfg.estimator == "td":
+        parts.append(f"td{cfg.td_n}")
     else:
         parts.append(cfg.estimator)
     parts.append(cfg.update)
-    if cfg.update == "awr":
+    if cfg.update in ("awr", "recap"):
         parts.append(f"b{cfg.awr_beta:g}")
+    if cfg.update == "recap":
+        parts.append(f"a{cfg.recap_alpha:g}")
     parts.append(f"g{cfg.gamma:g}")
     return "-".join(parts)
 

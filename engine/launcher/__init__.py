@@ -15,7 +15,12 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - statistics over seeds (engine.analysis.stats, for the fronts): `block`, `describe`, `p_improve`,
   `group_runs`, `grouped_series`, `run_values`, `pct_ci`, `METRICS`; `group_curves` (engine.figures: one curve with a CI
   band per configuration) and its `BAND_CAPTION`
+- `budget`: `run_budget` (the seed's Phase 1c: final SR vs online budget for offline, online and
+  offline->online), `parse_budgets`, `DEFAULT_BUDGETS`; `save_budget_figure` (engine.figures) draws it
 """
+from engine.figures import save_budget_figure
+
+from .budget import DEFAULT_BUDGETS, BudgetError, parse_budgets, run_budget
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
                       summarize_run)
@@ -37,4 +42,6 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
            "active_pretrain", "start_pretrain", "METRICS", "block", "describe", "group_runs", "p_improve", "pct_ci",
-           "run_values", "group_curves", "grouped_series", "BAND_CAPTION"]
+           "run_values", "group_curves", "grouped_series", "BAND_CAPTION",
+           "DEFAULT_BUDGETS", "BudgetError", "parse_budgets", "run_budget",
+           "save_budget_figure"]
