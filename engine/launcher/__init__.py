@@ -31,3 +31,8 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
            "active_pretrain", "start_pretrain"]
+
+# the seed's action-ranking protocol (`playground analyze ranking --protocol seed`)
+from ..analysis.ranking_seed import SeedProtocol, run_seed_ranking  # noqa: E402
+
+__all__ += ["SeedProtocol", "run_seed_ranking"]
