@@ -318,8 +318,10 @@ def score(est: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
     ws = within_state_spearman(est, truth)
     used = ~(truth == truth[:, :1]).all(1)
     top1 = (est.argmax(1) == truth.argmax(1))[used].float()
-    return {"rho": ws["mean"], "rho_median": ws["median"], "top1": float(top1.mean()) if top1.numel() else None,
-            "states": ws["states"]}
+    per = ws["per_state"][used]
+    se = float(per.std() / math.sqrt(per.numel())) if per.numel() > 1 else None
+    return {"rho": ws["mean"], "rho_median": ws["median"], "rho_se": se,
+            "top1": float(top1.mean()) if top1.numel() else None, "states": ws["states"]}
 
 
 def _nn_rows(p: SeedProtocol, obs: torch.Tensor, cand: torch.Tensor, targets: dict[str, torch.Tensor], width: int,
@@ -485,6 +487,7 @@ def run_seed_ranking(p: SeedProtocol = SeedProtocol(), progress: Callable[[dict]
                   "states_ranked": rows["mc"]["states"], "K": p.K, "M": p.M, "rollouts": p.rollouts,
                   "rho": {k: r["rho"] for k, r in rows.items()}, "top1": {k: r["top1"] for k, r in rows.items()},
                   "rho_median": {k: r["rho_median"] for k, r in rows.items()},
+                  "rho_se": {k: r["rho_se"] for k, r in rows.items()},
                   "seed": {"rho": {k: v[0] for k, v in SEED_RANKING.items()},
                            "top1": {k: v[1] for k, v in SEED_RANKING.items()}},
                   **_tables(p, per, est, prep["widths"]),
