@@ -289,3 +289,21 @@ def test_cli_seed_protocol_bad_input_is_one_line_exit_2(args, needle, tmp_path, 
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.output
+
+
+def test_cli_seed_protocol_json_is_one_object(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from engine.cli.analyze_cmd import analyze_app
+
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path))
+    out = tmp_path / "seed.json"
+    res = CliRunner().invoke(analyze_app, ["ranking", "--protocol", "seed", "--policy", "none", "--states", "3",
+                                           "-K", "2", "-M", "1", "--td-n", "1,5,20", "--iql-steps", "3", "--quick",
+                                           "--json", "--json-out", str(out)])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout)
+    assert obj["protocol"] == "seed" and (obj["states"], obj["K"], obj["M"]) == (3, 2, 1)
+    for name in ("mc", "gae", "td1", "td5", "td20", "iql", "iql-v-gae", "nn-gae"):
+        assert name in obj["rho"] and name in obj["top1"]
+    assert json.loads(out.read_text())["rho"].keys() == obj["rho"].keys()
