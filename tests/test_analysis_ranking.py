@@ -257,7 +257,8 @@ def test_seed_protocol_tiny_run_has_the_contract_keys(tmp_path):
     from engine.analysis.ranking_seed import SeedProtocol, run_seed_ranking
 
     p = SeedProtocol(policy=scripted_actor(-1.0), states=4, K=3, M=2, eval_episodes=4, train_episodes=4,
-                     iql_taus=(0.5,), iql_max_steps=4, critic_epochs=1, nn_epochs=1, m_scaling=True, seed=3)
+                     iql_taus=(0.5,), iql_max_steps=4, critic_epochs=1, nn_epochs=1, m_scaling=True,
+                     network_sizes=True, seed=3)
     out = tmp_path / "seed.json"
     r = run_seed_ranking(p, json_out=out)
     assert r["protocol"] == "seed" and (r["states"], r["K"], r["M"]) == (4, 3, 2) and r["rollouts"] == 16
@@ -268,6 +269,15 @@ def test_seed_protocol_tiny_run_has_the_contract_keys(tmp_path):
         assert r["rho"]["mc"] == pytest.approx(1.0) and r["top1"]["mc"] == 1.0       # the truth itself
         assert r["m_scaling"]["16"]["mc"] == pytest.approx(1.0)
     assert set(r["m_scaling"]) == {"1", "2", "4", "8", "16"}
+    assert set(r["network_sizes"]) == {"256", "512", "1024"}
+    assert set(r["network_sizes"]["1024"]) == {"gae", "iql", "iql-v-gae", "nn-gae"}
+    from engine.cli.ranking_view import print_seed_ranking
+    from rich.console import Console
+
+    console = Console(record=True, width=160)
+    print_seed_ranking(r, console)
+    text = console.export_text()
+    assert "seed protocol" in text and "16-rollout MC truth" in text and "hidden width" in text
     assert r["seed"]["rho"]["gae"] == 0.931 and r["seed"]["rho"]["iql"] == 0.010
     assert 0.0 <= r["diagnostics"]["pairs_all_rollouts_equal"] <= 1.0
     assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))["rho"].keys() == r["rho"].keys()

@@ -139,12 +139,15 @@ def seed_ranking_table(result: dict):
                      f"M={result['M']}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for head in ("estimator", "rho", "top-1", "seed rho", "seed top-1"):
         t.add_column(head, justify="left" if head == "estimator" else "right", no_wrap=True)
+    se = result.get("rho_se") or {}
     for n in names:
-        t.add_row(n, _fmt(result["rho"].get(n), 3), _fmt(result["top1"].get(n), 3),
+        rho = _fmt(result["rho"].get(n), 3) + (f" ± {se[n]:.3f}" if se.get(n) is not None else "")
+        t.add_row(n, rho, _fmt(result["top1"].get(n), 3),
                   _fmt(seed.get("rho", {}).get(n), 3), _fmt(seed.get("top1", {}).get(n), 3))
     d = result.get("diagnostics") or {}
     t.caption = "\n".join(x for x in (
-        "rho: within-state Spearman vs MC over the first M rollouts (the truth); -indep: rollouts M..2M-1.",
+        "rho (± its standard error over states): within-state Spearman vs MC over the first M rollouts (the "
+        "truth); -indep: rollouts M..2M-1.",
         f"re-rolls all equal: {_fmt(d.get('pairs_all_rollouts_equal'), 3)} of pairs; true Q within/cross-state "
         f"variance {_fmt(d.get('truth_q_within_var'), 5)} / {_fmt(d.get('truth_q_cross_var'), 4)} "
         f"(seed 0.0001 / 0.265); V r: GAE critic {_fmt((d.get('v_pearson') or {}).get('gae'), 3)}, "
