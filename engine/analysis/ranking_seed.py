@@ -50,7 +50,8 @@ from ..algos.mc import RolloutEnvCache
 from ..config.schema import resolved_control_mode
 from ..envs import check_env_id, make_env
 from ..nets import Critic, mlp
-from ..runtime import tick
+from ..runtime import configure_threads, tick
+from ..train.rollout import collect
 from .ranking import (AnalysisError, _finite_or_none, _load_policy, _select_states, pearson, within_state_spearman,
                       write_json)
 
@@ -131,8 +132,6 @@ def _episode_mask(ro) -> torch.Tensor:
 
 def collect_states(p: SeedProtocol, env, actor, gen: torch.Generator) -> dict[str, Any]:
     """The evaluation episodes (snapshots kept) and `p.states` states picked from them."""
-    from ..train.rollout import collect
-
     ro, _ = collect(env, actor, env.reset(seed=p.seed), env.max_episode_steps, generator=gen, keep_states=True)
     alive = _episode_mask(ro)
     sel = _select_states(alive, p.states, gen)
@@ -142,8 +141,6 @@ def collect_states(p: SeedProtocol, env, actor, gen: torch.Generator) -> dict[st
 
 def collect_dataset(env, actor, seed: int, gen: torch.Generator) -> dict[str, Any]:
     """The training episodes (one per env, no snapshots) and their alive mask."""
-    from ..train.rollout import collect
-
     ro, _ = collect(env, actor, env.reset(seed=seed), env.max_episode_steps, generator=gen)
     return {"rollout": ro, "alive": _episode_mask(ro)}
 
@@ -288,7 +285,8 @@ def fit_values(p: SeedProtocol, train: dict, evald: dict, extra: dict, widths: t
     ro = train["rollout"]
     ret = _mc_returns(ro.rewards.float(), train["alive"], p.gamma)
     v_obs, v_ret = ro.obs[train["alive"]], ret[train["alive"]]
-    parts = [_flat_transitions(s, p.iql_nstep, p.gamma) for s in (_rollout_source(train), _rollout_source(evald), extra)]
+    sources = (_rollout_source(train), _rollout_source(evald), extra)
+    parts = [_flat_transitions(s, p.iql_nstep, p.gamma) for s in sources]
     d = {k: torch.cat([x[k] for x in parts]) for k in parts[0]}
     out: dict[str, Any] = {"critic": {}, "iql": {}, "info": {"critic_samples": int(v_ret.numel()),
                                                              "iql_transitions": int(d["obs"].shape[0])}}
@@ -404,7 +402,8 @@ def _diagnostics(p: SeedProtocol, per: dict, truth: torch.Tensor, v_mc: torch.Te
     return {
         "pairs_all_rollouts_equal": float((rets == rets[:1]).all(0).float().mean()),
         "states_truth_constant": int((truth == truth[:, :1]).all(1).sum()),
-        "mean_return": float(rets.mean()), "truth_q_range_mean": float((truth.max(1).values - truth.min(1).values).mean()),
+        "mean_return": float(rets.mean()),
+        "truth_q_range_mean": float((truth.max(1).values - truth.min(1).values).mean()),
         "truth_q_within_var": w_t, "truth_q_cross_var": c_t, "truth_cross_within_ratio": c_t / w_t if w_t else None,
         "iql_q_within_var": w_i, "iql_q_cross_var": c_i, "iql_cross_within_ratio": c_i / w_i if w_i else None,
         "truth_noise_std": float((rets.std(0, unbiased=True) / math.sqrt(p.M)).mean()) if p.M > 1 else None,
@@ -460,18 +459,23 @@ def run_seed_ranking(p: SeedProtocol = SeedProtocol(), progress: Callable[[dict]
     """Run the seed's ranking protocol (module docstring) and return a JSON-safe dict with at least
     protocol, states, K, M, rho {name: float}, top1 {name: float}. `json_out`: a path, None = the
     default `<runs dir>/analysis/ranking-<time>.json`, False (default) = do not write."""
-    from ..runtime import configure_threads
-
     configure_threads()
     p.check()
     if p.m_scaling and 50 not in p.td_n:
         p = replace(p, td_n=tuple(sorted(set(p.td_n) | {50})))
     check_env_id(p.env_id)
     t_all = time.perf_counter()
-    say = lambda m: (progress or (lambda i: None))({"message": m, "elapsed_s": round(time.perf_counter() - t_all, 1)})  # noqa: E731
+    report = progress or (lambda info: None)
+
+    def say(message: str) -> None:
+        report({"message": message, "elapsed_s": round(time.perf_counter() - t_all, 1)})
+
     gen = torch.Generator().manual_seed(p.seed)
     mode = resolved_control_mode(p.env_id, "auto")
-    mk = lambda n, s: make_env(p.env_id, n, seed=s, reward_mode="sparse", autoreset=False, control_mode=mode)  # noqa: E731
+
+    def mk(n: int, s: int):
+        return make_env(p.env_id, n, seed=s, reward_mode="sparse", autoreset=False, control_mode=mode)
+
     envs = {"eval": mk(p.eval_episodes, p.seed), "train": mk(p.train_episodes, p.seed + 1),
             "rollout": RolloutEnvCache(lambda n: mk(n, p.seed + 17))}
     try:

@@ -18,8 +18,8 @@ from ..analysis.ranking_seed import SeedProtocol, run_seed_ranking
 from .firstrun import UNIT_MINIBATCH, UNIT_STEPS, time_unit
 
 FULL = dict(states=64, m_scaling=True, iql_max_steps=2000)
-TINY = dict(policy="none", states=4, K=3, M=2, eval_episodes=4, train_episodes=4, iql_taus=(0.5,), iql_max_steps=4, critic_epochs=1,
-            nn_epochs=1)
+TINY = dict(policy="none", states=4, K=3, M=2, eval_episodes=4, train_episodes=4, iql_taus=(0.5,), iql_max_steps=4,
+            critic_epochs=1, nn_epochs=1)
 
 
 def run(*, tiny: bool = False, states: int | None = None, out=print) -> dict:
@@ -27,7 +27,8 @@ def run(*, tiny: bool = False, states: int | None = None, out=print) -> dict:
     sizes = dict(TINY if tiny else FULL)
     if states is not None:
         sizes["states"] = states
-    out(f"seed-protocol ranking bench, load avg {os.getloadavg()[0]:.2f}{' [--tiny: numbers mean nothing]' if tiny else ''}")
+    note = " [--tiny: numbers mean nothing]" if tiny else ""
+    out(f"seed-protocol ranking bench, load avg {os.getloadavg()[0]:.2f}{note}")
     u1 = time_unit(unit_steps, unit_mb)
     t, c = time.perf_counter(), time.process_time()
     res = run_seed_ranking(SeedProtocol(**sizes))
