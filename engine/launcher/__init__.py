@@ -45,3 +45,8 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "run_values", "group_curves", "grouped_series", "BAND_CAPTION",
            "DEFAULT_BUDGETS", "BudgetError", "parse_budgets", "run_budget",
            "save_budget_figure"]
+
+# the seed's action-ranking protocol (`playground analyze ranking --protocol seed`)
+from ..analysis.ranking_seed import SeedProtocol, run_seed_ranking  # noqa: E402
+
+__all__ += ["SeedProtocol", "run_seed_ranking"]

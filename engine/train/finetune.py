@@ -173,7 +173,8 @@ class Finetuner:
         values = returns = None
         if cfg.estimator == "gae":
             v, nv = rollout_values(self.critic, ro)
-            adv, ret = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
+            adv, ret = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda,
+                           bootstrap_success=True)  # as the seed's RL/ppo_finetune.py (engine/algos/gae.py)
             adv, values, returns = flat(adv), flat(v), flat(ret)
         elif cfg.estimator == "mc":
             from ..algos.mc import mc_estimate
