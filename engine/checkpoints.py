@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+from . import settings
 
 if TYPE_CHECKING:  # torch loads lazily: resolving names and reading the index must stay instant
     import torch
@@ -53,7 +54,7 @@ class CheckpointError(UserError, ValueError):
 
 
 def checkpoints_dir() -> Path:
-    return Path(os.environ.get("PLAYGROUND_CHECKPOINTS_DIR", "checkpoints"))
+    return Path(settings.get("PLAYGROUND_CHECKPOINTS_DIR"))
 
 
 def env_slug(env_id: str) -> str:
@@ -300,7 +301,7 @@ def shipped_ladder_dir(env_id: str) -> Path:
 
 
 def shipped_ladders_enabled() -> bool:
-    return os.environ.get(SHIPPED_LADDERS_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+    return settings.get(SHIPPED_LADDERS_ENV)
 
 
 def _index_file(d: Path, env_id: str) -> dict[str, Any] | None:

@@ -9,13 +9,13 @@ directory, not to the window: a restart shows and follows every run again.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
 
+from engine.launcher import setting
 from engine.records import runs_dir as default_runs_dir
 
 from . import core
@@ -186,7 +186,7 @@ class PlaygroundApp(App):
         if not views:
             self.notify("nothing to export: mark runs that have SR values (m on the monitor)", severity="warning")
             return
-        out = Path(os.environ.get("PLAYGROUND_FIGURES_DIR") or "figures") / f"sr-overlay-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+        out = Path(setting("PLAYGROUND_FIGURES_DIR")) / f"sr-overlay-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
 
         def work() -> None:
             try:

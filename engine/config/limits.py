@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from .. import settings
 from .schema import RunConfig
 
 PROCS_ENV = "PLAYGROUND_MANISKILL_PROCS"
@@ -69,8 +70,7 @@ def default_procs(num_envs: int) -> int:
     """Worker processes for a batch of `num_envs` CPU ManiSkill envs: one per usable core at most
     (a process steps its envs one after the other, so more processes than cores buy no speed and
     cost ~430 MiB each); `$PLAYGROUND_MANISKILL_PROCS` when set."""
-    raw = os.environ.get(PROCS_ENV, "").strip()
-    cap = int(raw) if raw.isdigit() and int(raw) > 0 else usable_cores()
+    cap = settings.get(PROCS_ENV) or usable_cores()
     return max(1, min(int(num_envs), cap))
 
 
@@ -128,12 +128,9 @@ def _cgroup_limit() -> int | None:
 
 def available_memory() -> int | None:
     """Bytes of memory a new run can use now, or None when this machine does not say."""
-    raw = os.environ.get(MEM_ENV, "").strip()
-    if raw:
-        try:
-            return int(float(raw) * MIB)
-        except ValueError:
-            pass
+    mib = settings.get(MEM_ENV)
+    if mib is not None:
+        return int(mib * MIB)
     avail = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

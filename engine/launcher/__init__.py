@@ -12,10 +12,12 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `stop`: `stop_run` (a run possibly started by another process)
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
 - `proc`: `pid_alive`
+- settings (engine.settings): `setting(NAME)`, `check_settings()`, `SettingError`: every environment
+  variable the project reads, validated in one place
 """
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
-                      summarize_run)
+                      run_dirs, summarize_run)
 from .pretrain_job import active_pretrain, start_pretrain
 from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, SweepPlan, ensure_runs_dir, launch,
                    plan_run, plan_sweep, ray_device, resume)
@@ -24,10 +26,11 @@ from .progress import Peak, RunProgress, peak, peak_sr, sr_series
 from .reconcile import reconcile
 from .spawn import RunProcess, default_worker_cmd, prepare_run, start_worker
 from .stop import stop_run
+from engine.settings import SettingError, check_all as check_settings, get as setting
 
 __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_runs", "planned_iterations",
            "read_config", "read_findings", "resolve_run", "sr_series", "summarize_run", "pid_alive",
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain"]
+           "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs"]

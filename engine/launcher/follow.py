@@ -14,13 +14,12 @@ a followed run always ends once its worker has exited, even when no status could
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from engine.records import TERMINAL, RecordError, read_status
+from engine.records import TERMINAL, RecordError, parse_metrics_line, read_status
 
 from .reconcile import reconcile
 
@@ -80,11 +79,8 @@ class RunWatcher:
             line = line.strip()
             if not line:
                 continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue  # a corrupt line: skip it, as read_metrics does
-            if isinstance(row, dict):
+            row = parse_metrics_line(line)  # a corrupt line is skipped, as read_metrics does
+            if row is not None:
                 rows.append(row)
         return rows
 

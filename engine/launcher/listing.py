@@ -125,13 +125,24 @@ def list_runs(runs_dir: str | Path) -> list[RunSummary]:
         raise RecordError(f"cannot read runs directory {root} ({e.strerror})") from None
     out = []
     for p in entries:
-        if not is_run_dir(p):
+        if not is_run_dir(p) or not _under(p, root):  # a link to a run elsewhere is not one of ours
             continue
         try:
             out.append(summarize_run(p))
         except FileNotFoundError:
             continue  # deleted while we were reading it
     return out
+
+
+def run_dirs(runs_dir: str | Path) -> list[Path]:
+    """Every run directory of `runs_dir`, oldest first, without reading their records: those
+    inside it after resolving links (a link to a run elsewhere is left out)."""
+    root = Path(runs_dir)
+    try:
+        return sorted(p for p in root.iterdir()
+                      if not p.name.startswith(".") and is_run_dir(p) and _under(p, root))
+    except OSError:
+        return []
 
 
 def _under(path: Path, root: Path) -> bool:
@@ -145,7 +156,9 @@ def _under(path: Path, root: Path) -> bool:
 def resolve_run(ref: str, runs_dir: str | Path) -> Path:
     """A run directory from a run id, a unique prefix of one, a run name without its time stamp,
     or a path to a run directory inside `runs_dir`. Nothing else: an empty name matches no run,
-    and a directory outside the runs directory is refused (pass --runs-dir to use another)."""
+    and a directory outside the runs directory is refused (pass --runs-dir to use another). Every
+    way (id, prefix, name, path) applies the same rule after resolving links: a symbolic link in
+    the runs directory pointing to a run elsewhere is not a run of this directory."""
     root = Path(runs_dir)
     ref = (ref or "").strip() if isinstance(ref, str) else ""
     if not ref or ref in (".", ".."):
@@ -162,7 +175,8 @@ def resolve_run(ref: str, runs_dir: str | Path) -> Path:
     if is_run_dir(root / ref) and _under(root / ref, root):
         return root / ref
     try:
-        ids = [p.name for p in root.iterdir() if is_run_dir(p)] if root.is_dir() else []
+        # the same inside-the-runs-dir rule as for paths: a link to a run elsewhere matches nothing
+        ids = [p.name for p in root.iterdir() if is_run_dir(p) and _under(p, root)] if root.is_dir() else []
     except OSError as e:
         raise RecordError(f"cannot read runs directory {root} ({e.strerror or e})") from None
     matches = sorted(i for i in ids if i.startswith(ref))
