@@ -17,7 +17,7 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 """
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
-                      run_dirs, summarize_run)
+                      final_status, run_dirs, summarize_run)
 from .pretrain_job import active_pretrain, start_pretrain
 from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, SweepPlan, ensure_runs_dir, launch,
                    plan_run, plan_sweep, ray_device, resume)
@@ -33,4 +33,4 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs"]
+           "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs", "final_status"]

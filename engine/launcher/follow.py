@@ -21,6 +21,7 @@ from typing import Iterator
 
 from engine.records import TERMINAL, RecordError, parse_metrics_line, read_status
 
+from .rebuild import has_ended
 from .reconcile import reconcile
 
 
@@ -35,7 +36,7 @@ class Event:
 
     @property
     def terminal(self) -> bool:
-        return self.kind == "status" and self.data.get("status") in TERMINAL
+        return self.kind == "status" and has_ended(self.data)
 
 
 class RunWatcher:
@@ -52,7 +53,7 @@ class RunWatcher:
 
     @property
     def done(self) -> bool:
-        return bool(self.status) and self.status.get("status") in TERMINAL
+        return has_ended(self.status)
 
     def _check_dir(self) -> None:
         if not self.run_dir.is_dir():
@@ -105,7 +106,7 @@ class RunWatcher:
         if st is None or st.get("status") not in TERMINAL:
             settled = self._check_liveness()
             st = read_status(self.run_dir) or st
-            if settled is not None and settled.get("status") in TERMINAL and (st or {}).get("status") not in TERMINAL:
+            if has_ended(settled) and (st or {}).get("status") not in TERMINAL:
                 st = settled  # the worker is gone and its final status could not be written
         rows = self._read_rows()
         self._check_dir()

@@ -91,9 +91,12 @@ def is_run_dir(path: Path) -> bool:
         return False
 
 
-def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: list[dict] | None = None) -> RunSummary:
+def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: list[dict] | None = None,
+                  status: dict | None = None) -> RunSummary:
+    """The run's summary; `status` (e.g. `final_status`) instead of what status.json says."""
     run_dir = Path(run_dir)
-    status = (reconcile(run_dir, write=False) if reconcile_dead else read_status(run_dir)) or {}
+    if status is None:
+        status = (reconcile(run_dir, write=False) if reconcile_dead else read_status(run_dir)) or {}
     conf = read_config(run_dir)
     rows = read_metrics(run_dir) if rows is None else rows
     prog = RunProgress(run_dir, conf=conf)
@@ -132,6 +135,17 @@ def list_runs(runs_dir: str | Path) -> list[RunSummary]:
         except FileNotFoundError:
             continue  # deleted while we were reading it
     return out
+
+
+def final_status(run_dir: str | Path, proc=None) -> dict:
+    """A followed run's final status: status.json, unless the worker this process spawned
+    (`proc`, a RunProcess) ended and its status could not be written (a full disk): then the
+    status the launcher reconciled in memory (`failed` with the OS's reason)."""
+    st = read_status(run_dir) or {}
+    settled = getattr(proc, "final_status", None)
+    if settled and st.get("status") not in TERMINAL:
+        return dict(settled)
+    return st
 
 
 def run_dirs(runs_dir: str | Path) -> list[Path]:
