@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
 from . import settings
+from .archive_sizes import ArchiveTooBig, check_archive
+from .errors import UserError
 
 if TYPE_CHECKING:  # torch loads lazily: resolving names and reading the index must stay instant
     import torch
@@ -159,11 +160,25 @@ def first_words(e: BaseException) -> str:
     return first[:120] or type(e).__name__
 
 
+def _sidecar_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def torch_load(path: Path, what: str, fix: str) -> Any:
     """`torch.load(weights_only=True)` of a file a user may have damaged or replaced: any failure
-    is one CheckpointError line naming the file, never torch's advice to load unsafely."""
+    is one CheckpointError line naming the file, never torch's advice to load unsafely. Its zip
+    entries are checked first against what the file and its metadata allow (a size bomb is
+    refused before torch allocates anything: engine.archive_sizes)."""
     import torch
 
+    try:
+        check_archive(path, what, fix, meta=_sidecar_meta(Path(path)))
+    except ArchiveTooBig as e:
+        raise CheckpointError(str(e)) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle with code, random bytes, a directory...

@@ -89,6 +89,8 @@ class PlaygroundApp(App):
                 self.notify(f"pretraining of {v.config.get('env')} is done: its checkpoints are ready")
                 if self.launch_screen is not None:
                     self.launch_screen.schedule_plan(0.0)  # the missing roles exist now
+            if v.state == "stalled" and old != "stalled":
+                self.notify(f"{m.run_id}: {v.status.get('stall')}", severity="warning", timeout=8)
             if v.state == "failed" and old not in ("failed", "starting"):
                 first = str(v.status.get("error") or "").splitlines()[:1]
                 self.notify(f"{m.run_id} failed" + (f": {first[0]}" if first else ""), severity="error", timeout=8)

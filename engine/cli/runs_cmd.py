@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.figures import curve_of_run, save_sr_figure
-from engine.launcher import list_runs, read_config, read_findings, reconcile, resolve_run, stop_run, summarize_run
+from engine.launcher import (list_runs, read_config, read_findings, reconcile, resolve_run, stall_fields, stop_run,
+                             summarize_run)
 from engine.records import TERMINAL, read_metrics, read_status
 from engine.sr import is_iteration_row
 
@@ -84,7 +85,8 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         print_json({"run": s.to_dict(), "config": read_config(run_dir), "findings": findings, "metrics": rows})
         return
     con = console()
-    con.print(summary_table(run_dir, reconcile(run_dir, write=False) or {}, rows))  # a dead worker: failed
+    status = reconcile(run_dir, write=False) or {}  # a dead worker: failed
+    con.print(summary_table(run_dir, {**status, **stall_fields(run_dir, status, rows)}, rows))
     if findings:
         con.print(Text("findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}) {f.get('title')}"
                                                           for f in findings), style="yellow"))

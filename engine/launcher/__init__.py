@@ -12,6 +12,7 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `stop`: `stop_run` (a run possibly started by another process)
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
 - `proc`: `pid_alive`
+- `stall`: `detect_stall` / `stall_fields`: a `running` run without progress ("stalled since ...")
 - settings (engine.settings): `setting(NAME)`, `check_settings()`, `SettingError`: every environment
   variable the project reads, validated in one place
 """
@@ -25,6 +26,7 @@ from .proc import pid_alive
 from .progress import Peak, RunProgress, peak, peak_sr, sr_series
 from .reconcile import reconcile
 from .spawn import RunProcess, default_worker_cmd, prepare_run, start_worker
+from .stall import Stall, detect_stall, stall_fields
 from .stop import stop_run
 from engine.settings import SettingError, check_all as check_settings, get as setting
 
@@ -33,4 +35,4 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs", "final_status"]
+           "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs", "final_status", "Stall", "detect_stall", "stall_fields"]

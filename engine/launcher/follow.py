@@ -22,6 +22,7 @@ from typing import Iterator
 from engine.records import TERMINAL, RecordError, parse_metrics_line, read_status
 
 from .rebuild import has_ended
+from .stall import stall_fields
 from .reconcile import reconcile
 
 
@@ -50,6 +51,7 @@ class RunWatcher:
         self.status: dict | None = None
         self.rows: list[dict] = []
         self._last_liveness = 0.0
+        self._stall: dict = {}
 
     @property
     def done(self) -> bool:
@@ -99,6 +101,20 @@ class RunWatcher:
             return reconcile(self.run_dir)
         return None
 
+    def _with_stall(self, st: dict | None, fresh: bool) -> dict | None:
+        """`st` with `stalled_since` / `stall` (engine.launcher.stall) while the run makes no
+        progress; looked at again every `liveness_every_s`, and cleared by new rows."""
+        if st is None or st.get("status") != "running":
+            self._stall = {}
+            return st
+        now = time.monotonic()
+        if fresh:
+            self._stall = {}
+        elif now - getattr(self, "_last_stall_check", 0.0) >= self.liveness_every_s:
+            self._last_stall_check = now
+            self._stall = stall_fields(self.run_dir, st, self.rows)
+        return {**st, **self._stall} if self._stall else st
+
     def poll(self) -> list[Event]:
         """Events since the last call: metrics rows first, then the status if it changed."""
         self._check_dir()
@@ -112,6 +128,7 @@ class RunWatcher:
         self._check_dir()
         events = [Event("metrics", r) for r in rows]
         self.rows.extend(rows)
+        st = self._with_stall(st, fresh=bool(rows) and self.status is not None)  # the first poll: history
         if st is not None and st != self.status:
             self.status = st
             events.append(Event("status", st))

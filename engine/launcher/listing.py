@@ -19,6 +19,7 @@ from engine.records import TERMINAL, RecordError, read_metrics, read_status
 
 from .progress import RunProgress, sr_series  # noqa: F401 (sr_series: re-exported)
 from .reconcile import GONE_PREFIX, reconcile
+from .stall import stall_fields
 
 
 @dataclass
@@ -44,6 +45,8 @@ class RunSummary:
     pid: int | None
     exit_code: int | None
     error: str | None
+    stalled_since: str | None = None    # "stalled since HH:MM:SS" (engine.launcher.stall)
+    stall: str | None = None            # the same with why
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "status_label": self.status_label}
@@ -51,7 +54,10 @@ class RunSummary:
     @property
     def status_label(self) -> str:
         """The status as a listing shows it: "failed (worker gone)" for a run whose worker
-        vanished without a final status."""
+        vanished without a final status; "stalled since HH:MM:SS" for a running run that makes
+        no progress."""
+        if self.status == "running" and self.stalled_since:
+            return self.stalled_since
         if self.status == "failed" and (self.error or "").startswith(GONE_PREFIX):
             return "failed (worker gone)"
         return self.status
@@ -112,7 +118,13 @@ def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: lis
         last_sr=prog.sr, peak_sr=prog.peak.sr, peak_env_steps=prog.peak.env_steps,
         planned_iterations=prog.planned, started=status.get("started"),
         ended=status.get("ended"), pid=status.get("pid"), exit_code=status.get("exit_code"),
-        error=status.get("error"))
+        error=status.get("error"), **_stall_of(run_dir, status, rows))
+
+
+def _stall_of(run_dir: Path, status: dict, rows: list[dict]) -> dict:
+    if "stalled_since" in status:
+        return {"stalled_since": status.get("stalled_since"), "stall": status.get("stall")}
+    return stall_fields(run_dir, status, rows)
 
 
 def list_runs(runs_dir: str | Path) -> list[RunSummary]:
