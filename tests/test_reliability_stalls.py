@@ -190,3 +190,91 @@ def test_sweep_on_ray_with_a_too_long_ray_tmpdir_exits_2_with_one_line(tmp_path:
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and any("RAY_TMPDIR" in x for x in lines), err
     assert "internal error" not in err and "OSError" not in err and len(lines) == 1
+
+
+# --- class 10: resumable sweeps ---------------------------------------------------------------
+
+def sweep_env(tmp_path: Path, monkeypatch, **opts) -> Path:
+    from tests.test_launcher import write_fake_worker
+
+    monkeypatch.setenv("PLAYGROUND_WORKER", " ".join(write_fake_worker(tmp_path)))
+    monkeypatch.setenv("FAKE_WORKER_OPTS", json.dumps({"iters": 3, "sleep": 0.01, **opts}))
+    return tmp_path / "runs"
+
+
+def launches(run_dir: Path) -> list[str]:
+    return [x for x in (run_dir / "worker.out").read_text().splitlines() if x.startswith("---")]
+
+
+def test_sweep_resume_skips_done_runs_resumes_stopped_and_failed_ones_and_starts_the_rest(
+        tmp_path: Path, monkeypatch, capsys):
+    from engine.launcher import load_sweep
+
+    runs = sweep_env(tmp_path, monkeypatch)
+    code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "gae-ppo", "--checkpoint", "none",
+                         "--seeds", "0-3", "--grid", "gamma=0.8,0.9", "--json")
+    assert code == 0, err
+    sweep_id = json.loads(out)["sweep"]
+    rec = load_sweep(runs, sweep_id)
+    assert len(rec.runs) == 8
+    dirs = {json.loads(k)["seed"] * 10 + (json.loads(k)["point"]["gamma"] == "0.9"): runs / v
+            for k, v in rec.runs.items()}
+    write_status(dirs[0], "stopped", exit_code=143)           # seed 0, gamma 0.8: stopped after a save
+    (dirs[0] / "checkpoints").mkdir(exist_ok=True)
+    (dirs[0] / "checkpoints" / "resume.pt").write_bytes(b"saved")  # the fake worker does not read it
+    write_status(dirs[11], "failed", exit_code=1, error="x")   # seed 1, gamma 0.9: failed
+    import shutil
+
+    shutil.rmtree(dirs[20])                                     # seed 2, gamma 0.8: never ran (gone)
+    code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "--resume", sweep_id[:12], "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["sweep"] == sweep_id and len(doc["runs"]) == 8
+    assert all(r["status"] == "done" for r in doc["runs"])
+    assert "1 to start" in err and "2 to resume" in err and "5 done" in err
+    for key, d in dirs.items():
+        if key == 0:  # from its last save
+            assert len(launches(d)) == 2 and launches(d)[1].endswith("--resume")
+        elif key == 11:  # failed before any save: started over
+            assert len(launches(d)) == 2 and not launches(d)[1].endswith("--resume")
+        elif key != 20:
+            assert len(launches(d)) == 1  # done: not run again
+    new = load_sweep(runs, sweep_id).runs
+    assert len(new) == 8 and sum(1 for v in new.values() if (runs / v).is_dir()) == 8
+
+
+def test_sweep_resume_of_a_killed_sweep_follows_its_live_worker_instead_of_starting_a_second(
+        tmp_path: Path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    runs = sweep_env(tmp_path, monkeypatch, iters=40, sleep=0.05)
+    repo = str(Path(__file__).resolve().parent.parent)
+    p = subprocess.Popen([sys.executable, "-c", "from engine.cli.app import main; main()", "--runs-dir", str(runs), "sweep", "gae-ppo",
+                          "--checkpoint", "none", "--seeds", "0-1"], cwd=repo,
+                         env={**os.environ, "PYTHONPATH": repo}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: any(runs.glob("*/metrics.jsonl")), timeout=120)
+    finally:
+        p.kill()  # the sweep's launcher dies; its first worker (own session) keeps running
+        p.wait()
+    sweep_id = next((runs / ".sweeps").glob("*.json")).stem
+    code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "--resume", sweep_id)
+    assert code == 0, err + out
+    first = sorted(runs.glob("*-s0"))
+    assert len(first) == 1 and len(launches(first[0])) == 1  # followed, not started twice
+    assert "1 still running" in out + err
+    assert all((read_status_of(d) == "done") for d in runs.iterdir() if not d.name.startswith("."))
+
+
+def read_status_of(d: Path) -> str | None:
+    from engine.records import read_status
+
+    return (read_status(d) or {}).get("status")
+
+
+def test_sweep_resume_of_an_unknown_sweep_is_one_line(tmp_path: Path, capsys):
+    code, out, err = cli(capsys, "--runs-dir", str(tmp_path / "runs"), "sweep", "--resume", "nope")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "names no sweep" in err
+    code, out, err = cli(capsys, "--runs-dir", str(tmp_path / "runs"), "sweep", "gae-ppo", "--resume", "x")
+    assert code == 2 and "--resume" in err

@@ -13,6 +13,7 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
 - `proc`: `pid_alive`
 - `stall`: `detect_stall` / `stall_fields`: a `running` run without progress ("stalled since ...")
+- `sweep_record`: a sweep's id and record of its runs; `load_sweep` / `resume_jobs` (`sweep --resume`)
 - settings (engine.settings): `setting(NAME)`, `check_settings()`, `SettingError`: every environment
   variable the project reads, validated in one place
 """
@@ -28,6 +29,7 @@ from .reconcile import reconcile
 from .spawn import RunProcess, default_worker_cmd, prepare_run, start_worker
 from .stall import Stall, detect_stall, stall_fields
 from .stop import stop_run
+from .sweep_record import SweepRecord, SweepRecordError, load_sweep, new_sweep, resume_jobs, track
 from engine.settings import SettingError, check_all as check_settings, get as setting
 
 __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_runs", "planned_iterations",
@@ -35,4 +37,5 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs", "final_status", "Stall", "detect_stall", "stall_fields"]
+           "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs", "final_status", "Stall", "detect_stall", "stall_fields",
+           "SweepRecord", "SweepRecordError", "load_sweep", "new_sweep", "resume_jobs", "track"]
