@@ -93,11 +93,19 @@ class PlaygroundApp(App):
                 self.notify(f"{m.run_id}: {v.status.get('stall')}", severity="warning", timeout=8)
             if v.state == "failed" and old not in ("failed", "starting"):
                 first = str(v.status.get("error") or "").splitlines()[:1]
-                self.notify(f"{m.run_id} failed" + (f": {first[0]}" if first else ""), severity="error", timeout=8)
+                tb = list(m.status.get("worker_out") or [])
+                self.notify(f"{m.run_id} failed" + (f": {first[0]}" if first else "")
+                            + (f"\nworker.out: {tb[-1]}" if tb else ""), severity="error", timeout=8)
+                mon = self.monitor
+                if tb and mon is not None and mon.selected == m.run_id:
+                    mon.on_log_lines(["--- last lines of worker.out ---", *tb], False)
 
     def on_run_removed(self, m: RunRemoved) -> None:
+        """A followed run's folder was deleted or moved: drop it from the lists and say so."""
         if self.runs.pop(m.run_id, None) is not None:
             self.dirty.add(m.run_id)
+            self.notify(f"{m.run_id} is gone: {m.reason or 'its run directory was deleted or moved'}",
+                        severity="warning", timeout=8)
 
     def on_log_lines(self, m: LogLines) -> None:
         mon = self.monitor
@@ -135,13 +143,21 @@ class PlaygroundApp(App):
             mon.table.select(run_dir.name)
         self.notify(f"launched {run_dir.name}")
 
-    def launch_preset(self, name: str) -> None:
-        """Palette: select this preset on the launch screen and launch it (findings confirm first)."""
+    def open_preset(self, name: str) -> None:
+        """Palette: show this preset in the launch form; nothing starts (the form's edits give
+        way to the preset the user asked for; launching stays a separate step)."""
         self.switch_mode("launch")
         screen = self.screen
         if isinstance(screen, LaunchScreen):
             screen.select_preset(name)
-            screen._launch_when_planned = True
+            self.notify(f"preset {name} is in the launch form: edit it, then launch with ctrl+r")
+
+    def launch_form(self) -> None:
+        """Palette: launch what the launch form shows, exactly as its Launch key does."""
+        self.switch_mode("launch")
+        screen = self.screen
+        if isinstance(screen, LaunchScreen):
+            screen.action_launch()
 
     def stop_runs(self, run_ids: list[str], then_exit: bool = False) -> None:
         """Stop these runs in a thread (each gets its grace period), then say how they ended."""

@@ -17,6 +17,7 @@ from engine.launcher import (RunPlan, RunProgress, RunWatcher, plan_run, read_co
                              stop_run, summarize_run)
 from engine.launcher import launch as launch_plan
 from engine.launcher import run_dirs as launcher_run_dirs
+from engine.launcher import worker_out_tail  # noqa: F401 (the follower's)
 from engine.records import TERMINAL, RecordError  # noqa: F401
 
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)

@@ -25,7 +25,7 @@ from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, S
                    plan_run, plan_sweep, ray_device, resume)
 from .proc import pid_alive
 from .progress import Peak, RunProgress, peak, peak_sr, sr_series
-from .reconcile import reconcile
+from .reconcile import reconcile, worker_out_tail
 from .spawn import RunProcess, default_worker_cmd, prepare_run, start_worker
 from .stall import Stall, detect_stall, stall_fields
 from .stop import stop_run
@@ -38,4 +38,4 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
            "active_pretrain", "start_pretrain", "SettingError", "check_settings", "setting", "run_dirs", "final_status", "Stall", "detect_stall", "stall_fields",
-           "SweepRecord", "SweepRecordError", "load_sweep", "new_sweep", "resume_jobs", "track"]
+           "SweepRecord", "SweepRecordError", "worker_out_tail", "load_sweep", "new_sweep", "resume_jobs", "track"]

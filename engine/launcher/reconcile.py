@@ -111,6 +111,24 @@ def log_tail(run_dir: str | Path, lines: int = TAIL_LINES) -> tuple[str, str]:
     return p.name, tail[-TAIL_CHARS:]
 
 
+def worker_out_tail(run_dir: str | Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last lines the worker's latest start wrote to worker.out (after the launcher's `---`
+    header) when they hold a Python traceback or an error, else []: what a crash that escaped
+    the worker's own handlers left (engine.log never sees it)."""
+    try:
+        with open(Path(run_dir) / "worker.out", "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 64 * 1024))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    out = text.rsplit("\n--- ", 1)[-1].splitlines()
+    out = out[1:] if out and out[0].startswith(("--- ", "20")) and "launcher pid" in out[0] else out
+    out = [x for x in out if x.strip()]
+    if not any("Traceback" in x or "Error" in x or x.startswith("error:") for x in out):
+        return []
+    return out[-lines:]
+
+
 def reconcile(run_dir: str | Path, exit_code: int | None = None, *, pid: int | None = None,
               write: bool = True) -> dict | None:
     """Mark a dead worker's run `failed` when it left no terminal status; returns the status.
