@@ -44,6 +44,12 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 DONE = {"status": "done", "pid": None, "started": None, "ended": None, "exit_code": 0, "error": None}
 
 
+@pytest.fixture(autouse=True)
+def _shipped_ladder(monkeypatch):
+    """The package's shipped pickcube-lite ladder: no test here may start a pretraining job."""
+    monkeypatch.setenv("PLAYGROUND_SHIPPED_LADDERS", "1")
+
+
 # --- class 1: odd values: one line or ignored, never a traceback ---------------------------
 
 @pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e999"])
@@ -82,7 +88,7 @@ def test_show_and_runs_take_non_finite_metrics(tmp_path: Path, capsys, value: st
 def test_a_bad_environment_variable_is_one_line_naming_it(tmp_path: Path, capsys, monkeypatch, name, value, words):
     monkeypatch.setenv(name, value)
     runs = tmp_path / "runs"
-    code, out, err = cli(capsys, "--runs-dir", str(runs), "run", "gae-ppo", "--checkpoint", "none")
+    code, out, err = cli(capsys, "--runs-dir", str(runs), "run", "gae-ppo", "--checkpoint", "none", "--no-pretrain")
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error:") and name in lines[0] and words in lines[0]
@@ -127,7 +133,7 @@ def test_settings_defaults_and_values():
 def test_an_exp_name_with_a_control_character_is_refused_and_writes_nothing(tmp_path: Path, capsys, name: str):
     runs = tmp_path / "runs"
     for cmd in ("check", "run"):
-        code, out, err = cli(capsys, "--runs-dir", str(runs), cmd, "gae-ppo", "--checkpoint", "none",
+        code, out, err = cli(capsys, "--runs-dir", str(runs), cmd, "gae-ppo", "--checkpoint", "none", "--no-pretrain",
                              "--exp_name", name)
         assert code == 2 and "exp_name" in err and "control character" in err, err
         assert len(err.strip().splitlines()) == 1
@@ -137,7 +143,7 @@ def test_an_exp_name_with_a_control_character_is_refused_and_writes_nothing(tmp_
 def test_an_exp_name_that_is_not_utf8_is_refused_and_writes_nothing(tmp_path: Path, capsys):
     runs = tmp_path / "runs"
     bad = os.fsdecode(b"caf\xe9-run")  # what Python makes of a Latin-1 byte on a UTF-8 command line
-    code, out, err = cli(capsys, "--runs-dir", str(runs), "run", "gae-ppo", "--checkpoint", "none", "--exp_name", bad)
+    code, out, err = cli(capsys, "--runs-dir", str(runs), "run", "gae-ppo", "--checkpoint", "none", "--no-pretrain", "--exp_name", bad)
     assert code == 2 and "exp_name" in err and "UTF-8" in err and "\\xe9" in err, err
     assert not runs.exists()
 
@@ -255,7 +261,7 @@ def test_run_json_on_a_full_disk_reports_failed_with_the_reason(tmp_path: Path, 
         return real(path, text)
 
     monkeypatch.setattr(records, "atomic_write", full_after_running)
-    code, out, err = cli(capsys, "--runs-dir", str(tmp_path / "runs"), "run", "gae-ppo", "--checkpoint", "none",
+    code, out, err = cli(capsys, "--runs-dir", str(tmp_path / "runs"), "run", "gae-ppo", "--checkpoint", "none", "--no-pretrain",
                          "--json")
     doc = json.loads(out)
     assert code == 1 and doc["ok"] is False

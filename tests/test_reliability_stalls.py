@@ -24,6 +24,12 @@ from tests.test_launcher import cfg, configure, fake_cmd, runs, wait_for, worker
 from tests.test_reliability_records import cli
 
 
+@pytest.fixture(autouse=True)
+def _shipped_ladder(monkeypatch):
+    """The package's shipped pickcube-lite ladder: no test here may start a pretraining job."""
+    monkeypatch.setenv("PLAYGROUND_SHIPPED_LADDERS", "1")
+
+
 # --- class 8: checkpoint size bombs -----------------------------------------------------------
 
 def rewrite(src: Path, out: Path, entry_bytes: int, *, how: str) -> Path:
@@ -185,7 +191,7 @@ def test_a_too_long_ray_tmpdir_is_one_line_naming_it(tmp_path: Path, monkeypatch
 def test_sweep_on_ray_with_a_too_long_ray_tmpdir_exits_2_with_one_line(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / ("y" * 90)))
     runs = tmp_path / "runs"
-    code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "gae-ppo", "--checkpoint", "none",
+    code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "gae-ppo", "--checkpoint", "none", "--no-pretrain",
                          "--seeds", "0-1", "--backend", "ray")
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2 and any("RAY_TMPDIR" in x for x in lines), err
@@ -211,7 +217,7 @@ def test_sweep_resume_skips_done_runs_resumes_stopped_and_failed_ones_and_starts
     from engine.launcher import load_sweep
 
     runs = sweep_env(tmp_path, monkeypatch)
-    code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "gae-ppo", "--checkpoint", "none",
+    code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "gae-ppo", "--checkpoint", "none", "--no-pretrain",
                          "--seeds", "0-3", "--grid", "gamma=0.8,0.9", "--json")
     assert code == 0, err
     sweep_id = json.loads(out)["sweep"]
@@ -251,7 +257,7 @@ def test_sweep_resume_of_a_killed_sweep_follows_its_live_worker_instead_of_start
     runs = sweep_env(tmp_path, monkeypatch, iters=40, sleep=0.05)
     repo = str(Path(__file__).resolve().parent.parent)
     p = subprocess.Popen([sys.executable, "-c", "from engine.cli.app import main; main()", "--runs-dir", str(runs), "sweep", "gae-ppo",
-                          "--checkpoint", "none", "--seeds", "0-1"], cwd=repo,
+                          "--checkpoint", "none", "--no-pretrain", "--seeds", "0-1"], cwd=repo,
                          env={**os.environ, "PYTHONPATH": repo}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: any(runs.glob("*/metrics.jsonl")), timeout=120)

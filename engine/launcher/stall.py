@@ -111,5 +111,7 @@ def detect_stall(run_dir: str | Path, status: dict, rows: list[dict], *, worker_
 def stall_fields(run_dir: str | Path, status: dict, rows: list[dict], *, now: float | None = None) -> dict:
     """`{"stalled_since": label, "stall": label with why}` for a stalled run, else {}: what a
     status shown in a listing, `show` or the TUI carries on top of status.json."""
+    if (status or {}).get("status") != "running":
+        return {}
     stall = detect_stall(run_dir, status, rows, worker_info=read_worker_info(run_dir), now=now)
     return {"stalled_since": stall.label(), "stall": stall.describe()} if stall else {}
