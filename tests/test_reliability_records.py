@@ -132,8 +132,8 @@ def test_settings_defaults_and_values():
 @pytest.mark.parametrize("name", ["a\x7fb", "tab\there", "new\nline", "nul\x00x", "c1\x85x", "esc\x1b[31m"])
 def test_an_exp_name_with_a_control_character_is_refused_and_writes_nothing(tmp_path: Path, capsys, name: str):
     runs = tmp_path / "runs"
-    for cmd in ("check", "run"):
-        code, out, err = cli(capsys, "--runs-dir", str(runs), cmd, "gae-ppo", "--checkpoint", "none", "--no-pretrain",
+    for cmd in (["check"], ["run", "--no-pretrain"]):
+        code, out, err = cli(capsys, "--runs-dir", str(runs), *cmd, "gae-ppo", "--checkpoint", "none",
                              "--exp_name", name)
         assert code == 2 and "exp_name" in err and "control character" in err, err
         assert len(err.strip().splitlines()) == 1
