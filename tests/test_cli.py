@@ -545,7 +545,7 @@ def test_sweep_builds_a_missing_ladder_once_then_runs_every_seed(env, monkeypatc
     r = invoke("sweep", PRESET, "--seeds", "0-1", "--parallel", "2", "--total_timesteps", "15000")
     assert r.exit_code == 0, r.output
     names = sorted(p.name.split("-", 2)[-1] for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir()
-                   if not p.name.startswith("."))  # .sweeps: the sweep's record (sweep --resume)
+                   if not p.name.startswith("."))  # .sweep-<id>.json: the sweep record (sweep --resume)
     runs = [n for n in names if n != "pretrain-pickcube-lite"]
     assert len(names) == 3 and [n[-3:] for n in runs] == ["-s0", "-s1"]
     assert "building its checkpoint ladder first" in r.stdout

@@ -264,7 +264,7 @@ def test_sweep_resume_of_a_killed_sweep_follows_its_live_worker_instead_of_start
     finally:
         p.kill()  # the sweep's launcher dies; its first worker (own session) keeps running
         p.wait()
-    sweep_id = next((runs / ".sweeps").glob("*.json")).stem
+    sweep_id = next(runs.glob(".sweep-*.json")).name[len(".sweep-"):-len(".json")]
     code, out, err = cli(capsys, "--runs-dir", str(runs), "sweep", "--resume", sweep_id)
     assert code == 0, err + out
     first = sorted(runs.glob("*-s0"))

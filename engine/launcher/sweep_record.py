@@ -1,6 +1,6 @@
 """Resumable sweeps: a sweep has an id and a record of its runs.
 
-`<runs_dir>/.sweeps/<sweep_id>.json` (a hidden folder: listings skip it) holds what the sweep
+`<runs_dir>/.sweep-<sweep_id>.json` (a hidden file: listings, which look for run folders, skip it) holds what the sweep
 was asked (preset, overrides, seeds, grid, env, force) and, for every (grid point, seed), the
 run directory it made, recorded the moment the directory is prepared (`track`). `playground
 sweep --resume SWEEP` loads it (`load_sweep`: an id or a unique prefix), plans the same runs
@@ -32,7 +32,7 @@ from .listing import summarize_run
 from .reconcile import is_alive, reconcile
 from .stop import stop_run
 
-SWEEPS_DIR = ".sweeps"
+PREFIX = ".sweep-"
 
 
 class SweepRecordError(UserError):
@@ -53,12 +53,16 @@ class SweepRecord:
     resumed: list[str] = field(default_factory=list)     # when it was resumed
 
     def path(self, runs_dir: str | Path) -> Path:
-        return Path(runs_dir) / SWEEPS_DIR / f"{self.id}.json"
+        return record_path(runs_dir, self.id)
 
     def save(self, runs_dir: str | Path) -> None:
         p = self.path(runs_dir)
         p.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(p, json.dumps(asdict(self), indent=1))
+
+
+def record_path(runs_dir: str | Path, sweep_id: str) -> Path:
+    return Path(runs_dir) / f"{PREFIX}{sweep_id}.json"
 
 
 def job_key(point: dict[str, Any], seed: int) -> str:
@@ -71,7 +75,7 @@ def new_sweep(runs_dir: str | Path, preset: str, **asked: Any) -> SweepRecord:
     stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(preset).stem)[:40] or "sweep"
     base = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{stem}"
     sweep_id, n = base, 1
-    while (Path(runs_dir) / SWEEPS_DIR / f"{sweep_id}.json").exists():
+    while record_path(runs_dir, sweep_id).exists():
         n += 1
         sweep_id = f"{base}-{n}"
     return SweepRecord(id=sweep_id, preset=preset, created=now_iso(), **asked)
@@ -79,12 +83,12 @@ def new_sweep(runs_dir: str | Path, preset: str, **asked: Any) -> SweepRecord:
 
 def load_sweep(runs_dir: str | Path, ref: str) -> SweepRecord:
     """The sweep record named by `ref` (an id, a unique prefix, or a path to its .json)."""
-    folder = Path(runs_dir) / SWEEPS_DIR
-    ids = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    folder = Path(runs_dir)
+    ids = sorted(p.name[len(PREFIX):-len(".json")] for p in folder.glob(f"{PREFIX}*.json")) if folder.is_dir() else []
     ref = (ref or "").strip()
     p = Path(ref)
-    if ref.endswith(".json") and p.is_file() and p.resolve().parent == folder.resolve():
-        matches = [p.stem]
+    if p.name.startswith(PREFIX) and p.name.endswith(".json") and p.is_file() and p.resolve().parent == folder.resolve():
+        matches = [p.name[len(PREFIX):-len(".json")]]
     else:
         matches = [ref] if ref in ids else [i for i in ids if ref and i.startswith(ref)]
     if len(matches) != 1:
@@ -92,7 +96,7 @@ def load_sweep(runs_dir: str | Path, ref: str) -> SweepRecord:
         what = "matches several sweeps" if matches else "names no sweep"
         raise SweepRecordError(f"--resume {ref!r} {what} in {folder} (recent: {known}): give a sweep id "
                                "as printed when the sweep started")
-    path = folder / f"{matches[0]}.json"
+    path = record_path(folder, matches[0])
     try:
         data = json.loads(path.read_text())
         rec = SweepRecord(**{k: v for k, v in data.items() if k in SweepRecord.__dataclass_fields__})
