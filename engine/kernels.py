@@ -24,12 +24,13 @@ differences ~1e-6), deterministic, and independent of the torch thread count
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from . import settings
 
 __all__ = ["FastTanh", "MLP", "ONEDNN_ENV", "onednn_available", "onednn_supported", "plain_path"]
 
@@ -94,7 +95,7 @@ def onednn_available() -> bool:
     read once) and supported by this torch build."""
     ok = _STATE.get("onednn")
     if ok is None:
-        ok = os.environ.get(ONEDNN_ENV, "0").strip() == "1" and onednn_supported()
+        ok = bool(settings.get(ONEDNN_ENV)) and onednn_supported()
         _STATE["onednn"] = ok
     return ok
 

@@ -12,7 +12,6 @@ too). Exit codes: 0 ok, 1 failed (or error-level findings for `check`), 2 unusab
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,6 +19,7 @@ from typing import Optional
 import typer
 
 from engine.errors import UserError
+from engine.launcher import check_settings, setting
 
 from . import common
 from .analyze_cmd import analyze_app
@@ -48,7 +48,7 @@ app = typer.Typer(
 
 def open_tui(runs_dir: Path | None) -> None:
     """The Textual launcher: `tui.app.run(runs_dir) -> int` is its one entry point."""
-    root = Path(runs_dir) if runs_dir is not None else Path(os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
+    root = Path(runs_dir) if runs_dir is not None else Path(setting("PLAYGROUND_RUNS_DIR"))
     try:
         from tui.app import run as run_tui
     except ImportError as e:
@@ -65,6 +65,7 @@ def root(ctx: typer.Context,
          runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", envvar="PLAYGROUND_RUNS_DIR",
                                                  help="runs directory (default ./runs)")) -> None:
     ctx.obj = {"runs_dir": runs_dir}
+    check_settings()  # every environment variable the project reads: one line per bad one, exit 2
     if ctx.invoked_subcommand is None:
         open_tui(runs_dir)
 

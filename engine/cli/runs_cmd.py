@@ -12,7 +12,8 @@ from rich.text import Text
 
 from engine.figures import curve_of_run, save_sr_figure
 from engine.launcher import (METRICS, group_curves, group_runs, list_runs, p_improve, pct_ci, read_config,
-                             read_findings, reconcile, resolve_run, run_values, stop_run, summarize_run)
+                             read_findings, reconcile, resolve_run, run_values, stall_fields, stop_run,
+                             summarize_run)
 from engine.launcher import block as stats_block
 from engine.records import TERMINAL, read_metrics, read_status
 from engine.sr import is_iteration_row
@@ -86,7 +87,8 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         print_json({"run": s.to_dict(), "config": read_config(run_dir), "findings": findings, "metrics": rows})
         return
     con = console()
-    con.print(summary_table(run_dir, reconcile(run_dir, write=False) or {}, rows))  # a dead worker: failed
+    status = reconcile(run_dir, write=False) or {}  # a dead worker: failed
+    con.print(summary_table(run_dir, {**status, **stall_fields(run_dir, status, rows)}, rows))
     if findings:
         con.print(Text("findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}) {f.get('title')}"
                                                           for f in findings), style="yellow"))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from .. import settings
 from .limits import LimitError, check_fits
 from .schema import FIELDS, RunConfig, field_type
 
@@ -107,7 +108,7 @@ class PresetInfo:
 
 def presets_dir() -> Path:
     """$PLAYGROUND_PRESETS_DIR, else the repository's presets/ folder."""
-    env = os.environ.get("PLAYGROUND_PRESETS_DIR")
+    env = settings.get("PLAYGROUND_PRESETS_DIR")
     if env:
         return Path(env)
     import engine  # the package itself: cheap, no torch
@@ -391,8 +392,38 @@ def _parses_as(t: type, s: str) -> bool:
         return False
 
 
+def text_problem(value: str) -> str | None:
+    """What makes a string unusable in a run's records (config.toml, status.json, the run's
+    folder name, the experiment log), or None: a control character (U+0000..U+001F, U+007F..U+009F)
+    or bytes that are not valid UTF-8 (read from the command line as lone surrogates)."""
+    for i, ch in enumerate(value):
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"is not valid UTF-8 (an undecodable byte at character {i + 1}): use plain UTF-8 text"
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return (f"contains the control character U+{code:04X} at character {i + 1}: "
+                    f"use printable text (letters, digits, - _ .)")
+    return None
+
+
+def shown_text(value: str) -> str:
+    """`value` printable on one line: control characters as \\xNN, undecodable bytes as \\xNN."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _check_meta(key: str, value: Any) -> str | None:
     """Range / choices check from the field metadata; a problem message or None."""
+    if isinstance(value, str) and (problem := text_problem(value)):
+        return f"'{shown_text(value)}' {problem}"
     meta = FIELDS[key].metadata
     choices = meta.get("choices")
     if choices and value not in choices:

@@ -142,6 +142,7 @@ class Job:
     summary: RunSummary | None = None
     events: list = field(default_factory=list)
     failures: list[str] = field(default_factory=list)   # why each earlier attempt died
+    resume: bool = False                    # a resumed sweep: continue this job's run (sweep_record)
 
     @property
     def retries(self) -> int:
@@ -159,6 +160,9 @@ class Scheduler:
             self.backend.parallel = self.parallel
         self.max_retries = max(0, int(max_retries))
         self.stopping = False
+        for j in jobs:  # a resumed sweep's runs that are still live (sweep_record.AdoptedHandle)
+            if j.state == "active" and j.watcher is None and j.run_dir is not None:
+                self._watch(j)
 
     @property
     def active(self) -> list[Job]:
@@ -187,6 +191,15 @@ class Scheduler:
         self._watch(job)
         return True
 
+    def _continue(self, run_dir: Path, resume: bool) -> Any:
+        """Start an existing run's worker again: from its last save (`resume.pt`), else from
+        scratch (its rows dropped, back to queued)."""
+        if resume and not (run_dir / "checkpoints" / "resume.pt").is_file():
+            truncate_metrics(run_dir, -1)
+            write_status(run_dir, "queued", pid=None, ended=None, exit_code=None, error=None)
+            resume = False
+        return self.backend.start(run_dir, resume=resume)
+
     def step(self) -> list[tuple[Job, str]]:
         """Start jobs into free slots, collect progress; returns (job, 'started'|'retried'|'ended')."""
         notes: list[tuple[Job, str]] = []
@@ -209,8 +222,11 @@ class Scheduler:
             nxt = next((j for j in self.jobs if j.state == "waiting"), None)
             if nxt is None:
                 break
-            nxt.run_dir = nxt.prepare()
-            nxt.handle = self.backend.start(nxt.run_dir)
+            if nxt.run_dir is None:
+                nxt.run_dir = nxt.prepare()
+                nxt.handle = self.backend.start(nxt.run_dir)
+            else:  # a resumed sweep's run: continue it from its last save
+                nxt.handle = self._continue(nxt.run_dir, nxt.resume)
             self._watch(nxt)
             nxt.state = "active"
             notes.append((nxt, "started"))
