@@ -1,7 +1,7 @@
 """The `playground` typer app: every command of interfaces.md, and `main()` (the console script).
 
 Commands live in small modules: `run_cmd` (check, run), `sweep_cmd`, `runs_cmd` (runs, show,
-compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `analyze_cmd` (the
+compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `doctor_cmd`, `analyze_cmd` (the
 `analyze` sub-app). `playground` with no
 arguments, or `playground tui`, opens the Textual launcher: `tui.app.run(runs_dir)`.
 
@@ -23,6 +23,7 @@ from engine.errors import UserError
 
 from . import common
 from .analyze_cmd import analyze_app
+from .doctor_cmd import doctor
 from .errors import ABORT_EXC, EXIT_EXC, USAGE_EXC, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, debug_enabled
 from .presets_cmd import presets
 from .reproduce_cmd import reproduce
@@ -85,6 +86,7 @@ app.command("stop")(stop)
 app.command("pretrain")(pretrain)
 app.command("checkpoints")(checkpoints)
 app.command("reproduce")(reproduce)
+app.command("doctor")(doctor)
 app.add_typer(analyze_app, name="analyze")  # engine/cli/analyze_cmd.py (its own module)
 
 

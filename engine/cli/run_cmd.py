@@ -14,11 +14,12 @@ from typing import Optional
 
 import typer
 
-from engine.launcher import RunProcess, launch, plan_run, read_findings, resolve_run, summarize_run
+from engine.launcher import RunProcess, diagnose_run, launch, plan_run, read_findings, resolve_run, summarize_run
 from engine.launcher import resume as resume_run
 from engine.records import read_metrics
 
 from .common import command_line, console, ensure_runs_dir, print_json, runs_dir_of, say
+from .doctor_cmd import doctor_summary
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
 from .findings import counts, print_findings
 from .following import ensure_ladders, follow_worker, still_missing
@@ -63,9 +64,10 @@ def finish(run_dir: Path, status: dict, interrupted: bool, *, json_mode: bool, f
     code = EXIT_OK if st == "done" else EXIT_INTERRUPTED if (interrupted or st == "stopped") else EXIT_FAILED
     if json_mode:
         print_json({"ok": st == "done", "run": summarize_run(run_dir, reconcile_dead=False, rows=rows).to_dict(),
-                    "findings": findings, "exit_code": code})
+                    "findings": findings, "doctor": [d.to_dict() for d in diagnose_run(run_dir)], "exit_code": code})
     else:
         console().print(summary_table(run_dir, status, rows))
+        doctor_summary(run_dir)
         if st == "stopped":
             typer.echo(f"resume it with `playground run --resume {run_dir.name}`")
         typer.echo(f"chart and table: `playground show {run_dir.name}`")

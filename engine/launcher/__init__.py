@@ -12,7 +12,12 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `stop`: `stop_run` (a run possibly started by another process)
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
 - `proc`: `pid_alive`
+- the doctor (engine.doctor, re-exported for the fronts): `diagnose_run` -> `Diagnosis` list, `machine_report`,
+  `machine_notes`, `require_physx_gpu` (also checked by planning: `PhysxMissing`)
 """
+from engine.doctor import (Diagnosis, PhysxMissing, diagnose_run, machine_notes, machine_report,
+                           require_physx_gpu)
+
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, list_runs, planned_iterations, read_config, read_findings, resolve_run,
                       summarize_run)
@@ -30,4 +35,5 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain"]
+           "active_pretrain", "start_pretrain", "Diagnosis", "PhysxMissing", "diagnose_run", "machine_notes",
+           "machine_report", "require_physx_gpu"]
