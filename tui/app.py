@@ -22,7 +22,7 @@ from . import core
 from .commands import PlaygroundCommands
 from .follower import RunsFollower
 from .messages import LogLines, MetricsRows, RunFound, RunRemoved, StatusChanged
-from .model import RunView
+from .model import RunView, pct
 from .screens.dialogs import CompareScreen, HelpScreen, QuitScreen
 from .screens.launch import LaunchScreen
 from .screens.monitor import MonitorScreen
@@ -89,6 +89,11 @@ class PlaygroundApp(App):
                 self.notify(f"pretraining of {v.config.get('env')} is done: its checkpoints are ready")
                 if self.launch_screen is not None:
                     self.launch_screen.schedule_plan(0.0)  # the missing roles exist now
+            if v.state == "done" and old in ("queued", "running") and not core.is_pretrain_job(v.config):
+                found = v.diagnoses()
+                self.notify(f"{m.run_id} done: peak SR {pct(v.peak_sr)}" + (
+                    f"; the run doctor has {len(found)} finding{'s' if len(found) != 1 else ''} (d in the monitor)"
+                    if found else ""), severity="warning" if found else "information", timeout=8)
             if v.state == "failed" and old not in ("failed", "starting"):
                 first = str(v.status.get("error") or "").splitlines()[:1]
                 self.notify(f"{m.run_id} failed" + (f": {first[0]}" if first else ""), severity="error", timeout=8)

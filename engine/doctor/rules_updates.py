@@ -23,7 +23,8 @@ COLLAPSED_CLIPPED = 0.20
 KL_BLOWUP = 1.0
 CLIPFRAC_BLOWUP = 0.8
 # DOC04. Seed issue 3 (KB03): `--update_epochs 20 --target_kl 0.1` collapses: the KL stop ends the
-# update after its first epoch. Fires when that happens in at least 80% of the policy updates (3 or more).
+# update after its first epoch. Fires when the KL stop ends the update within its first tenth of the
+# epochs (the first epoch; the first 2 of 20) in at least 80% of the policy updates (3 or more).
 THROTTLED_SHARE = 0.8
 
 
@@ -62,7 +63,7 @@ def doc02_awr_collapsed(v: RunView) -> list[Diagnosis]:
     lo_ess = min((ess[it] for it in hits if it in ess), default=float("nan"))
     hi_clip = max((clipped[it] for it in hits if it in clipped), default=float("nan"))
     return [Diagnosis(
-        "DOC02", "warning", "AWR weights collapsed on a few samples",
+        "DOC02", "warning", "AWR weights collapsed onto the clip or a few samples",
         f"in {len(hits)} of {len(its)} updates (iterations {spans(hits)}) the weights' effective sample size fell "
         f"to {lo_ess:.1%} of the batch (< {COLLAPSED_ESS:.0%}) or up to {hi_clip:.1%} of them sat at the clip "
         f"awr_max_weight {v.cfg('awr_max_weight', 20.0):g} (>= {COLLAPSED_CLIPPED:.0%}), with awr_beta {beta:g}",
@@ -97,12 +98,16 @@ def doc04_kl_throttle(v: RunView) -> list[Diagnosis]:
     warm = int(v.cfg("warmup_iters", 0) or 0)
     rows = [r for r in v.updates if r["iteration"] > warm and isinstance(r.get("epochs_run"), int)]
     epochs = int(v.cfg("update_epochs", 1))
-    hits = [r["iteration"] for r in rows if r.get("stopped_early") and r["epochs_run"] <= 1 and epochs > 1]
+    cut = max(1, epochs // 10)
+    hits = [r["iteration"] for r in rows if r.get("stopped_early") and r["epochs_run"] <= cut and epochs > 1]
     if len(hits) < 3 or len(hits) < THROTTLED_SHARE * len(rows):
         return []
+    runs = sorted({r["epochs_run"] for r in rows if r["iteration"] in hits})
+    after = f"{runs[0]}" if runs[0] == runs[-1] else f"{runs[0]}-{runs[-1]}"
     return [Diagnosis(
-        "DOC04", "warning", "The KL stop ends every PPO update after its first epoch",
-        f"target_kl {target:g} stopped {len(hits)} of {len(rows)} policy updates after 1 of {epochs} epochs "
+        "DOC04", "warning", "The KL stop ends every PPO update in its first epochs",
+        f"target_kl {target:g} stopped {len(hits)} of {len(rows)} policy updates after "
+        f"{after} of {epochs} epochs "
         f"(iterations {spans(hits)}): the update-to-data ratio you asked for never happens",
         "seed issue 3 / KB03: `--update_epochs 20 --target_kl 0.1` collapses; high-UTD PPO needs the KL stop off",
         hits, {"target_kl": 100.0})]

@@ -21,6 +21,15 @@ def diagnose(view: RunView) -> list[Diagnosis]:
     return worst_first(out)
 
 
+def diagnose_records(config: dict, rows: list[dict], status: dict | None = None, *,
+                     last_write: float | None = None, now: float | None = None) -> list[Diagnosis]:
+    """Diagnose records already in memory (the TUI's followed runs)."""
+    view = RunView(dict(config or {}), list(rows), dict(status or {}), last_write)
+    if now is not None:
+        view.now = now
+    return diagnose(view)
+
+
 def diagnose_run(run_dir: str | Path, now: float | None = None) -> list[Diagnosis]:
     """Read `run_dir` (config.toml, status.json, metrics.jsonl) and diagnose it."""
     return diagnose(RunView.read(run_dir, now=now))

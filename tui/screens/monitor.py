@@ -1,7 +1,8 @@
-"""The monitor screen: every run in the runs directory in a table (id, preset, status,
-iteration, env steps, SR now, peak SR, ETA), the selected run's SR curve with the marked runs
-overlaid (legend), the selected run's `engine.log`, and keys to stop, mark, summarise, compare
-and export. It redraws what changed twice a second from the app's run views (filled by the
+"""The monitor screen: every run in the runs directory in a table (id, preset, status, the run
+doctor's badge, iteration, env steps, SR now, peak SR, ETA), the selected run's curve (SR, or any
+logged metric chosen by key) with the marked runs overlaid (legend), the run doctor's findings of
+the selected run, its `engine.log` (one line per iteration), and keys to stop, mark, summarise,
+diagnose, choose the curve, compare and export. It redraws what changed twice a second from the app's run views (filled by the
 follower's messages), so it reads no files itself."""
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from ..model import RunView, short_label
 from ..widgets.log_tail import LogTail
 from ..widgets.runs_table import RunsHeader, RunsTable
 from ..widgets.sr_plot import SRPlot
-from .dialogs import CompareScreen, SummaryScreen
+from .dialogs import CompareScreen, DoctorScreen, MetricScreen, SummaryScreen
 
 REDRAW_S = 1.0   # the table, curve and log are redrawn once a second (when something changed)
+PERCENT_METRICS = ("sr", "sr_at_end", "peak_sr")  # fractions drawn in % on a 0..100 axis
 
 
 class MonitorScreen(Screen):
@@ -26,13 +28,15 @@ class MonitorScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("m", "mark", "Mark"),
         Binding("o", "summary", "Summary"),
+        Binding("k", "pick_metric", "Curve"),
+        Binding("d", "doctor", "Doctor"),
         Binding("c", "compare", "Compare"),
         Binding("e", "export('png')", "PNG"),
         Binding("v", "export('svg')", "SVG"),
     ]
     DEFAULT_CSS = """
     #monitor-body { height: 1fr; }
-    #run-detail { height: auto; max-height: 3; color: $text-muted; padding: 0 1; }
+    #run-detail { height: auto; max-height: 5; color: $text-muted; padding: 0 1; }
     #monitor-lower { height: 1fr; min-height: 8; }
     #plot-box { width: 3fr; border: round $primary; border-title-color: $text; }
     #log { width: 2fr; border: round $secondary; border-title-color: $text; }
@@ -42,6 +46,7 @@ class MonitorScreen(Screen):
     def __init__(self):
         super().__init__(id="monitor")
         self.selected: str | None = None
+        self.metric = "sr"
         self._redrawn_for: tuple = ()
         self._detail = ""
         self._log_pending: list[str] = []
@@ -61,7 +66,7 @@ class MonitorScreen(Screen):
 
     def on_mount(self) -> None:
         self.app.monitor_screen = self
-        self.query_one("#plot-box").border_title = "SR vs env steps"
+        self.query_one("#plot-box").border_title = self._curve_title()
         self.query_one("#log").border_title = "engine.log"
         self.app.dirty.update(self.app.runs)
         self.redraw()
@@ -111,16 +116,20 @@ class MonitorScreen(Screen):
 
     def _draw_curves(self, force: bool = False) -> None:
         views = self.plotted()
-        key = tuple((v.run_id, len(v.rows)) for v in views)
+        key = (self.metric, *((v.run_id, len(v.rows)) for v in views))
         if not force and key == self._redrawn_for:
             return
         self._redrawn_for = key
-        self.query_one(SRPlot).show([(short_label(v.run_id), *v.series()) for v in views])
+        self.query_one(SRPlot).show([(short_label(v.run_id), *v.series(self.metric)) for v in views],
+                                    percent=self.metric in PERCENT_METRICS)
         n_marked = sum(v.marked for v in self.app.runs.values())
-        title = "SR vs env steps" + (f" · {n_marked} marked" if n_marked else "")
+        title = self._curve_title() + (f" · {n_marked} marked" if n_marked else "")
         box = self.query_one("#plot-box")
         if box.border_title != title:  # a no-op assignment would still repaint
             box.border_title = title
+
+    def _curve_title(self) -> str:
+        return ("SR" if self.metric == "sr" else self.metric) + " vs env steps"
 
     def _draw_detail(self) -> None:
         v = self.app.runs.get(self.selected) if self.selected else None
@@ -134,6 +143,14 @@ class MonitorScreen(Screen):
         if v.state == "failed" and v.status.get("error"):
             first = str(v.status["error"]).splitlines()[0]
             text += f"\n[red]failed: {escape(first)}[/]"
+        found = v.diagnoses()
+        colour = {"error": "red", "warning": "yellow"}
+        for d in found[:3]:
+            fix = " ".join(f"--{k} {x}" for k, x in d.fix.items())
+            text += (f"\n[{colour.get(d.severity, 'cyan')}]{d.id} {d.severity}[/]: {escape(d.title)}"
+                     + (f" · fix [b]{escape(fix)}[/]" if fix else ""))
+        if found:
+            text += f"  [dim](d: {len(found)} finding{'s' if len(found) != 1 else ''} with the numbers)[/]"
         self._set_detail(text)
 
     def _set_detail(self, text: str) -> None:
@@ -191,6 +208,24 @@ class MonitorScreen(Screen):
             self.notify(f"{v.run_id} is {v.state}: its summary opens once it has ended", severity="warning")
             return
         self.app.push_screen(SummaryScreen(v))
+
+    def action_doctor(self) -> None:
+        v = self._selected_view()
+        if v is not None:
+            self.app.push_screen(DoctorScreen(v))
+
+    def action_pick_metric(self) -> None:
+        v = self._selected_view()
+        keys = v.metrics() if v is not None else []
+        if v is None:
+            return
+
+        def chosen(key: str | None) -> None:
+            if key and key != self.metric:
+                self.metric = key
+                self._draw_curves(force=True)
+
+        self.app.push_screen(MetricScreen(keys or ["sr"], self.metric), chosen)
 
     def action_compare(self) -> None:
         self.app.action_compare()

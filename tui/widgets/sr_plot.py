@@ -1,5 +1,6 @@
-"""`SRPlot`: success rate against env steps for one or more runs (textual-plot's PlotWidget),
-with a legend, the y axis fixed to 0..100%, redrawn when its size changes."""
+"""`SRPlot`: a metric against env steps for one or more runs (textual-plot's PlotWidget), with a
+legend, redrawn when its size changes. SR (the default) is drawn in % on a y axis fixed to 0..100;
+any other metric (approx_kl, losses, ...) on an axis fitted to its values."""
 from __future__ import annotations
 
 from textual_plot import HiResMode, LegendLocation, PlotWidget
@@ -26,21 +27,28 @@ class SRPlot(PlotWidget):
         self.margin_left = 6
         self.set_xlabel("env steps")
 
-    def show(self, series: list[tuple[str, list[float], list[float]]]) -> None:
-        """Draw these (label, env steps, SR 0..1) curves; no-op when nothing changed."""
-        key = tuple((lab, len(xs), xs[-1] if xs else None, ys[-1] if ys else None) for lab, xs, ys in series)
+    def show(self, series: list[tuple[str, list[float], list[float]]], *, percent: bool = True) -> None:
+        """Draw these (label, env steps, value) curves: values 0..1 shown in % on a 0..100 axis when
+        `percent` (SR), else as they are on a fitted axis; no-op when nothing changed."""
+        key = (percent, *((lab, len(xs), xs[-1] if xs else None, ys[-1] if ys else None) for lab, xs, ys in series))
         if key == self._shown:
             return
         self._shown = key
         self._drawing = True  # one legend update at the end, not one per curve
         self.clear()
-        self.set_ylimits(0.0, 100.0)  # SR in %: always the full range
+        if percent:
+            self.set_ylimits(0.0, 100.0)  # SR in %: always the full range
+        else:
+            values = [y for _, _, ys in series for y in ys]
+            lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+            pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+            self.set_ylimits(lo - pad, hi + pad)
         drawn = False
         for i, (label, xs, ys) in enumerate(series):
             if not xs:
                 continue
             drawn = True
-            pts = [100.0 * y for y in ys]
+            pts = [100.0 * y for y in ys] if percent else list(ys)
             if len(xs) == 1:
                 self.scatter(xs, pts, marker="●", marker_style=COLOURS[i % len(COLOURS)], label=label)
             else:
