@@ -329,3 +329,14 @@ def test_no_torch_at_import():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_cfg05_an_iteration_far_larger_than_the_budget():
+    from engine.validate import validate
+
+    cfg = RunConfig(num_envs=1200, num_steps=200, total_timesteps=15_000)  # one 240k-step iteration for 15k
+    (f,) = [f for f in validate(cfg) if f.id == "CFG05"]
+    assert f.severity == "warning" and "240,000" in f.why and "16x" in f.why and f.fix == {"num_steps": 12}
+    assert not [f for f in validate(RunConfig(num_envs=50, num_steps=100, total_timesteps=50_000)) if f.id == "CFG05"]
+    assert not [f for f in validate(RunConfig(regime="offline", num_envs=1200, num_steps=200, total_timesteps=15_000))
+                if f.id == "CFG05"]

@@ -34,9 +34,9 @@ class PlaygroundApp(App):
     DEFAULT_MODE = "launch"
     COMMANDS = App.COMMANDS | {PlaygroundCommands}
     BINDINGS = [
-        Binding("f2", "show_launch", "Launch screen", priority=True),
-        Binding("f3", "show_monitor", "Monitor", priority=True),
         Binding("f1", "help", "Help", priority=True),
+        Binding("f2", "show_launch", "New run", priority=True),   # the launch screen (short: the footer fits 80 columns)
+        Binding("f3", "show_monitor", "Monitor", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]

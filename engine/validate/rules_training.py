@@ -156,6 +156,23 @@ def cfg01_minibatches(cfg: RunConfig, metas: dict) -> list[Finding]:
                     {"num_minibatches": best})]
 
 
+# CFG05: one online iteration collects num_envs x num_steps however small total_timesteps is (at least
+# one iteration runs); more than twice the budget is a config that cannot mean what it says.
+OVERSHOOT = 2
+
+
+def cfg05_iteration_over_budget(cfg: RunConfig, metas: dict) -> list[Finding]:
+    batch, budget = cfg.batch_size, cfg.total_timesteps
+    if cfg.regime != "online" or batch <= OVERSHOOT * budget:
+        return []
+    fix = ({"num_steps": budget // cfg.num_envs} if budget >= cfg.num_envs else
+           {"num_envs": max(1, budget // cfg.num_steps)} if budget >= cfg.num_steps else {"total_timesteps": batch})
+    return [Finding("CFG05", "warning", "one iteration collects far more than total_timesteps allows",
+                    f"num_envs {cfg.num_envs} x num_steps {cfg.num_steps} = {batch:,} steps per iteration, "
+                    f"{batch / budget:.0f}x the total_timesteps budget of {budget:,}: the run still does one whole "
+                    f"iteration ({batch:,} steps). Shrink the iteration to the budget, or raise the budget.", fix)]
+
+
 # keys that only one update rule / estimator family / regime reads
 _ONLY = (
     (("target_kl", "clip_coef", "ent_coef", "norm_adv", "warmup_iters"), lambda c: c.update == "ppo",
@@ -192,4 +209,4 @@ def cfg03_no_effect(cfg: RunConfig, metas: dict) -> list[Finding]:
 
 RULES = [kb02_stochastic_eval, kb03_high_utd_tight_kl, kb04_warmup_tight_kl, kb08_iql_q_minus_v,
          kb09_regressed_advantages, kb10_gamma, kb11_online_ppo_tricks, kb12_offline_awr_batch,
-         cfg01_minibatches, cfg03_no_effect]
+         cfg01_minibatches, cfg03_no_effect, cfg05_iteration_over_budget]

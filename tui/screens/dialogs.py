@@ -84,7 +84,7 @@ class QuitScreen(ModalScreen[str | None]):
 HELP = """\
 # Offline RL Playground
 
-**Anywhere**: `F2` launch screen · `F3` monitor · `F1` or `?` this help · `ctrl+p` command palette
+**Anywhere**: `F2` launch screen (a new run) · `F3` monitor · `F1` or `?` this help · `ctrl+p` command palette
 (launch a preset, stop a run, compare marked runs, export a figure) · `ctrl+q` quit (live runs
 keep running if you say so).
 

@@ -98,7 +98,7 @@ class LaunchScreen(Screen):
                 with Horizontal(id="launch-bar"):
                     yield Button("Launch ctrl+r", id="launch-button", variant="success", compact=True)
                     yield Button("Pretrain ctrl+t", id="pretrain-button", compact=True)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+r, F1/F2/F3, ctrl+q fit 80 columns (ctrl+p: help)
 
     def on_mount(self) -> None:
         self.app.launch_screen = self

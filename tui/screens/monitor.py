@@ -30,9 +30,9 @@ class MonitorScreen(Screen):
         Binding("o", "summary", "Summary"),
         Binding("k", "pick_metric", "Curve"),
         Binding("d", "doctor", "Doctor"),
-        Binding("c", "compare", "Compare"),
-        Binding("e", "export('png')", "PNG"),
-        Binding("v", "export('svg')", "SVG"),
+        Binding("c", "compare", "Compare", show=False),      # c / e / v: in the help page (F1), so
+        Binding("e", "export('png')", "PNG", show=False),    # that F1/F2/F3 and ctrl+q fit the footer
+        Binding("v", "export('svg')", "SVG", show=False),    # of an 80x24 terminal
     ]
     DEFAULT_CSS = """
     #monitor-body { height: 1fr; }
@@ -62,7 +62,7 @@ class MonitorScreen(Screen):
                 with Vertical(id="plot-box"):
                     yield SRPlot(id="plot")
                 yield LogTail(id="log")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # F1/F2/F3 and ctrl+q fit 80 columns (ctrl+p: help)
 
     def on_mount(self) -> None:
         self.app.monitor_screen = self
