@@ -13,8 +13,10 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
 - `proc`: `pid_alive`
 - the doctor (engine.doctor, re-exported for the fronts): `diagnose_run` / `diagnose_records` -> `Diagnosis` list, `machine_report`,
-  `machine_notes`, `require_physx_gpu` (also checked by planning: `PhysxMissing`)
+  `machine_notes`, `require_physx_gpu` (also checked by planning: `PhysxMissing`); `estimate_wall_s(cfg)`
+  (engine.config.walltime: the run's wall time here, before launch) and `describe_wall_time`
 """
+from engine.config.walltime import describe as describe_wall_time, estimate_wall_s
 from engine.doctor import (Diagnosis, PhysxMissing, diagnose_records, diagnose_run, machine_notes, machine_report,
                            require_physx_gpu)
 
@@ -35,5 +37,5 @@ __all__ = ["Event", "RunDeleted", "RunWatcher", "follow", "RunSummary", "list_ru
            "reconcile", "RunProcess", "default_worker_cmd", "prepare_run", "start_worker", "stop_run",
            "CheckpointView", "LaunchRefused", "MissingCheckpoints", "RunPlan", "SweepPlan", "ensure_runs_dir",
            "launch", "plan_run", "plan_sweep", "ray_device", "resume", "Peak", "RunProgress", "peak", "peak_sr",
-           "active_pretrain", "start_pretrain", "Diagnosis", "PhysxMissing", "diagnose_records", "diagnose_run", "metric_keys", "metric_series", "machine_notes",
+           "active_pretrain", "start_pretrain", "Diagnosis", "PhysxMissing", "diagnose_records", "diagnose_run", "metric_keys", "metric_series", "estimate_wall_s", "describe_wall_time", "machine_notes",
            "machine_report", "require_physx_gpu"]
