@@ -1,5 +1,5 @@
-"""`RunsTable`: one line per run (mark, id, status, the run doctor's badge, iteration, env steps,
-SR now, peak SR, ETA, preset) under a `RunsHeader`. It is an `OptionList` of fixed-width lines, so that a changed run
+"""`RunsTable`: one line per run (mark, id, status, the run doctor's badge, seed, iteration, env
+steps, SR now, peak SR, ETA, preset) under a `RunsHeader`. It is an `OptionList` of fixed-width lines, so that a changed run
 re-renders one line: a DataTable re-renders every cell on any update, which cost ~8% of a core
 while following 8 live runs (see `python -m tui.bench`)."""
 from __future__ import annotations
@@ -11,7 +11,8 @@ from textual.widgets.option_list import Option
 from ..model import RunView, duration, num, pct, short_label
 
 # (key, header, width); the preset takes what is left
-COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("doctor", "dr", 2), ("iter", "iter", 10),
+COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("doctor", "dr", 2), ("seed", "seed", 4),
+           ("iter", "iter", 8),
            ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7), ("eta", "ETA", 6),
            ("preset", "preset", 0))
 BADGE_STYLE = {"error": "bold white on red", "warning": "bold black on yellow", "info": "cyan"}
@@ -30,7 +31,7 @@ def cells(v: RunView) -> dict[str, str]:
     it = "-" if v.iteration is None else f"{v.iteration}" + (f"/{v.planned}" if v.planned else "")
     text, style = badge(v)
     return {"mark": "●" if v.marked else " ", "id": short_label(v.run_id, 19), "status": v.state,
-            "doctor": text, "doctor_style": style, "iter": it,
+            "doctor": text, "doctor_style": style, "seed": str(v.config.get("seed", "-")), "iter": it,
             "steps": num(v.env_steps), "sr": pct(v.sr_now), "peak": pct(v.peak_sr), "eta": duration(v.eta_s()),
             "preset": v.preset or "-"}
 
@@ -62,7 +63,7 @@ class RunsHeader(Static):
 
 class RunsTable(OptionList):
     DEFAULT_CSS = """
-    RunsTable { height: auto; max-height: 10; min-height: 3; border: none; padding: 0 1;
+    RunsTable { height: auto; max-height: 45%; min-height: 3; border: none; padding: 0 1;
                 text-wrap: nowrap; text-overflow: ellipsis; }
     RunsTable:focus { border: none; }
     """
