@@ -10,8 +10,9 @@ from .view import RunView
 # 0.25 AND a mean below -0.25 of the advantages' std (or above 0.85 with a mean above +0.25 std).
 # The fraction alone is not enough: on-policy MC advantages on the sparse task are often exactly 0
 # (measured 0.25-0.31 positive with a mean of +-0.003, std ~0.1), and GAE's run 0.31-0.69 (docs/doctor.md).
-# IQL's Q - V (estimator `iql`) is negative by construction (V is the tau = 0.7 expectile: the
-# iql-awr-offline preset measured 27.3% positive, mean -0.56 std): there the finding is `info`, KB08's.
+# With IQL's V (estimators `iql`, `iql-v-gae`) advantages are negative by construction (V is the
+# tau = 0.7 expectile, above the mean: iql-awr-offline measured 27.3% positive, mean -0.56 std;
+# iql-v-gae-awr-offline 26%): there the finding is `info`.
 ADV_POS_LOW = 0.25
 ADV_POS_HIGH = 0.85
 ADV_BIAS_STDS = 0.25
@@ -48,9 +49,9 @@ def doc05_adv_bias(v: RunView) -> list[Diagnosis]:
         fix = {"critic_checkpoint": "critic-expert"}
     side = "negative" if hits is low else "positive"
     share = f"{min(fracs):.1%}" if min(fracs) == max(fracs) else f"{min(fracs):.1%}-{max(fracs):.1%}"
-    iql = v.cfg("estimator") == "iql"
-    known = ("KB08: IQL's V is the tau expectile (above the mean), so Q(s,a) - V(s) is negative for most actions "
-             "by construction, and its Q cannot rank actions (Spearman rho 0.01)") if iql else (
+    iql = v.cfg("estimator") in ("iql", "iql-v-gae")
+    known = ("IQL's V is the tau expectile (above the mean), so advantages against it are negative for most "
+             "actions by construction; with Q - V its Q also cannot rank actions (KB08, Spearman rho 0.01)") if iql else (
         "seed issue 7 / KB07: MC returns re-rolled with another policy than the data's gave mean -0.08 and only "
         "22.6% positive advantages (83.9% vs 89.1% SR on-policy)")
     return [Diagnosis(
@@ -60,7 +61,7 @@ def doc05_adv_bias(v: RunView) -> list[Diagnosis]:
         f"{min(means, default=float('nan')):+.3f} to {max(means, default=float('nan')):+.3f} (beyond "
         f"{ADV_BIAS_STDS:g} of their std) in {len(hits)} consecutive iterations ({spans(hits)}); "
         "advantages of the policy's own returns average about 0",
-        known, hits, {"estimator": "iql-v-gae"} if iql else fix)]
+        known, hits, {"estimator": "iql-v-gae"} if v.cfg("estimator") == "iql" else fix)]
 
 
 def doc06_value_fit(v: RunView) -> list[Diagnosis]:
