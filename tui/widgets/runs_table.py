@@ -11,10 +11,10 @@ from textual.widgets.option_list import Option
 from ..model import RunView, duration, num, pct, short_label
 
 # (key, header, width); the preset takes what is left
-COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("doctor", "dr", 2), ("seed", "seed", 4),
-           ("iter", "iter", 8),
-           ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7), ("eta", "ETA", 6),
-           ("preset", "preset", 0))
+# (widths chosen so that an 80-column terminal still shows the first letters of the preset)
+COLUMNS = (("mark", "", 1), ("id", "id", 15), ("status", "status", 7), ("doctor", "dr", 2), ("seed", "seed", 4),
+           ("iter", "iter", 7), ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7),
+           ("eta", "ETA", 5), ("preset", "preset", 0))
 BADGE_STYLE = {"error": "bold white on red", "warning": "bold black on yellow", "info": "cyan"}
 STATUS_STYLE = {"done": "green", "failed": "bold red", "stopped": "yellow", "running": "cyan", "queued": "dim"}
 
@@ -30,7 +30,7 @@ def badge(v: RunView) -> tuple[str, str]:
 def cells(v: RunView) -> dict[str, str]:
     it = "-" if v.iteration is None else f"{v.iteration}" + (f"/{v.planned}" if v.planned else "")
     text, style = badge(v)
-    return {"mark": "●" if v.marked else " ", "id": short_label(v.run_id, 19), "status": v.state,
+    return {"mark": "●" if v.marked else " ", "id": short_label(v.run_id, 15), "status": v.state,
             "doctor": text, "doctor_style": style, "seed": str(v.config.get("seed", "-")), "iter": it,
             "steps": num(v.env_steps), "sr": pct(v.sr_now), "peak": pct(v.peak_sr), "eta": duration(v.eta_s()),
             "preset": v.preset or "-"}
