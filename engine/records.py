@@ -275,7 +275,7 @@ class RunRecorder:
         row = {k: _clean(v) for k, v in row.items()}
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
-        if row.get("phase") in (None, "initial", "ppo"):
+        if row.get("phase") in (None, "initial"):  # (a pretraining job logs its own PPO lines)
             self.log.info("%s", iteration_line(row))
         if self._tb is not None:
             step = int(row.get("env_steps", row.get("iteration", 0)))
