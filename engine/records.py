@@ -4,6 +4,7 @@
   second get distinct ids).
 - `RunRecorder` is the worker's writer: `status.json` (atomic replace), `metrics.jsonl` (one
   line per iteration, flushed), TensorBoard scalars, `engine.log`, `checkpoints/`.
+- `iteration_line` is the readable engine.log line the recorder writes for every metrics row.
 - `read_metrics` / `read_status` are the tolerant readers (a partial last line is skipped).
 - `append_experiment_log` writes the `experiments/log.md` entry under a file lock, so runs that
   finish together do not interleave. The log belongs to the project holding the runs directory
@@ -232,6 +233,36 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _num(row: dict, key: str) -> float | None:
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def iteration_line(row: dict) -> str:
+    """One readable engine.log line for a metrics row: iteration, SR +- se (and at the episode's
+    end), the update's KL / losses / AWR weights' ESS where logged, the iteration's time."""
+    parts = [f"iteration {row.get('iteration')}" + (f"/{row['iterations']}" if row.get("iterations") else "")]
+    sr, se, end = _num(row, "sr"), _num(row, "sr_se"), _num(row, "sr_at_end")
+    if sr is not None:
+        parts.append(f"SR {sr:.3f}" + (f" +- {se:.3f}" if se is not None else "")
+                     + (f" (at end {end:.3f})" if end is not None else ""))
+    for key, label, fmt in (("approx_kl", "KL", ".4f"), ("clipfrac", "clipfrac", ".3f"), ("pg_loss", "pg_loss", ".4f"),
+                            ("v_loss", "v_loss", ".4f"), ("loss", "loss", ".4f"),
+                            ("explained_variance", "EV", ".2f"), ("adv_pos_frac", "adv>0", ".2f"),
+                            ("weight_ess_frac", "ESS", ".2f")):
+        v = _num(row, key)
+        if v is not None:
+            parts.append(f"{label} {v:{fmt}}")
+    if row.get("stopped_early"):
+        parts.append(f"KL stop after {row.get('epochs_run')} epoch(s)")
+    t = _num(row, "iter_s")
+    if t is not None:
+        parts.append(f"{t:.1f} s")
+    if _num(row, "env_steps") is not None:
+        parts.append(f"env_steps {int(row['env_steps'])}")
+    return ", ".join(parts)
+
+
 class RunRecorder:
     """Writes one run's records. Used by the worker (engine.worker) and by pretraining."""
 
@@ -262,6 +293,8 @@ class RunRecorder:
         row = {k: _clean(v) for k, v in row.items()}
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
+        if row.get("phase") in (None, "initial"):  # (a pretraining job logs its own PPO lines)
+            self.log.info("%s", iteration_line(row))
         if self._tb is not None:
             step = int(row.get("env_steps", row.get("iteration", 0)))
             for k, v in row.items():

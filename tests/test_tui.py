@@ -458,3 +458,29 @@ def test_runs_table_keeps_run_id_order_whatever_order_runs_are_found(tmp_path):
             assert t.row_count == 3 and t.selected_id == views["gamma"].run_id
 
     asyncio.run(go())
+
+
+@pilot_test
+async def test_a_run_that_ends_is_notified_with_the_doctors_count_and_badge(runs, request):
+    from engine.runlock import release, try_lock
+
+    d = make_run(runs, "throttled", [0.4], status="running", update="ppo", estimator="gae", update_epochs=20,
+                 target_kl=0.01)
+    write_status(d, "running", pid=os.getpid(), started=now_iso())
+    lock = try_lock(d)  # held as a live worker holds it
+    request.addfinalizer(lambda: release(lock))
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: d.name in app.runs and app.runs[d.name].live, what="the live run")
+        with open(d / "metrics.jsonl", "a") as f:  # three updates the KL stop ended after 1 of 20 epochs
+            for i in (1, 2, 3):
+                f.write(json.dumps({"iteration": i, "env_steps": 1000 * i, "wall_s": 2.0 * i, "sr": 0.4,
+                                    "sr_at_end": 0.4, "epochs_run": 1, "stopped_early": True,
+                                    "approx_kl": 0.02}) + "\n")
+        write_status(d, "done", exit_code=0)
+        await wait_for(pilot, lambda: any("throttled done" in n.message and "1 finding" in n.message
+                                          for n in app._notifications), what="the notification")
+        assert [x.id for x in app.runs[d.name].diagnoses()] == ["DOC04"]
+        await pilot.pause(1.2)
+        assert "DOC04" in str(app.screen.query_one("#run-detail", Static).render())

@@ -112,3 +112,40 @@ def test_playground_in_tmux_launches_a_preset_shows_its_sr_and_quits(tmux, tmp_p
         time.sleep(0.2)  # the worker exits just after writing its final status
     assert not pid_alive(app_pid), "playground did not exit on ctrl+q"
     assert not pid_alive(status["pid"]), "the run's worker is still running"
+
+
+KL_THROTTLED_PRESET = TINY_PRESET.replace("update_epochs = 1", "update_epochs = 20\ntarget_kl = 0.0001").replace(
+    "a tiny GAE PPO run", "a tiny PPO run whose KL stop ends every update in its first epochs")
+
+
+def test_monitor_in_tmux_shows_the_doctors_finding_and_any_metric_as_the_curve(tmux, tmp_path):
+    """A run with a provoked symptom (PPO, 20 epochs, target_kl 1e-4: the KL stop ends every update
+    in its first epochs, seed issue 3) shows the doctor's DOC04 in the monitor; `k approx_kl` makes
+    approx_kl the curve; the log pane shows the per-iteration engine.log line."""
+    (tmp_path / "kl.toml").write_text(KL_THROTTLED_PRESET)
+    runs = tmp_path / "runs"
+    env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT)), "PLAYGROUND_RUNS_DIR": str(runs),
+           "PLAYGROUND_CHECKPOINTS_DIR": str(tmp_path / "ck"), "PLAYGROUND_EXPERIMENTS_LOG": str(tmp_path / "log.md"),
+           "PLAYGROUND_THREADS": "1", "PLAYGROUND_PRESETS_DIR": str(tmp_path)}
+    child = {k: v for k, v in os.environ.items() if k != "PLAYGROUND_WORKER"}
+    done = subprocess.run([*playground_command(), "run", str(tmp_path / "kl.toml"), "--force", "--json"],
+                          env={**child, **env}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "DOC04" in [d["id"] for d in json.loads(done.stdout)["doctor"]]
+    env_words = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    line = (f"cd {shlex.quote(str(tmp_path))}; "
+            f"exec env -u PLAYGROUND_WORKER {env_words} {shlex.join(playground_command())}")
+    tmux("new-session", "-d", "-s", "main", "-x", "120", "-y", "36", f"sh -c {shlex.quote(line)}")
+    wait_pane(tmux, r"pick a preset", 60)
+    screen = send_until(tmux, ["F3"], r"DOC04 warning", 60)        # the monitor: the run's panel
+    assert "KL stop ends every PPO update" in screen and "--target_kl 100.0" in screen
+    assert "SR vs env steps" in screen
+    screen = wait_pane(tmux, r"iteration 5, SR 0\.\d+", 30)  # the log pane: one line per iteration, wrapped
+    pane = re.sub(r"\s+", " ", "".join(row.rsplit("│", 2)[-2] if row.count("│") >= 2 else "" for row in
+                                        screen.splitlines()))
+    assert re.search(r"iteration 5, SR 0\.\d+\s*\+-\s*0\.\d+.*KL 0\.\d+.*KL stop after [12] epoch", pane), pane
+    send_until(tmux, ["k"], r"type a metric key", 20)
+    tmux("send-keys", "-t", "main", "-l", "approx_kl")
+    screen = send_until(tmux, ["Enter"], r"approx_kl vs env steps", 20)
+    assert "SR vs env steps" not in screen
+    tmux("send-keys", "-t", "main", "C-q")

@@ -329,3 +329,27 @@ def test_no_torch_at_import():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_cfg05_an_iteration_far_larger_than_the_budget():
+    from engine.validate import validate
+
+    cfg = RunConfig(num_envs=1200, num_steps=200, total_timesteps=15_000)  # one 240k-step iteration for 15k
+    (f,) = [f for f in validate(cfg) if f.id == "CFG05"]
+    assert f.severity == "warning" and "240,000" in f.why and "16x" in f.why and f.fix == {"num_steps": 12}
+    assert not [f for f in validate(RunConfig(num_envs=50, num_steps=100, total_timesteps=50_000)) if f.id == "CFG05"]
+    assert not [f for f in validate(RunConfig(regime="offline", num_envs=1200, num_steps=200, total_timesteps=15_000))
+                if f.id == "CFG05"]
+
+
+def test_cfg06_a_run_estimated_at_days_is_flagged_before_launch():
+    from engine.config.loading import load_config
+    from engine.config.walltime import estimate_wall_s
+
+    slow = load_config("gae-ppo-gamma99", {"update_epochs": 100000})  # KL stop off: it would run them all
+    (f,) = [f for f in validate(slow) if f.id == "CFG06"]
+    assert f.severity == "warning" and "days" in f.title and f.fix == {"update_epochs": 100}
+    assert estimate_wall_s(slow) > 900 * estimate_wall_s(load_config("gae-ppo-gamma99", {}))  # 1000x the epochs
+    for preset in ("gae-ppo", "gae-ppo-gamma99", "online-mc16-awr", "offline-mc16-awr"):  # the presets: minutes
+        assert estimate_wall_s(load_config(preset, {})) < 3600
+        assert not [f for f in validate(load_config(preset, {})) if f.id == "CFG06"]

@@ -22,7 +22,7 @@ from . import core
 from .commands import PlaygroundCommands
 from .follower import RunsFollower
 from .messages import LogLines, MetricsRows, RunFound, RunRemoved, StatusChanged
-from .model import RunView
+from .model import RunView, pct
 from .screens.dialogs import CompareScreen, HelpScreen, QuitScreen
 from .screens.launch import LaunchScreen
 from .screens.monitor import MonitorScreen
@@ -38,9 +38,9 @@ class PlaygroundApp(App):
     MODES = {"launch": LaunchScreen, "monitor": MonitorScreen}
     COMMANDS = App.COMMANDS | {PlaygroundCommands}
     BINDINGS = [
-        Binding("f2", "show_launch", "Launch screen", priority=True),
-        Binding("f3", "show_monitor", "Monitor", priority=True),
         Binding("f1", "help", "Help", priority=True),
+        Binding("f2", "show_launch", "New run", priority=True),   # the launch screen (short: the footer fits 80 columns)
+        Binding("f3", "show_monitor", "Monitor", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -96,6 +96,11 @@ class PlaygroundApp(App):
                     self.launch_screen.schedule_plan(0.0)  # the missing roles exist now
             if v.state == "stalled" and old != "stalled":
                 self.notify(f"{m.run_id}: {v.status.get('stall')}", severity="warning", timeout=8)
+            if v.state == "done" and old in ("queued", "running") and not core.is_pretrain_job(v.config):
+                found = v.diagnoses()
+                self.notify(f"{m.run_id} done: peak SR {pct(v.peak_sr)}" + (
+                    f"; the run doctor has {len(found)} finding{'s' if len(found) != 1 else ''} (d in the monitor)"
+                    if found else ""), severity="warning" if found else "information", timeout=8)
             if v.state == "failed" and old not in ("failed", "starting"):
                 first = str(v.status.get("error") or "").splitlines()[:1]
                 tb = list(m.status.get("worker_out") or [])

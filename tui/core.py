@@ -15,6 +15,8 @@ from engine.config.schema import CHECKPOINT_KEYS, FIELDS, RunConfig  # noqa: F40
 from engine.errors import UserError
 from engine.launcher import (RunPlan, RunProgress, RunWatcher, plan_run, read_config, read_findings,  # noqa: F401
                              stop_run, summarize_run)
+from engine.launcher import (describe_wall_time, diagnose_records, estimate_wall_s, metric_keys,  # noqa: F401
+                             metric_series)  # the doctor, any metric's curve, the wall-time estimate
 from engine.launcher import launch as launch_plan
 from engine.launcher import run_dirs as launcher_run_dirs
 from engine.launcher import worker_out_tail  # noqa: F401 (the follower's)

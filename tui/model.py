@@ -1,6 +1,7 @@
 """What the app knows about each run it follows (`RunView`): its config, status and metrics
 rows as the follower reported them, and the numbers the monitor shows (iteration, env steps,
-SR now, peak SR, ETA). Pure data, no widgets: the screens read it."""
+SR now, peak SR, ETA, any logged metric's curve, the run doctor's findings). Pure data, no
+widgets: the screens read it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +19,8 @@ class RunView:
         self.config = dict(config or {})
         self.progress = core.RunProgress(self.path, conf=self.config)
         self.marked = False
+        self._diagnosed: tuple = ()
+        self._diagnoses: list = []
         if status:
             self.progress.set_status(status)
 
@@ -75,9 +78,23 @@ class RunView:
     def eta_s(self) -> float | None:
         return self.progress.eta_s() if self.live else None
 
-    def series(self) -> tuple[list[float], list[float]]:
-        """(env steps, SR) for the curve."""
-        return self.progress.series()
+    def series(self, metric: str = "sr") -> tuple[list[float], list[float]]:
+        """(env steps, value of `metric`) for the curve (SR by default)."""
+        return self.progress.series() if metric == "sr" else core.metric_series(self.rows, metric)
+
+    def metrics(self) -> list[str]:
+        """The metrics this run logged (what its curve can show)."""
+        return core.metric_keys(self.rows)
+
+    def diagnoses(self) -> list:
+        """The run doctor's findings over the rows and status seen so far (recomputed when they change)."""
+        if core.is_pretrain_job(self.config):
+            return []
+        key = (len(self.rows), self.state)
+        if key != self._diagnosed:
+            self._diagnosed = key
+            self._diagnoses = core.diagnose_records(self.config, self.rows, self.status)
+        return self._diagnoses
 
 
 def pct(x: float | None) -> str:

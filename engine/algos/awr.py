@@ -25,7 +25,7 @@ from torch import nn
 from .ppo import minibatch_indices
 from ..runtime import tick
 
-__all__ = ["awr_weights", "awr_update", "minibatch_rescale"]
+__all__ = ["awr_weights", "awr_update", "minibatch_rescale", "effective_sample_size"]
 
 
 def _exponent(adv: torch.Tensor, beta: float, normalize: bool) -> torch.Tensor:
@@ -48,6 +48,15 @@ def awr_weights(adv: torch.Tensor, beta: float, max_weight: float, normalize: bo
     if max_weight is not None and math.isfinite(max_weight):
         z = torch.clamp(z, max=math.log(max_weight))
     return z.exp()
+
+
+@torch.no_grad()
+def effective_sample_size(w: torch.Tensor) -> float:
+    """Kish's effective sample size of weights: (sum w)^2 / sum w^2. It is the batch size for equal
+    weights and 1 when one sample carries all the weight (the run doctor reads it as a fraction)."""
+    w = w.detach().double()
+    sq = float((w * w).sum())
+    return float(w.sum()) ** 2 / sq if sq > 0 else 0.0
 
 
 def minibatch_rescale(w: torch.Tensor) -> torch.Tensor:
@@ -75,7 +84,9 @@ def awr_update(
 
     `actor` provides `log_prob(obs, actions) -> [B]` (engine.nets.Actor). Returns stats: loss
     (mean over the gradient steps), weight_mean, weight_max (batch weights before the per-minibatch
-    rescale), frac_clipped (weights at max_weight), frac_pos_adv (raw advantages > 0), adv_mean,
+    rescale), frac_clipped (weights at max_weight), weight_ess (Kish's effective sample size of the
+    batch weights) and weight_ess_frac (that over the batch size: 1 = uniform weights, plain
+    cloning; near 0 = a few samples carry the update), frac_pos_adv (raw advantages > 0), adv_mean,
     adv_std, grad_steps.
     """
     B = obs.shape[0]
@@ -88,6 +99,8 @@ def awr_update(
             frac_clipped = (_exponent(adv, beta, normalize) >= math.log(max_weight)).float().mean().item()
         else:
             frac_clipped = 0.0
+
+    ess = effective_sample_size(weights)
 
     params = [p for g in optimizer.param_groups for p in g["params"]]
     losses: list[torch.Tensor] = []  # read once at the end (an .item() per step would wait for the GPU)
@@ -109,6 +122,8 @@ def awr_update(
         "weight_mean": weights.mean().item(),
         "weight_max": weights.max().item(),
         "frac_clipped": frac_clipped,
+        "weight_ess": ess,
+        "weight_ess_frac": ess / B,
         "frac_pos_adv": (adv > 0).float().mean().item(),
         "adv_mean": adv.float().mean().item(),
         "adv_std": adv.float().std().item() if adv.numel() > 1 else 0.0,

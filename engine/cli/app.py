@@ -1,7 +1,7 @@
 """The `playground` typer app: every command of interfaces.md, and `main()` (the console script).
 
 Commands live in small modules: `run_cmd` (check, run), `sweep_cmd`, `runs_cmd` (runs, show,
-compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `budget_cmd`, `analyze_cmd` (the
+compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `budget_cmd`, `doctor_cmd`, `analyze_cmd` (the
 `analyze` sub-app). `playground` with no
 arguments, or `playground tui`, opens the Textual launcher: `tui.app.run(runs_dir)`.
 
@@ -24,6 +24,7 @@ from engine.launcher import check_settings, setting
 from . import common
 from .analyze_cmd import analyze_app
 from .budget_cmd import budget
+from .doctor_cmd import doctor
 from .errors import ABORT_EXC, EXIT_EXC, USAGE_EXC, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, debug_enabled
 from .presets_cmd import presets
 from .reproduce_cmd import reproduce
@@ -88,6 +89,7 @@ app.command("pretrain")(pretrain)
 app.command("checkpoints")(checkpoints)
 app.command("reproduce")(reproduce)
 app.command("budget")(budget)
+app.command("doctor")(doctor)
 app.add_typer(analyze_app, name="analyze")  # engine/cli/analyze_cmd.py (its own module)
 
 

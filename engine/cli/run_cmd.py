@@ -14,11 +14,13 @@ from typing import Optional
 
 import typer
 
-from engine.launcher import RunProcess, launch, plan_run, read_findings, resolve_run, summarize_run
+from engine.launcher import (RunProcess, describe_wall_time, diagnose_run, estimate_wall_s, launch, plan_run,
+                             read_findings, resolve_run, summarize_run)
 from engine.launcher import resume as resume_run
 from engine.records import read_metrics
 
 from .common import command_line, console, ensure_runs_dir, print_json, runs_dir_of, say
+from .doctor_cmd import doctor_summary
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
 from .findings import counts, print_findings
 from .following import ensure_ladders, follow_worker, still_missing
@@ -43,8 +45,9 @@ def check(ctx: typer.Context,
                    f"metadata could not look at it: `playground run` builds the ladder first "
                    f"(or `playground pretrain --env {p.cfg.env}`)", err=True)
     ok = not p.errors
+    est = estimate_wall_s(p.cfg)
     if json_output:
-        print_json({"ok": ok, "findings": [f.to_dict() for f in p.findings]})
+        print_json({"ok": ok, "findings": [f.to_dict() for f in p.findings]})  # (the shape interfaces.md fixes)
     else:
         if p.findings:
             typer.echo(f"{p.cfg.preset or preset}: {counts(p.findings)}")
@@ -52,6 +55,7 @@ def check(ctx: typer.Context,
         else:
             typer.echo(f"{p.cfg.preset or preset}: no findings ({p.cfg.regime} {p.cfg.estimator} + {p.cfg.update}, "
                        f"env {p.cfg.env}, exp_name {p.cfg.exp_name})")
+        typer.echo(f"estimated wall time on this machine: about {describe_wall_time(est)}")
         if not ok:
             typer.echo("error-level findings: `playground run` refuses this config unless --force is given")
     raise typer.Exit(EXIT_OK if ok else EXIT_FAILED)
@@ -62,10 +66,12 @@ def finish(run_dir: Path, status: dict, interrupted: bool, *, json_mode: bool, f
     st = status.get("status")
     code = EXIT_OK if st == "done" else EXIT_INTERRUPTED if (interrupted or st == "stopped") else EXIT_FAILED
     if json_mode:
-        print_json({"ok": st == "done", "run": summarize_run(run_dir, reconcile_dead=False, rows=rows, status=status or None).to_dict(),
-                    "findings": findings, "exit_code": code})
+        print_json({"ok": st == "done",
+                    "run": summarize_run(run_dir, reconcile_dead=False, rows=rows, status=status or None).to_dict(),
+                    "findings": findings, "doctor": [d.to_dict() for d in diagnose_run(run_dir)], "exit_code": code})
     else:
         console().print(summary_table(run_dir, status, rows))
+        doctor_summary(run_dir)
         if st == "stopped":
             typer.echo(f"resume it with `playground run --resume {run_dir.name}`")
         typer.echo(f"chart and table: `playground show {run_dir.name}`")
@@ -129,7 +135,8 @@ def run(ctx: typer.Context,
     proc = launch(p, runs_dir=root, force=True, command=command_line(fallback))
     run_dir, cfg = proc.run_dir, p.cfg
     say(f"run {run_dir.name}: {cfg.regime} {cfg.estimator} + {cfg.update}, env {cfg.env}, seed {cfg.seed} "
-        f"(worker pid {proc.pid}, log {run_dir / 'engine.log'})", json_mode=json_output)
+        f"(worker pid {proc.pid}, log {run_dir / 'engine.log'}; about {describe_wall_time(estimate_wall_s(cfg))} "
+        "here)", json_mode=json_output)
     return _after_start(proc, run_dir, detach=detach, json_mode=json_output, grace=grace, findings=findings)
 
 

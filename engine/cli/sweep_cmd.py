@@ -20,11 +20,12 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.config.limits import check_parallel
-from engine.launcher import (load_sweep, new_sweep, pct_ci, peak_sr, plan_sweep, ray_device, resume_jobs,
-                             track)
+from engine.launcher import (diagnose_run, load_sweep, new_sweep, pct_ci, peak_sr, plan_sweep, ray_device,
+                             resume_jobs, track)
 from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
+from .doctor_cmd import sweep_doctor
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, CliError, cli_errors
 from .findings import counts, print_findings
 from .following import ensure_ladders, interrupt_on_termination, still_missing
@@ -260,7 +261,8 @@ def sweep(ctx: typer.Context,
     code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK
     if json_output:
         print_json({"ok": code == EXIT_OK, "interrupted": interrupted, "sweep": record.id, "points": res,
-                    "runs": [dict(j.summary.to_dict(), retries=j.retries, retried_after=j.failures)
+                    "runs": [dict(j.summary.to_dict(), retries=j.retries, retried_after=j.failures,
+                                  doctor=[d.to_dict() for d in diagnose_run(j.run_dir)] if j.run_dir else [])
                              for j in jobs if j.summary]})
     else:
         if not live:
@@ -268,6 +270,7 @@ def sweep(ctx: typer.Context,
         console().print(results_table(res, len(seed_list)))
         for line in failure_lines(jobs):
             typer.echo(line)
+        sweep_doctor([j.run_dir for j in jobs if j.summary and j.run_dir])
         if interrupted:
             typer.echo("interrupted: runs that had not started were skipped; continue the sweep with "
                        f"`playground sweep --resume {record.id}`")

@@ -3,7 +3,7 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 
 - `plan`: `plan_run` -> `RunPlan` (config, checkpoints, findings, missing ladder roles),
   `plan_sweep` -> `SweepPlan`, `ray_device` (a Ray run given GPUs trains on cuda), `launch(plan)` -> `RunProcess`, `resume`, `ensure_runs_dir`
-- `progress`: `RunProgress` (status, iteration, env steps, SR now, peak, ETA), `peak`, `peak_sr`
+- `progress`: `RunProgress` (status, iteration, env steps, SR now, peak, ETA), `peak`, `peak_sr`, `metric_keys`, `metric_series`
 - `pretrain_job`: pretraining an env's checkpoint ladder as a job with a run directory
 - `ladder`: `ladder_rows(env)`: what an env's checkpoint ladder holds
 - `spawn`: `prepare_run`, `start_worker` -> `RunProcess` (poll / wait / stop / detach)
@@ -21,7 +21,14 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `sweep_record`: a sweep's id and record of its runs; `load_sweep` / `resume_jobs` (`sweep --resume`)
 - settings (engine.settings): `setting(NAME)`, `check_settings()`, `SettingError`: every environment
   variable the project reads, validated in one place
+- the doctor (engine.doctor, re-exported for the fronts): `diagnose_run` / `diagnose_records` -> `Diagnosis` list, `machine_report`,
+  `machine_notes`, `require_physx_gpu` (also checked by planning: `PhysxMissing`); `estimate_wall_s(cfg)`
+  (engine.config.walltime: the run's wall time here, before launch) and `describe_wall_time`
 """
+from engine.config.walltime import describe as describe_wall_time, estimate_wall_s
+from engine.doctor import (Diagnosis, PhysxMissing, diagnose_records, diagnose_run, machine_notes, machine_report,
+                           require_physx_gpu)
+
 from engine.figures import save_budget_figure
 
 from .budget import DEFAULT_BUDGETS, BudgetError, parse_budgets, run_budget
@@ -35,7 +42,7 @@ from engine.analysis.stats import (METRICS, block, describe, group_runs, grouped
 from .plan import (CheckpointView, LaunchRefused, MissingCheckpoints, RunPlan, SweepPlan, ensure_runs_dir, launch,
                    plan_run, plan_sweep, ray_device, resume)
 from .proc import pid_alive
-from .progress import Peak, RunProgress, peak, peak_sr, sr_series
+from .progress import Peak, RunProgress, metric_keys, metric_series, peak, peak_sr, sr_series
 from .reconcile import reconcile, worker_out_tail
 from .spawn import RunProcess, default_worker_cmd, prepare_run, start_worker
 from .stall import Stall, detect_stall, stall_fields
@@ -59,3 +66,5 @@ from ..analysis.ranking_seed import SeedProtocol, run_seed_ranking  # noqa: E402
 __all__ += ["SeedProtocol", "run_seed_ranking"]
 __all__ += ["SettingError", "check_settings", "setting", "run_dirs", "final_status", "Stall", "detect_stall", "stall_fields",
            "SweepRecord", "SweepRecordError", "worker_out_tail", "load_sweep", "new_sweep", "resume_jobs", "track"]
+__all__ += ["Diagnosis", "PhysxMissing", "diagnose_records", "diagnose_run", "metric_keys", "metric_series",
+            "estimate_wall_s", "describe_wall_time", "machine_notes", "machine_report", "require_physx_gpu"]

@@ -173,8 +173,10 @@ def complete_plan(preset: str, cfg: Any, overrides: dict[str, Any], *, runs_dir:
                   on_progress: Progress = None) -> RunPlan:
     """Resolve the checkpoints of a loaded config and validate it."""
     from engine.config.loading import ConfigError, checkpoint_metas, preset_metadata, resolve_checkpoints
+    from engine.doctor import require_physx_gpu
     from engine.validate import validate
 
+    require_physx_gpu(cfg.env, cfg.device)  # device cuda on a maniskill: env: refused here when SAPIEN's GPU library is missing
     _say(on_progress, f"resolving checkpoints for env {cfg.env}")
     infos, problems = resolve_checkpoints(cfg)
     if problems:

@@ -4,6 +4,7 @@ planned number, env steps, SR now, the peak SR, elapsed time and ETA.
 - `peak(rows)` / `peak_sr(rows)` (defined in `engine.sr`, re-exported here): THE definition of a
   run's peak SR, used by the run listing, sweeps, reproduce, the experiment log, the validator's
   history rule, the CLI's live display and the TUI.
+- `metric_keys(rows)` / `metric_series(rows, key)`: any logged metric as a curve (env steps, value).
 - `RunProgress`: fed with launcher events (`engine.launcher.follow.Event`) or metrics rows and
   status dicts; its properties are what a progress bar, a table row or a summary needs. No
   drawing here: `engine.cli.live` draws it with rich, the TUI with Textual.
@@ -20,6 +21,30 @@ from typing import Any, Iterable
 
 from engine.records import TERMINAL
 from engine.sr import Peak, _int, _num, is_iteration_row, peak, peak_sr, sr_series, sr_value  # noqa: F401 (re-exported)
+
+
+# metrics-row keys that are coordinates or bookkeeping, not a curve
+NOT_METRICS = frozenset({"iteration", "env_steps", "iterations", "phase", "threads", "grad_steps", "eval_episodes"})
+
+
+def metric_keys(rows: Iterable[dict]) -> list[str]:
+    """The numeric keys logged in any iteration row (what a curve can show), `sr` first, then sorted."""
+    keys = {k for r in rows if is_iteration_row(r) for k, v in r.items()
+            if k not in NOT_METRICS and _num(v) is not None and not isinstance(v, bool)}
+    return (["sr"] if "sr" in keys else []) + sorted(keys - {"sr"})
+
+
+def metric_series(rows: Iterable[dict], key: str) -> tuple[list[float], list[float]]:
+    """(env_steps, value) of the iteration rows that carry `key` as a number; `sr` is `sr_series`."""
+    if key == "sr":
+        return sr_series(rows)
+    xs, ys = [], []
+    for r in rows:
+        x, y = _num(r.get("env_steps")), r.get(key)
+        if x is not None and is_iteration_row(r) and not isinstance(y, bool) and _num(y) is not None:
+            xs.append(x)
+            ys.append(float(y))
+    return xs, ys
 
 
 def eta_seconds(rows: list[dict], planned: int | None) -> float | None:

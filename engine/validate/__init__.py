@@ -1,5 +1,5 @@
 """The validator: known-bad combinations from the seed (KB01..KB13; KB14 measured here), config inconsistencies
-(CFG01..CFG04) and the runs directory's history (HIST01), as a list of `Finding`s.
+(CFG01..CFG06) and the runs directory's history (HIST01), as a list of `Finding`s.
 
     findings = validate(cfg, metas, runs_dir=Path("runs"), expected_sr=0.991)
 
@@ -27,6 +27,8 @@ Errors come first. No torch is imported here.
 | CFG02  | warning  | pretrained critic fitted with another gamma |
 | CFG03  | warning  | keys changed that this update / estimator / regime does not read |
 | CFG04  | error    | a policy checkpoint's action size or recorded control_mode does not fit the env's controller |
+| CFG05  | warning  | online: one iteration (num_envs x num_steps) is more than twice total_timesteps |
+| CFG06  | warning  | the run's estimated wall time on this machine is over 6 hours (engine.config.walltime) |
 | HIST01 | warning  | earlier runs of the same kind peaked under half the expected SR |
 """
 from __future__ import annotations
@@ -40,7 +42,7 @@ from .finding import Finding
 
 RULES = rules_checkpoints.RULES + rules_training.RULES + rules_naming.RULES
 RULE_IDS = ("KB01", "KB02", "KB03", "KB04", "KB05", "KB06", "KB07", "KB08", "KB09", "KB10", "KB11", "KB12",
-            "KB13", "KB14", "CFG01", "CFG02", "CFG03", "CFG04", "HIST01")
+            "KB13", "KB14", "CFG01", "CFG02", "CFG03", "CFG04", "CFG05", "CFG06", "HIST01")
 _ORDER = {rid: i for i, rid in enumerate(RULE_IDS)}
 
 

@@ -5,6 +5,7 @@ batch), CFG03 (keys with no effect for this update/estimator/regime)."""
 from __future__ import annotations
 
 from engine.config.schema import FIELDS, RunConfig
+from engine.config.walltime import describe, estimate_wall_s
 
 from .finding import Finding, is_none, meta_float, spec_role
 
@@ -194,6 +195,40 @@ def cfg01_minibatches(cfg: RunConfig, metas: dict) -> list[Finding]:
                     {"num_minibatches": best})]
 
 
+# CFG05: one online iteration collects num_envs x num_steps however small total_timesteps is (at least
+# one iteration runs); more than twice the budget is a config that cannot mean what it says.
+OVERSHOOT = 2
+
+
+def cfg05_iteration_over_budget(cfg: RunConfig, metas: dict) -> list[Finding]:
+    batch, budget = cfg.batch_size, cfg.total_timesteps
+    if cfg.regime != "online" or batch <= OVERSHOOT * budget:
+        return []
+    fix = ({"num_steps": budget // cfg.num_envs} if budget >= cfg.num_envs else
+           {"num_envs": max(1, budget // cfg.num_steps)} if budget >= cfg.num_steps else {"total_timesteps": batch})
+    return [Finding("CFG05", "warning", "one iteration collects far more than total_timesteps allows",
+                    f"num_envs {cfg.num_envs} x num_steps {cfg.num_steps} = {batch:,} steps per iteration, "
+                    f"{batch / budget:.0f}x the total_timesteps budget of {budget:,}: the run still does one whole "
+                    f"iteration ({batch:,} steps). Shrink the iteration to the budget, or raise the budget.", fix)]
+
+
+# CFG06: the wall-time estimate (engine.config.walltime, this machine's measured rates) above 6 hours;
+# the slowest preset is estimated at 27 min (measured 15-20 min on the shared development machine).
+LONG_RUN_S = 6 * 3600
+
+
+def cfg06_long_run(cfg: RunConfig, metas: dict) -> list[Finding]:
+    est = estimate_wall_s(cfg)
+    if est <= LONG_RUN_S:
+        return []
+    iters = cfg.online_iterations if cfg.regime == "online" else cfg.num_iterations
+    fix = {"update_epochs": 100} if cfg.update_epochs > 100 else {}  # the most the seed ran (v2_gae_g099_det)
+    return [Finding("CFG06", "warning", f"this run would take about {describe(est)} on this machine",
+                    f"estimated from the config ({iters:,} iterations x {cfg.update_epochs:,} update epochs over "
+                    f"{cfg.batch_size:,} samples, plus collection, MC, IQL and evaluation) at this machine's measured "
+                    "rates (within a factor of 2-4). Check the epochs, iterations and batch you meant.", fix)]
+
+
 # keys that only one update rule / estimator family / regime reads
 _ONLY = (
     (("target_kl", "clip_coef", "ent_coef", "norm_adv", "warmup_iters"), lambda c: c.update == "ppo",
@@ -238,4 +273,5 @@ def cfg03_no_effect(cfg: RunConfig, metas: dict) -> list[Finding]:
 
 RULES = [kb02_stochastic_eval, kb03_high_utd_tight_kl, kb04_warmup_tight_kl, kb08_iql_q_minus_v,
          kb09_regressed_advantages, kb10_gamma, kb11_online_ppo_tricks, kb12_offline_awr_batch,
-         kb13_short_td, kb14_recap_strong_push, cfg01_minibatches, cfg03_no_effect]
+         kb13_short_td, kb14_recap_strong_push, cfg01_minibatches, cfg03_no_effect, cfg05_iteration_over_budget,
+         cfg06_long_run]

@@ -1,6 +1,7 @@
 """Modal screens: a yes/no confirmation, the quit question (stop the live runs or leave them
-running), the help page, a finished run's summary, and the comparison of marked runs (overlay
-plot and table, exportable as PNG / SVG)."""
+running), the help page, a finished run's summary, the run doctor's findings, the choice of the
+monitor's curve (any logged metric, by key), and the comparison of marked runs (overlay plot and
+table, exportable as PNG / SVG)."""
 from __future__ import annotations
 
 from rich.markup import escape
@@ -8,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Markdown, Static
+from textual.widgets import Button, DataTable, Input, Markdown, Static
 
 from .. import core
 from ..model import RunView, num, pct, short_label
@@ -83,7 +84,7 @@ class QuitScreen(ModalScreen[str | None]):
 HELP = """\
 # Offline RL Playground
 
-**Anywhere**: `F2` launch screen · `F3` monitor · `F1` or `?` this help · `ctrl+p` command palette
+**Anywhere**: `F2` launch screen (a new run) · `F3` monitor · `F1` or `?` this help · `ctrl+p` command palette
 (launch a preset, stop a run, compare marked runs, export a figure) · `ctrl+q` quit (live runs
 keep running if you say so).
 
@@ -95,7 +96,9 @@ checkpoint role the ladder lacks.
 **Monitor**: `↑`/`↓` or a click select a run (its SR curve and `engine.log`), `m` mark / unmark
 it for the overlay, `s` stop it, `o` a finished run's summary, `c` compare the marked runs,
 `e` / `v` export the overlay as PNG / SVG, `g` groups the overlay by configuration (one curve
-per config: the IQM over seeds with its 95% CI band's edges dotted; `g` again: one line per run).
+per config: the IQM over seeds with its 95% CI band's edges dotted; `g` again: one line per run),
+`k` choose the curve by metric key (`approx_kl`, `v_loss`, `weight_ess_frac`, ...; the overlay
+follows), `d` the run doctor's findings (the `dr` column counts them: yellow warnings, red errors).
 
 Runs belong to the runs directory, not to this window: runs started by the CLI or a sweep
 show up here too, and a run whose worker died shows `failed` with the reason.
@@ -143,8 +146,13 @@ class SummaryScreen(ModalScreen[None]):
                  f"directory {escape(s.path)}"]
         if s.error:
             lines.append(f"[red]{escape(s.error)}[/]")
-        if findings:
-            lines.append("findings at launch: " + ", ".join(f"{f.get('id')} ({f.get('severity')})" for f in findings))
+        ends = [r.get("sr_at_end") for r in v.rows if isinstance(r.get("sr_at_end"), (int, float))]
+        if ends:
+            lines.append(f"final success_once (SR) {pct(s.last_sr)} · success_at_end {pct(ends[-1])}")
+        lines.append("findings at launch: " + (", ".join(f"{f.get('id')} ({f.get('severity')})" for f in findings)
+                                               if findings else "none"))
+        found = v.diagnoses()
+        lines += (["run doctor:"] + diagnosis_lines(found)) if found else ["run doctor: no findings"]
         with Vertical():
             with VerticalScroll():
                 yield Static("\n".join(lines))
@@ -155,6 +163,85 @@ class SummaryScreen(ModalScreen[None]):
         self.dismiss(None)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
+def diagnosis_lines(diagnoses: list) -> list[str]:
+    """The doctor's findings as markup lines: id, severity, title; symptom; known issue; fix flags."""
+    colour = {"error": "red", "warning": "yellow"}
+    out = []
+    for d in diagnoses:
+        fix = " ".join(f"--{k} {str(v).lower() if isinstance(v, bool) else v}" for k, v in d.fix.items())
+        out += [f"[b]{d.id}[/] [{colour.get(d.severity, 'cyan')}]{d.severity}[/]: {escape(d.title)}",
+                f"  symptom: {escape(d.symptom)}", f"  known issue: {escape(d.known_issue)}"]
+        if fix:
+            out.append(f"  fix: [b]{escape(fix)}[/]")
+    return out
+
+
+class DoctorScreen(ModalScreen[None]):
+    """The run doctor's findings for one run, with the numbers, the known issue and the fix."""
+    DEFAULT_CSS = DIALOG_CSS.format(name="DoctorScreen").replace("width: 70;", "width: 100;")
+    BINDINGS = [Binding("escape,q,d", "close", "Close")]
+
+    def __init__(self, view: RunView):
+        super().__init__()
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        found = self.view.diagnoses()
+        text = "\n".join(diagnosis_lines(found)) if found else "the run doctor found nothing in this run's metrics"
+        with Vertical():
+            yield Static(f"[b]run doctor: {escape(self.view.run_id)}[/]")
+            with VerticalScroll():
+                yield Static(text)
+            with Horizontal(classes="buttons"):
+                yield Button("Close (esc)", id="close")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
+class MetricScreen(ModalScreen[str | None]):
+    """Choose the monitor's curve by key: the exact key, else the one key that starts with (or
+    contains) what was typed; the keys the selected run logged are listed."""
+    DEFAULT_CSS = DIALOG_CSS.format(name="MetricScreen")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, keys: list[str], current: str):
+        super().__init__()
+        self.keys, self.current = keys, current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"curve: type a metric key and press Enter (now [b]{escape(self.current)}[/])")
+            yield Input(placeholder="e.g. approx_kl", id="metric-key")
+            yield Static("logged: " + escape(", ".join(self.keys) or "nothing yet"), id="metric-keys")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def match(self, typed: str) -> str | None:
+        typed = typed.strip()
+        if typed in self.keys:
+            return typed
+        for test in (str.startswith, str.__contains__):
+            hits = [k for k in self.keys if test(k, typed)]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        key = self.match(event.value)
+        if key is None:
+            self.notify(f"no single logged metric matches {event.value.strip()!r}", severity="warning")
+            return
+        self.dismiss(key)
+
+    def action_cancel(self) -> None:
         self.dismiss(None)
 
 
@@ -191,4 +278,5 @@ class CompareScreen(ModalScreen[None]):
         self.app.export_figure(self.views, fmt)
 
 
-__all__ = ["ConfirmScreen", "QuitScreen", "HelpScreen", "SummaryScreen", "CompareScreen"]
+__all__ = ["ConfirmScreen", "QuitScreen", "HelpScreen", "SummaryScreen", "DoctorScreen", "MetricScreen",
+           "CompareScreen", "diagnosis_lines"]

@@ -98,7 +98,7 @@ class LaunchScreen(Screen):
                 with Horizontal(id="launch-bar"):
                     yield Button("Launch ctrl+r", id="launch-button", variant="success", compact=True)
                     yield Button("Pretrain ctrl+t", id="pretrain-button", compact=True)
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+r, F1/F2/F3, ctrl+q fit 80 columns (ctrl+p: help)
 
     def on_mount(self) -> None:
         self.app.launch_screen = self
@@ -201,6 +201,7 @@ class LaunchScreen(Screen):
             return
         self._gen += 1
         gen, preset, overrides = self._gen, self.preset, self.overrides()
+        self.query_one("#findings", FindingsList).checking()
         self.run_worker(lambda: self._plan_thread(gen, preset, overrides), thread=True, group="plan")
 
     def _plan_thread(self, gen: int, preset: str, overrides: dict) -> None:
@@ -222,7 +223,8 @@ class LaunchScreen(Screen):
         note = ""
         if p.cfg is not None:
             note = (f"[dim]{p.cfg.regime} {p.cfg.estimator} + {p.cfg.update} · env {p.cfg.env} · "
-                    f"exp_name {p.cfg.exp_name}[/]")
+                    f"exp_name {p.cfg.exp_name} · about {core.describe_wall_time(core.estimate_wall_s(p.cfg))} "
+                    "on this machine[/]")
         self.query_one("#findings", FindingsList).show(p.findings, p.problems, note=note)
         for key in core.CHECKPOINT_KEYS:
             self.query_one(f"#info-{key}", Static).update(checkpoint_info(key, p))

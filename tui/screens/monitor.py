@@ -1,7 +1,8 @@
-"""The monitor screen: every run in the runs directory in a table (id, preset, status,
-iteration, env steps, SR now, peak SR, ETA), the selected run's SR curve with the marked runs
-overlaid (legend), the selected run's `engine.log`, and keys to stop, mark, summarise, compare
-and export. It redraws what changed twice a second from the app's run views (filled by the
+"""The monitor screen: every run in the runs directory in a table (id, preset, status, the run
+doctor's badge, iteration, env steps, SR now, peak SR, ETA), the selected run's curve (SR, or any
+logged metric chosen by key) with the marked runs overlaid (legend), the run doctor's findings of
+the selected run, its `engine.log` (one line per iteration), and keys to stop, mark, summarise,
+diagnose, choose the curve, compare and export. It redraws what changed twice a second from the app's run views (filled by the
 follower's messages), so it reads no files itself."""
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from ..model import RunView, short_label
 from ..widgets.log_tail import LogTail
 from ..widgets.runs_table import RunsHeader, RunsTable
 from ..widgets.sr_plot import SRPlot, grouped
-from .dialogs import CompareScreen, SummaryScreen
+from .dialogs import CompareScreen, DoctorScreen, MetricScreen, SummaryScreen
 
 REDRAW_S = 1.0   # the table, curve and log are redrawn once a second (when something changed)
+PERCENT_METRICS = ("sr", "sr_at_end", "peak_sr")  # fractions drawn in % on a 0..100 axis
 
 
 class MonitorScreen(Screen):
@@ -26,14 +28,16 @@ class MonitorScreen(Screen):
         Binding("s", "stop", "Stop"),
         Binding("m", "mark", "Mark"),
         Binding("o", "summary", "Summary"),
-        Binding("c", "compare", "Compare"),
-        Binding("e", "export('png')", "PNG"),
-        Binding("v", "export('svg')", "SVG"),
+        Binding("k", "pick_metric", "Curve"),
+        Binding("d", "doctor", "Doctor"),
+        Binding("c", "compare", "Compare", show=False),      # c / e / v: in the help page (F1), so
+        Binding("e", "export('png')", "PNG", show=False),    # that F1/F2/F3 and ctrl+q fit the footer
+        Binding("v", "export('svg')", "SVG", show=False),    # of an 80x24 terminal
         Binding("g", "group", "Group", show=False),   # the overlay by configuration (IQM over seeds, CI band)
     ]
     DEFAULT_CSS = """
     #monitor-body { height: 1fr; }
-    #run-detail { height: auto; max-height: 3; color: $text-muted; padding: 0 1; }
+    #run-detail { height: auto; max-height: 5; color: $text-muted; padding: 0 1; }
     #monitor-lower { height: 1fr; min-height: 8; }
     #plot-box { width: 3fr; border: round $primary; border-title-color: $text; }
     #log { width: 2fr; border: round $secondary; border-title-color: $text; }
@@ -43,6 +47,7 @@ class MonitorScreen(Screen):
     def __init__(self):
         super().__init__(id="monitor")
         self.selected: str | None = None
+        self.metric = "sr"
         self._redrawn_for: tuple = ()
         self._detail = ""
         self._log_pending: list[str] = []
@@ -59,11 +64,11 @@ class MonitorScreen(Screen):
                 with Vertical(id="plot-box"):
                     yield SRPlot(id="plot")
                 yield LogTail(id="log")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # F1/F2/F3 and ctrl+q fit 80 columns (ctrl+p: help)
 
     def on_mount(self) -> None:
         self.app.monitor_screen = self
-        self.query_one("#plot-box").border_title = "SR vs env steps"
+        self.query_one("#plot-box").border_title = self._curve_title()
         self.query_one("#log").border_title = "engine.log"
         self.app.dirty.update(self.app.runs)
         self.redraw()
@@ -113,18 +118,25 @@ class MonitorScreen(Screen):
 
     def _draw_curves(self, force: bool = False) -> None:
         views = self.plotted()
-        key = tuple((v.run_id, len(v.rows)) for v in views)
+        key = (self.metric, *((v.run_id, len(v.rows)) for v in views))
         if not force and key == self._redrawn_for:
             return
         self._redrawn_for = key
-        self.query_one(SRPlot).show(grouped(views) if self.grouped else
-                                    [(short_label(v.run_id), *v.series()) for v in views])
+        plot = self.query_one(SRPlot)
+        if self.grouped:  # by configuration: SR's IQM over seeds with its CI band
+            plot.show(grouped(views))
+        else:
+            plot.show([(short_label(v.run_id), *v.series(self.metric)) for v in views],
+                      percent=self.metric in PERCENT_METRICS)
         n_marked = sum(v.marked for v in self.app.runs.values())
-        title = "SR vs env steps" + (f" · {n_marked} marked" if n_marked else "") + (
-            " · by configuration (g)" if self.grouped else "")
+        title = ("SR vs env steps" if self.grouped else self._curve_title()) + (
+            f" · {n_marked} marked" if n_marked else "") + (" · by configuration (g)" if self.grouped else "")
         box = self.query_one("#plot-box")
         if box.border_title != title:  # a no-op assignment would still repaint
             box.border_title = title
+
+    def _curve_title(self) -> str:
+        return ("SR" if self.metric == "sr" else self.metric) + " vs env steps"
 
     def _draw_detail(self) -> None:
         v = self.app.runs.get(self.selected) if self.selected else None
@@ -138,6 +150,14 @@ class MonitorScreen(Screen):
         if v.state == "failed" and v.status.get("error"):
             first = str(v.status["error"]).splitlines()[0]
             text += f"\n[red]failed: {escape(first)}[/]"
+        found = v.diagnoses()
+        colour = {"error": "red", "warning": "yellow"}
+        for d in found[:3]:
+            fix = " ".join(f"--{k} {x}" for k, x in d.fix.items())
+            text += (f"\n[{colour.get(d.severity, 'cyan')}]{d.id} {d.severity}[/]: {escape(d.title)}"
+                     + (f" · fix [b]{escape(fix)}[/]" if fix else ""))
+        if found:
+            text += f"  [dim](d: {len(found)} finding{'s' if len(found) != 1 else ''} with the numbers)[/]"
         self._set_detail(text)
 
     def _set_detail(self, text: str) -> None:
@@ -200,6 +220,24 @@ class MonitorScreen(Screen):
         """Toggle the overlay between one line per run and one per configuration (IQM over seeds, CI band)."""
         self.grouped = not self.grouped
         self._draw_curves(force=True)
+
+    def action_doctor(self) -> None:
+        v = self._selected_view()
+        if v is not None:
+            self.app.push_screen(DoctorScreen(v))
+
+    def action_pick_metric(self) -> None:
+        v = self._selected_view()
+        keys = v.metrics() if v is not None else []
+        if v is None:
+            return
+
+        def chosen(key: str | None) -> None:
+            if key and key != self.metric:
+                self.metric = key
+                self._draw_curves(force=True)
+
+        self.app.push_screen(MetricScreen(keys or ["sr"], self.metric), chosen)
 
     def action_compare(self) -> None:
         self.app.action_compare()

@@ -34,10 +34,24 @@ class FindingsList(VerticalScroll):
         self._key: tuple = ()
 
     def on_mount(self) -> None:
-        self.border_title = "validator"
+        self.checking()
+
+    def checking(self) -> None:
+        """Until the validator's first answer (and while a new one is computed): say so, never a
+        green "no findings" that nothing has checked yet."""
+        if not self._key:
+            self.remove_children()
+            self.mount(Static("[dim]checking ...[/]", classes="finding note"))
+        self.border_title = "validator: checking ..."
 
     def show(self, findings: list, problems: list[str], note: str = "") -> None:
         key = (tuple((f.id, f.severity, f.title, f.why, tuple(f.fix.items())) for f in findings), tuple(problems), note)
+        errors = sum(f.severity == "error" for f in findings)
+        warnings = len(findings) - errors
+        title = (f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else
+                 f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
+        if self.border_title != title:  # (also after "checking ...", when the answer did not change)
+            self.border_title = title
         if key == self._key:
             return
         self._key = key
@@ -58,10 +72,6 @@ class FindingsList(VerticalScroll):
         if not problems and not findings:
             widgets.append(Static("[green]no findings[/]", classes="finding"))
         self.mount_all(widgets)
-        errors = sum(f.severity == "error" for f in findings)
-        warnings = len(findings) - errors
-        self.border_title = (f"{len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else
-                             f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}")
 
     def first_fix_index(self) -> int | None:
         return next((i for i, f in enumerate(self.findings) if f.fix), None)

@@ -1,5 +1,5 @@
-"""`RunsTable`: one line per run (mark, id, status, iteration, env steps, SR now, peak SR, ETA,
-preset) under a `RunsHeader`. It is an `OptionList` of fixed-width lines, so that a changed run
+"""`RunsTable`: one line per run (mark, id, status, the run doctor's badge, seed, iteration, env
+steps, SR now, peak SR, ETA, preset) under a `RunsHeader`. It is an `OptionList` of fixed-width lines, so that a changed run
 re-renders one line: a DataTable re-renders every cell on any update, which cost ~8% of a core
 while following 8 live runs (see `python -m tui.bench`)."""
 from __future__ import annotations
@@ -11,16 +11,28 @@ from textual.widgets.option_list import Option
 from ..model import RunView, duration, num, pct, short_label
 
 # (key, header, width); the preset takes what is left
-COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("iter", "iter", 10),
-           ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7), ("eta", "ETA", 6),
-           ("preset", "preset", 0))
+# (widths chosen so that an 80-column terminal still shows the first letters of the preset)
+COLUMNS = (("mark", "", 1), ("id", "id", 15), ("status", "status", 7), ("doctor", "dr", 2), ("seed", "seed", 4),
+           ("iter", "iter", 7), ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7),
+           ("eta", "ETA", 5), ("preset", "preset", 0))
+BADGE_STYLE = {"error": "bold white on red", "warning": "bold black on yellow", "info": "cyan"}
 STATUS_STYLE = {"done": "green", "failed": "bold red", "stopped": "yellow", "running": "cyan", "queued": "dim",
                 "stalled": "bold magenta"}
 
 
+def badge(v: RunView) -> tuple[str, str]:
+    """The doctor's badge: how many findings ('!' past 9) in the colour of the worst; blank when none."""
+    found = v.diagnoses()
+    if not found:
+        return "", ""
+    return (str(len(found)) if len(found) < 10 else "!"), BADGE_STYLE.get(found[0].severity, "")
+
+
 def cells(v: RunView) -> dict[str, str]:
     it = "-" if v.iteration is None else f"{v.iteration}" + (f"/{v.planned}" if v.planned else "")
-    return {"mark": "●" if v.marked else " ", "id": short_label(v.run_id, 19), "status": v.state, "iter": it,
+    text, style = badge(v)
+    return {"mark": "●" if v.marked else " ", "id": short_label(v.run_id, 15), "status": v.state,
+            "doctor": text, "doctor_style": style, "seed": str(v.config.get("seed", "-")), "iter": it,
             "steps": num(v.env_steps), "sr": pct(v.sr_now), "peak": pct(v.peak_sr), "eta": duration(v.eta_s()),
             "preset": v.preset or "-"}
 
@@ -31,7 +43,10 @@ def line(values: dict[str, str], *, header: bool = False) -> Text:
         value = values[key]
         cell = value if not width else (value[:width - 1] + "…" if len(value) > width else value).ljust(width)
         style = "bold" if header else (STATUS_STYLE.get(value, "") if key == "status" else
-                                       "bold yellow" if key == "mark" else "")
+                                       "bold yellow" if key == "mark" else
+                                       values.get("doctor_style", "") if key == "doctor" and value.strip() else "")
+        if key == "doctor" and not header and value:
+            cell = f"{value:>{width}}"
         t.append(cell, style=style)
         if i < len(COLUMNS) - 1:
             t.append(" ")
@@ -49,7 +64,7 @@ class RunsHeader(Static):
 
 class RunsTable(OptionList):
     DEFAULT_CSS = """
-    RunsTable { height: auto; max-height: 10; min-height: 3; border: none; padding: 0 1;
+    RunsTable { height: auto; max-height: 45%; min-height: 3; border: none; padding: 0 1;
                 text-wrap: nowrap; text-overflow: ellipsis; }
     RunsTable:focus { border: none; }
     """

@@ -1,5 +1,6 @@
-"""`SRPlot`: success rate against env steps for one or more runs (textual-plot's PlotWidget),
-with a legend, the y axis fixed to 0..100%, redrawn when its size changes.
+"""`SRPlot`: a metric against env steps for one or more runs (textual-plot's PlotWidget), with a
+legend, redrawn when its size changes. SR (the default) is drawn in % on a y axis fixed to 0..100;
+any other metric (approx_kl, losses, ...) on an axis fitted to its values.
 
 `grouped(views)`: the monitor's overlay grouped by configuration (engine.launcher.grouped_series):
 one curve per configuration, the IQM over seeds with its 95% CI band's edges dotted in the same
@@ -32,24 +33,32 @@ class SRPlot(PlotWidget):
         self.margin_left = 6
         self.set_xlabel("env steps")
 
-    def show(self, series: list[tuple]) -> None:
-        """Draw these (label, env steps, SR 0..1[, low, high]) curves, a band's edges (`low`, `high`:
-        0..1 per point) dotted; no-op when nothing changed."""
-        key = tuple((lab, len(xs), xs[-1] if xs else None, ys[-1] if ys else None) for lab, xs, ys, *_ in series)
+    def show(self, series: list[tuple], *, percent: bool = True) -> None:
+        """Draw these (label, env steps, value[, low, high]) curves, a band's edges (`low`, `high`,
+        per point) dotted: values 0..1 shown in % on a 0..100 axis when `percent` (SR), else as they
+        are on a fitted axis; no-op when nothing changed."""
+        key = (percent, *((lab, len(xs), xs[-1] if xs else None, ys[-1] if ys else None) for lab, xs, ys, *_ in series))
         if key == self._shown:
             return
         self._shown = key
         self._drawing = True  # one legend update at the end, not one per curve
         self.clear()
-        self.set_ylimits(0.0, 100.0)  # SR in %: always the full range
+        if percent:
+            self.set_ylimits(0.0, 100.0)  # SR in %: always the full range
+        else:
+            values = [y for _, _, ys, *_ in series for y in ys]
+            lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+            pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+            self.set_ylimits(lo - pad, hi + pad)
         drawn = False
         for i, (label, xs, ys, *edges) in enumerate(series):
             if not xs:
                 continue
             drawn = True
-            pts = [100.0 * y for y in ys]
+            scale = 100.0 if percent else 1.0
+            pts = [scale * y for y in ys]
             for edge in (e for e in edges if e is not None and len(xs) > 1):
-                self.plot(xs, [100.0 * y for y in edge], line_style=f"dim {COLOURS[i % len(COLOURS)]}",
+                self.plot(xs, [scale * y for y in edge], line_style=f"dim {COLOURS[i % len(COLOURS)]}",
                           hires_mode=HiResMode.QUADRANT)
             if len(xs) == 1:
                 self.scatter(xs, pts, marker="●", marker_style=COLOURS[i % len(COLOURS)], label=label)
