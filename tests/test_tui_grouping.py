@@ -40,7 +40,7 @@ async def test_g_groups_the_overlay_by_configuration(tmp_path, monkeypatch):
         assert len(plot._datasets) == 3  # one line per run
         await pilot.press("g")
         await pilot.pause(0.5)
-        labels = [k[0] for k in plot._shown]
+        labels = [k[0] for k in plot._shown[1:]]  # _shown: (percent, *one key per curve)
         assert sorted(labels) == ["gae-ppo gamma=0.95 (IQM, n=2)", "gae-ppo gamma=0.99 (1 run)"]
         assert len(plot._datasets) == 4  # the group's line and its two band edges, and the single run
         assert "by configuration" in mon.query_one("#plot-box").border_title
