@@ -7,13 +7,15 @@ figure.
   and the preset's expected SR) of run directories.
 - `sr_figure(curves, title=)`: a `matplotlib.figure.Figure` (no pyplot, no GUI backend:
   safe from any thread).
-- `save_sr_figure(curves, out)`: writes the file; the format follows the suffix;
+- `save_sr_figure(curves, out)`: writes the file (atomically: a temporary file, then renamed); the
+  format follows the suffix;
   `export_sr_overlay(run_dirs, out)` does both steps for run directories.
 
 matplotlib is imported only when a figure is made.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -104,10 +106,13 @@ def save_sr_figure(curves: Sequence[Curve], out: str | Path, *, title: str = "Su
     if not any(c.env_steps for c in curves):
         raise UserError("no evaluations yet in these runs: nothing to draw")
     fig = sr_figure(curves, title=title)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # a reader never sees a half-written figure
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format=out.suffix.lower().lstrip("."))
+        fig.savefig(tmp, format=out.suffix.lower().lstrip("."))
+        os.replace(tmp, out)
     except OSError as e:
+        tmp.unlink(missing_ok=True)
         raise UserError(f"--out {out}: cannot write the figure ({e.strerror or e})") from None
     return out
 
