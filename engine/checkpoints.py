@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import settings
+from .archive_sizes import ArchiveTooBig, check_archive
 from .errors import UserError
 
 if TYPE_CHECKING:  # torch loads lazily: resolving names and reading the index must stay instant
@@ -53,7 +55,7 @@ class CheckpointError(UserError, ValueError):
 
 
 def checkpoints_dir() -> Path:
-    return Path(os.environ.get("PLAYGROUND_CHECKPOINTS_DIR", "checkpoints"))
+    return Path(settings.get("PLAYGROUND_CHECKPOINTS_DIR"))
 
 
 def env_slug(env_id: str) -> str:
@@ -158,11 +160,25 @@ def first_words(e: BaseException) -> str:
     return first[:120] or type(e).__name__
 
 
+def _sidecar_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def torch_load(path: Path, what: str, fix: str) -> Any:
     """`torch.load(weights_only=True)` of a file a user may have damaged or replaced: any failure
-    is one CheckpointError line naming the file, never torch's advice to load unsafely."""
+    is one CheckpointError line naming the file, never torch's advice to load unsafely. Its zip
+    entries are checked first against what the file and its metadata allow (a size bomb is
+    refused before torch allocates anything: engine.archive_sizes)."""
     import torch
 
+    try:
+        check_archive(path, what, fix, meta=_sidecar_meta(Path(path)))
+    except ArchiveTooBig as e:
+        raise CheckpointError(str(e)) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle with code, random bytes, a directory...
@@ -300,7 +316,7 @@ def shipped_ladder_dir(env_id: str) -> Path:
 
 
 def shipped_ladders_enabled() -> bool:
-    return os.environ.get(SHIPPED_LADDERS_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+    return settings.get(SHIPPED_LADDERS_ENV)
 
 
 def _index_file(d: Path, env_id: str) -> dict[str, Any] | None:

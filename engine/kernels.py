@@ -23,13 +23,16 @@ differences ~1e-6), deterministic, and independent of the torch thread count
 """
 from __future__ import annotations
 
-import os
+import contextlib
+from typing import Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["FastTanh", "MLP", "ONEDNN_ENV", "onednn_available", "onednn_supported"]
+from . import settings
+
+__all__ = ["FastTanh", "MLP", "ONEDNN_ENV", "onednn_available", "onednn_supported", "plain_path"]
 
 ONEDNN_ENV = "PLAYGROUND_ONEDNN"  # "1": use the private oneDNN op (opt-in)
 
@@ -92,9 +95,24 @@ def onednn_available() -> bool:
     read once) and supported by this torch build."""
     ok = _STATE.get("onednn")
     if ok is None:
-        ok = os.environ.get(ONEDNN_ENV, "0").strip() == "1" and onednn_supported()
+        ok = bool(settings.get(ONEDNN_ENV)) and onednn_supported()
         _STATE["onednn"] = ok
     return ok
+
+
+@contextlib.contextmanager
+def plain_path() -> Iterator[None]:
+    """Inside, `MLP` runs its plain modules on the CPU too: the path CUDA tensors always take
+    (engine.bench.devices compares the two on one batch)."""
+    saved = _STATE.get("onednn")
+    _STATE["onednn"] = False
+    try:
+        yield
+    finally:
+        if saved is None:
+            _STATE.pop("onednn", None)
+        else:
+            _STATE["onednn"] = saved
 
 
 class _LinearFunction(torch.autograd.Function):

@@ -30,6 +30,16 @@ def sliced(fn, x: torch.Tensor, rows: int = FORWARD_ROWS) -> torch.Tensor:
     return torch.cat([fn(part) for part in x.split(rows)])
 
 
+def gaussian_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like `like`, on its device, drawn where `generator` lives: a
+    CPU generator gives the same draws whatever the device of `like` (a stream that defines the
+    experiment, e.g. the offline dataset's actions); a generator on `like`'s device draws there
+    (the hot loops' sampling, which stays device-specific: engine.train.device)."""
+    dev = like.device if generator is None else generator.device
+    noise = torch.randn(like.shape, generator=generator, device=dev, dtype=like.dtype)
+    return noise if dev == like.device else noise.to(like.device)
+
+
 def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, std)
     nn.init.constant_(layer.bias, bias)
@@ -78,18 +88,18 @@ class Actor(nn.Module):
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False,
             generator: torch.Generator | None = None) -> torch.Tensor:
-        """Mean action, or a sample from N(mean, std) (using `generator` when given)."""
+        """Mean action, or a sample from N(mean, std) (noise from `generator` when given, drawn on
+        the generator's device: `gaussian_noise`)."""
         mean = self.mean(obs)
         if deterministic:
             return mean
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + noise * self.logstd.exp()
+        return mean + gaussian_noise(mean, generator) * self.logstd.exp()
 
     @torch.no_grad()
     def act_with_logprob(self, obs: torch.Tensor, generator: torch.Generator | None = None):
         mean = self.mean(obs)
         std = self.logstd.exp()
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        noise = gaussian_noise(mean, generator)
         action = mean + noise * std
         logp = (-0.5 * noise.pow(2) - self.logstd - 0.5 * math.log(2 * math.pi)).sum(-1)
         return action, logp

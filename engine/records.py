@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import oslock
+from . import settings
 from .errors import UserError
 from .sr import peak_sr
 
@@ -39,7 +40,7 @@ def now_iso() -> str:
 
 
 def runs_dir(explicit: str | Path | None = None) -> Path:
-    return Path(explicit or os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
+    return Path(explicit or settings.get("PLAYGROUND_RUNS_DIR"))
 
 
 def project_root(path: str | Path) -> Path | None:
@@ -63,7 +64,7 @@ def experiments_log_path(run_dir: str | Path | None = None) -> Path:
     `experiments/log.md` of the project that holds the run: the git repository containing the
     runs directory, or (outside any repository) the folder the runs directory sits in. Never the
     current directory's project: a run started from elsewhere logs where its records are."""
-    explicit = os.environ.get("PLAYGROUND_EXPERIMENTS_LOG")
+    explicit = settings.get("PLAYGROUND_EXPERIMENTS_LOG")
     if explicit:
         return Path(explicit)
     if run_dir is None:
@@ -175,6 +176,28 @@ def read_status(run_dir: str | Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def _finite_or_none(text: str) -> float | None:
+    v = float(text)
+    return v if math.isfinite(v) else None
+
+
+def parse_metrics_line(line: str | bytes) -> dict | None:
+    """One metrics line as a dict, or None (blank, partial, corrupt or not a JSON object).
+    Non-finite numbers (`Infinity`, `NaN`, `1e999`) read as None, as the writer records them,
+    so no reader meets a float it cannot format or convert."""
+    try:
+        row = json.loads(line, parse_constant=lambda _c: None, parse_float=_finite_or_none)
+    except (ValueError, RecursionError):  # ValueError: bad JSON or bytes that are not UTF-8
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def usable_iteration(row: dict) -> int | None:
+    """The row's `iteration` when it is a non-negative int (not a bool), else None."""
+    it = row.get("iteration")
+    return it if isinstance(it, int) and not isinstance(it, bool) and it >= 0 else None
+
+
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """Every complete metrics line that is a JSON object; a partial or corrupt line (a writer
     mid-flush) is skipped, and an unreadable file reads as no rows."""
@@ -185,24 +208,19 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     except OSError:
         return out
     for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
+        row = parse_metrics_line(line.strip()) if line.strip() else None
+        if row is not None:
             out.append(row)
     return out
 
 
 def truncate_metrics(run_dir: str | Path, last_iteration: int) -> int:
     """Drop metrics rows past `last_iteration` (a resumed run continues from its last save);
-    returns how many rows were dropped. Call it before a RunRecorder opens the file."""
+    returns how many rows were dropped. Rows without a usable `iteration` (not a non-negative
+    int) are dropped too, as the readers skip them. Call it before a RunRecorder opens the file."""
     p = Path(run_dir) / "metrics.jsonl"
     rows = read_metrics(run_dir)
-    keep = [r for r in rows if int(r.get("iteration", 0)) <= last_iteration]
+    keep = [r for r in rows if (it := usable_iteration(r)) is not None and it <= last_iteration]
     if p.exists():
         atomic_write(p, "".join(json.dumps(r) + "\n" for r in keep))
     return len(rows) - len(keep)
@@ -317,16 +335,21 @@ def format_log_entry(run_dir: Path, config: dict, status: dict, metrics: Iterabl
 
 def append_experiment_log(entry: str, path: Path | None = None, *, run_dir: str | Path | None = None) -> Path:
     """Append one entry to the experiment log (`experiments_log_path(run_dir)` unless `path`)
-    under an exclusive lock."""
+    under an exclusive lock. The entry always starts on a new line, even after a fragment left
+    by a writer killed mid-entry."""
     path = Path(path or experiments_log_path(run_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    with open(path, "ab+") as f:
         oslock.lock(f.fileno())
         try:
-            f.seek(0, os.SEEK_END)  # the position from open() is stale if another writer went first
-            if f.tell() == 0:
-                f.write("# Experiment log\n\nOne entry per finished run, appended by the worker.\n\n")
-            f.write(entry)
+            end = f.seek(0, os.SEEK_END)  # the position from open() is stale if another writer went first
+            if end == 0:
+                f.write(b"# Experiment log\n\nOne entry per finished run, appended by the worker.\n\n")
+            else:
+                f.seek(end - 1)
+                if f.read(1) != b"\n":  # a writer killed mid-entry left a fragment: close it off
+                    f.write(b"\n\n")
+            f.write(entry.encode("utf-8", "replace"))
             f.flush()
         finally:
             oslock.unlock(f.fileno())

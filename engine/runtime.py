@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
+from . import settings
 
 THREADS_ENV = "PLAYGROUND_THREADS"
 THREADS_MAX_ENV = "PLAYGROUND_THREADS_MAX"
@@ -43,6 +44,10 @@ IDLE_SLACK = 0.3              # a core counts as idle when at most 70% of it is 
 
 
 def _int_env(name: str) -> int | None:
+    """A whole number >= 1 from the environment: ours through engine.settings (a bad value is an
+    error naming it), others' (OMP_NUM_THREADS) leniently (not ours to refuse)."""
+    if name in settings.SETTINGS:
+        return settings.get(name)
     try:
         v = int(os.environ.get(name, ""))
     except ValueError:
@@ -84,13 +89,7 @@ def _busy_seconds() -> float | None:
 
 def threads_mode() -> str | int:
     """'auto', or the fixed count PLAYGROUND_THREADS asks for."""
-    raw = os.environ.get(THREADS_ENV, "auto").strip().lower()
-    if raw in ("", "auto", "0"):
-        return "auto"
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        return "auto"
+    return settings.get(THREADS_ENV)
 
 
 @dataclass

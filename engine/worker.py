@@ -234,9 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--resume", action="store_true", help="continue from the run's last saved iteration")
     args = p.parse_args(argv)
+    from .errors import UserError
     from .runtime import configure_threads
+    from .settings import check_all
 
-    configure_threads()
+    try:
+        check_all()
+        configure_threads()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     if not args.run_dir.is_dir():
         print(f"error: run directory {args.run_dir} does not exist", file=sys.stderr)
         return 2

@@ -75,6 +75,30 @@ def test_hand_computed_small_case():
     torch.testing.assert_close(adv2, torch.tensor([[-0.5 + 0.25 * 0.125], [0.125], [0.5]]))
 
 
+def test_bootstrap_success_adds_the_final_value_like_a_time_limit():
+    # The seed's RL/ppo_finetune.py adds V(final_obs) at every episode end, successes included.
+    gamma, lam = 0.5, 0.5
+    r = torch.tensor([[0.0], [0.0], [1.0]])
+    v = torch.tensor([[1.0], [1.0], [0.5]])
+    nv = torch.tensor([[1.0], [2.0], [9.0]])
+    term = torch.tensor([[False], [False], [True]])
+    trunc = torch.zeros_like(term)
+    adv, ret = gae(r, v, nv, term, trunc, gamma, lam, bootstrap_success=True)
+    # t=2: delta = 1 + 0.5*9 - 0.5 = 5.0 (bootstrapped); t=1: 0 + 0.5*2 - 1 = 0, A1 = 0.25*5 = 1.25
+    # t=0: delta = -0.5, A0 = -0.5 + 0.25*1.25
+    torch.testing.assert_close(adv, torch.tensor([[-0.5 + 0.3125], [1.25], [5.0]]))
+    torch.testing.assert_close(ret, adv + v)
+    # The trace is still cut at the success: a step after it does not flow back.
+    r2 = torch.tensor([[1.0], [0.0]])
+    term2 = torch.tensor([[True], [False]])
+    adv2, _ = gae(r2, torch.zeros(2, 1), torch.tensor([[2.0], [3.0]]), term2, torch.zeros_like(term2), gamma, lam,
+                  bootstrap_success=True)
+    torch.testing.assert_close(adv2, torch.tensor([[1.0 + 0.5 * 2.0], [1.5]]))
+    # Without the flag a success is not bootstrapped.
+    adv3, _ = gae(r2, torch.zeros(2, 1), torch.tensor([[2.0], [3.0]]), term2, torch.zeros_like(term2), gamma, lam)
+    assert adv3[0, 0].item() == 1.0
+
+
 def test_lambda_one_is_mc_return_minus_value():
     g = torch.Generator().manual_seed(1)
     T, N, gamma = 20, 4, 0.9

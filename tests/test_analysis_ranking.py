@@ -211,3 +211,109 @@ def test_cli_runs_and_prints_table(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "MC-1" in res.output and "IQL Q-V" in res.output
     assert json.loads(out.read_text())["config"]["estimators"] == ["mc1", "iql"]
+
+
+# --------------------------------------------------------------------------- the seed's protocol
+
+class _Const(nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.full(obs.shape[:-1], self.value)
+
+
+def test_seed_branch_estimates_by_hand():
+    from engine.analysis.ranking_seed import branch_estimates
+
+    gamma, lam = 0.5, 0.5
+    # one branch, success at t=2 with reward 1; the step after it lies outside the branch
+    br = {"obs": torch.zeros(4, 1, 2), "next_obs": torch.zeros(4, 1, 2),
+          "rewards": torch.tensor([[0.0], [0.0], [1.0], [0.0]]),
+          "terminated": torch.tensor([[False], [False], [True], [False]]),
+          "live": torch.tensor([[True], [True], [True], [False]])}
+    est = branch_estimates(br, {"gae": _Const(0.0), "other": _Const(0.2)}, "gae", (1, 2, 5), gamma, lam)
+    assert est["mc"].item() == pytest.approx(0.25)
+    assert est["gae"].item() == pytest.approx(0.25 * 0.25)            # (gamma lam)^2 with V = 0
+    assert est["td1"].item() == 0.0 and est["td2"].item() == 0.0
+    assert est["td5"].item() == pytest.approx(0.25)                   # reaches the success: MC - V
+    # V = 0.2 everywhere: delta_0 = delta_1 = 0.5*0.2 - 0.2 = -0.1, delta_2 = 1 - 0.2 (no value after success)
+    assert est["other"].item() == pytest.approx(-0.1 - 0.25 * 0.1 + 0.0625 * 0.8)
+    assert "td1" in est and set(est) == {"mc", "gae", "other", "td1", "td2", "td5"}
+
+
+def test_seed_score_rho_and_top1():
+    from engine.analysis.ranking_seed import score
+
+    truth = torch.tensor([[0.1, 0.5, 0.3], [0.2, 0.2, 0.2], [0.9, 0.1, 0.4]])   # state 2 constant: left out
+    same = score(truth * 3 + 1, truth)
+    assert same["rho"] == pytest.approx(1.0) and same["top1"] == 1.0 and same["states"] == 2
+    rev = score(-truth, truth)
+    assert rev["rho"] == pytest.approx(-1.0) and rev["top1"] == 0.0
+
+
+def test_seed_protocol_tiny_run_has_the_contract_keys(tmp_path):
+    from engine.analysis.ranking_seed import SeedProtocol, run_seed_ranking
+
+    p = SeedProtocol(policy=scripted_actor(-1.0), states=4, K=3, M=2, eval_episodes=4, train_episodes=4,
+                     iql_taus=(0.5,), iql_max_steps=4, critic_epochs=1, nn_epochs=1, m_scaling=True,
+                     network_sizes=True, seed=3)
+    out = tmp_path / "seed.json"
+    r = run_seed_ranking(p, json_out=out)
+    assert r["protocol"] == "seed" and (r["states"], r["K"], r["M"]) == (4, 3, 2) and r["rollouts"] == 16
+    for name in ("mc", "gae", "td1", "td5", "td20", "td50", "iql", "iql-v-gae", "nn-gae", "nn-mc", "iql-ours",
+                 "mc-indep", "gae-indep"):
+        assert name in r["rho"] and name in r["top1"], name
+    if r["states_ranked"]:
+        assert r["rho"]["mc"] == pytest.approx(1.0) and r["top1"]["mc"] == 1.0       # the truth itself
+        assert r["m_scaling"]["16"]["mc"] == pytest.approx(1.0)
+    assert set(r["m_scaling"]) == {"1", "2", "4", "8", "16"}
+    assert set(r["network_sizes"]) == {"256", "512", "1024"}
+    assert set(r["network_sizes"]["1024"]) == {"gae", "iql", "iql-v-gae", "nn-gae"}
+    from engine.cli.ranking_view import print_seed_ranking
+    from rich.console import Console
+
+    console = Console(record=True, width=160)
+    print_seed_ranking(r, console)
+    text = console.export_text()
+    assert "seed protocol" in text and "16-rollout MC truth" in text and "hidden width" in text
+    assert r["seed"]["rho"]["gae"] == 0.931 and r["seed"]["rho"]["iql"] == 0.010
+    assert 0.0 <= r["diagnostics"]["pairs_all_rollouts_equal"] <= 1.0
+    assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))["rho"].keys() == r["rho"].keys()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["ranking", "--protocol", "bogus"], "--protocol must be one of"),
+    (["ranking", "--protocol", "seed", "--td-n", "1,x"], "--td-n"),
+    (["ranking", "--protocol", "seed", "--policy", "none", "-M", "0"], "M must be >= 1"),
+    (["ranking", "--protocol", "seed"], "no 'optimal' checkpoint"),
+])
+def test_cli_seed_protocol_bad_input_is_one_line_exit_2(args, needle, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from engine.cli.analyze_cmd import analyze_app
+
+    monkeypatch.setenv("PLAYGROUND_CHECKPOINTS_DIR", str(tmp_path / "no-ladder"))
+    res = CliRunner().invoke(analyze_app, args)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.output
+
+
+def test_cli_seed_protocol_json_is_one_object(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from engine.cli.analyze_cmd import analyze_app
+
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path))
+    out = tmp_path / "seed.json"
+    res = CliRunner().invoke(analyze_app, ["ranking", "--protocol", "seed", "--policy", "none", "--states", "3",
+                                           "-K", "2", "-M", "1", "--td-n", "1,5,20", "--iql-steps", "3", "--quick",
+                                           "--json", "--json-out", str(out)])
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout)
+    assert obj["protocol"] == "seed" and (obj["states"], obj["K"], obj["M"]) == (3, 2, 1)
+    for name in ("mc", "gae", "td1", "td5", "td20", "iql", "iql-v-gae", "nn-gae"):
+        assert name in obj["rho"] and name in obj["top1"]
+    assert json.loads(out.read_text())["rho"].keys() == obj["rho"].keys()

@@ -103,3 +103,12 @@ def test_threads_bench_runs(capsys):
         assert label in out
     assert res["idle_1_threads"] == [1] and res["idle_2_threads"] == [2]
     assert all(res[f"{b}_{m}_s"] > 0 for b in ("idle", "busy", "mid") for m in ("1", "2", "auto"))
+
+
+def test_ranking_seed_bench_runs_tiny(capsys):
+    from engine.bench import ranking_seed
+
+    res = ranking_seed.main(["--tiny"])
+    out = capsys.readouterr().out
+    assert "ratio analysis / unit:" in out and res["ratio"] > 0 and res["ratio_cpu"] > 0
+    assert "gae" in res["rho"]

@@ -364,7 +364,7 @@ def test_sweep_runs_seeds_times_grid_and_prints_mean_std(env):
     r = invoke("sweep", "gae-ppo", *NO_LADDER, "--seeds", "0-1", "--grid", "gamma=0.95,0.99", "--parallel", "2")
     assert r.exit_code == 0, r.output
     assert "gamma=0.95" in r.stdout and "gamma=0.99" in r.stdout and "±" in r.stdout
-    runs = [p for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir() if p.is_dir()]
+    runs = [p for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(runs) == 4 and all(read_status(p)["status"] == "done" for p in runs)
     j = invoke("sweep", "gae-ppo", *NO_LADDER, "--seeds", "0", "--grid", "gamma=0.95,0.99", "--json")
     out = json.loads(j.stdout)
@@ -544,7 +544,8 @@ def test_sweep_builds_a_missing_ladder_once_then_runs_every_seed(env, monkeypatc
     monkeypatch.setenv("PLAYGROUND_PRETRAIN_WORKER", f"{sys.executable} {Path(__file__).with_name('fake_pretrain.py')}")
     r = invoke("sweep", PRESET, "--seeds", "0-1", "--parallel", "2", "--total_timesteps", "15000")
     assert r.exit_code == 0, r.output
-    names = sorted(p.name.split("-", 2)[-1] for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir())
+    names = sorted(p.name.split("-", 2)[-1] for p in Path(env["PLAYGROUND_RUNS_DIR"]).iterdir()
+                   if not p.name.startswith("."))  # .sweep-<id>.json: the sweep record (sweep --resume)
     runs = [n for n in names if n != "pretrain-pickcube-lite"]
     assert len(names) == 3 and [n[-3:] for n in runs] == ["-s0", "-s1"]
     assert "building its checkpoint ladder first" in r.stdout

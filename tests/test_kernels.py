@@ -34,7 +34,7 @@ def path(request, monkeypatch):
 
 
 def test_onednn_is_opt_in(monkeypatch):
-    for value, want in ((None, False), ("0", False), ("yes", False), ("1", None)):
+    for value, want in ((None, False), ("0", False), ("off", False), ("yes", None), ("1", None)):
         monkeypatch.setattr(kernels, "_STATE", {})
         if value is None:
             monkeypatch.delenv(kernels.ONEDNN_ENV, raising=False)

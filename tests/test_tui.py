@@ -284,7 +284,7 @@ async def test_palette_has_launch_stop_compare_and_export_entries(runs):
 
         await wait_for(pilot, lambda: app.runs, what="the run")
         names = [n for n, _, _ in PlaygroundCommands(app.screen)._commands()]
-        assert "Launch preset gae-ppo" in names and "Compare marked runs" in names
+        assert "Open preset gae-ppo" in names and "Launch the form" in names and "Compare marked runs" in names
         assert "Export figure (PNG)" in names and "Export figure (SVG)" in names
 
 
@@ -404,7 +404,7 @@ async def test_the_curve_is_redrawn_when_the_terminal_is_resized(runs):
 
 
 @pilot_test
-async def test_palette_launch_preset_launches_it(runs, tmp_path, monkeypatch):
+async def test_palette_opens_a_preset_in_the_form_and_launches_only_what_the_form_shows(runs, tmp_path, monkeypatch):
     fake_worker(tmp_path, monkeypatch, iters=3, sleep=0.05)
     presets = tmp_path / "presets"
     presets.mkdir()
@@ -415,7 +415,13 @@ async def test_palette_launch_preset_launches_it(runs, tmp_path, monkeypatch):
     async with app.run_test(size=(80, 24)) as pilot:
         from tui.commands import PlaygroundCommands
 
-        (launch,) = [cb for name, _, cb in PlaygroundCommands(app.screen)._commands() if name == "Launch preset tiny"]
+        (open_,) = [cb for name, _, cb in PlaygroundCommands(app.screen)._commands() if name == "Open preset tiny"]
+        open_()
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.preset == "tiny",
+                       what="the preset in the form")
+        await pilot.pause(0.5)
+        assert not app.runs and not runs.exists()  # opening a preset starts nothing
+        (launch,) = [cb for name, _, cb in PlaygroundCommands(app.screen)._commands() if name == "Launch the form"]
         launch()
         await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.runs, what="the launch")
         (view,) = app.runs.values()

@@ -9,13 +9,13 @@ directory, not to the window: a restart shows and follows every run again.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
 
+from engine.launcher import setting
 from engine.records import runs_dir as default_runs_dir
 
 from . import core
@@ -94,13 +94,23 @@ class PlaygroundApp(App):
                 self.notify(f"pretraining of {v.config.get('env')} is done: its checkpoints are ready")
                 if self.launch_screen is not None:
                     self.launch_screen.schedule_plan(0.0)  # the missing roles exist now
+            if v.state == "stalled" and old != "stalled":
+                self.notify(f"{m.run_id}: {v.status.get('stall')}", severity="warning", timeout=8)
             if v.state == "failed" and old not in ("failed", "starting"):
                 first = str(v.status.get("error") or "").splitlines()[:1]
-                self.notify(f"{m.run_id} failed" + (f": {first[0]}" if first else ""), severity="error", timeout=8)
+                tb = list(m.status.get("worker_out") or [])
+                self.notify(f"{m.run_id} failed" + (f": {first[0]}" if first else "")
+                            + (f"\nworker.out: {tb[-1]}" if tb else ""), severity="error", timeout=8)
+                mon = self.monitor
+                if tb and mon is not None and mon.selected == m.run_id:
+                    mon.on_log_lines(["--- last lines of worker.out ---", *tb], False)
 
     def on_run_removed(self, m: RunRemoved) -> None:
+        """A followed run's folder was deleted or moved: drop it from the lists and say so."""
         if self.runs.pop(m.run_id, None) is not None:
             self.dirty.add(m.run_id)
+            self.notify(f"{m.run_id} is gone: {m.reason or 'its run directory was deleted or moved'}",
+                        severity="warning", timeout=8)
 
     def on_log_lines(self, m: LogLines) -> None:
         mon = self.monitor
@@ -138,13 +148,21 @@ class PlaygroundApp(App):
             mon.table.select(run_dir.name)
         self.notify(f"launched {run_dir.name}")
 
-    def launch_preset(self, name: str) -> None:
-        """Palette: select this preset on the launch screen and launch it (findings confirm first)."""
+    def open_preset(self, name: str) -> None:
+        """Palette: show this preset in the launch form; nothing starts (the form's edits give
+        way to the preset the user asked for; launching stays a separate step)."""
         self.switch_mode("launch")
         screen = self.screen
         if isinstance(screen, LaunchScreen):
             screen.select_preset(name)
-            screen._launch_when_planned = True
+            self.notify(f"preset {name} is in the launch form: edit it, then launch with ctrl+r")
+
+    def launch_form(self) -> None:
+        """Palette: launch what the launch form shows, exactly as its Launch key does."""
+        self.switch_mode("launch")
+        screen = self.screen
+        if isinstance(screen, LaunchScreen):
+            screen.action_launch()
 
     def stop_runs(self, run_ids: list[str], then_exit: bool = False) -> None:
         """Stop these runs in a thread (each gets its grace period), then say how they ended."""
@@ -191,7 +209,7 @@ class PlaygroundApp(App):
         if not views:
             self.notify("nothing to export: mark runs that have SR values (m on the monitor)", severity="warning")
             return
-        out = Path(os.environ.get("PLAYGROUND_FIGURES_DIR") or "figures") / f"sr-overlay-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+        out = Path(setting("PLAYGROUND_FIGURES_DIR")) / f"sr-overlay-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
 
         def work() -> None:
             try:

@@ -1,5 +1,6 @@
-"""Command palette (ctrl+p) entries: launch a preset, stop a running run, compare the marked
-runs, export the overlay figure as PNG or SVG."""
+"""Command palette (ctrl+p) entries: open a preset in the launch form (nothing starts: edit it,
+then launch), launch what the form shows (through its usual confirmation of findings), stop a
+running run, compare the marked runs, export the overlay figure as PNG or SVG."""
 from __future__ import annotations
 
 from functools import partial
@@ -13,9 +14,12 @@ class PlaygroundCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
         app = self.app
         out = []
+        out.append(("Launch the form", "launch what the launch form shows (findings are confirmed first)",
+                    app.launch_form))
         for p in core.list_presets():
-            out.append((f"Launch preset {p.name}", p.description or f"{p.regime} {p.estimator} + {p.update}",
-                        partial(app.launch_preset, p.name)))
+            out.append((f"Open preset {p.name}", "in the launch form, to edit and launch: "
+                        + (p.description or f"{p.regime} {p.estimator} + {p.update}"),
+                        partial(app.open_preset, p.name)))
         for v in app.runs.values():
             if v.live:
                 out.append((f"Stop run {v.run_id}", f"{v.state}, iteration {v.iteration}",

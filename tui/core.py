@@ -16,7 +16,8 @@ from engine.errors import UserError
 from engine.launcher import (RunPlan, RunProgress, RunWatcher, plan_run, read_config, read_findings,  # noqa: F401
                              stop_run, summarize_run)
 from engine.launcher import launch as launch_plan
-from engine.launcher.listing import is_run_dir
+from engine.launcher import run_dirs as launcher_run_dirs
+from engine.launcher import worker_out_tail  # noqa: F401 (the follower's)
 from engine.records import TERMINAL, RecordError  # noqa: F401
 
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
@@ -117,11 +118,9 @@ def stop(run_dir: Path, grace_s: float = 10.0) -> dict:
 
 
 def run_dirs(runs_dir: Path) -> list[Path]:
-    """Every run directory under `runs_dir`, oldest first (no reading of their records)."""
-    try:
-        return sorted(p for p in Path(runs_dir).iterdir() if not p.name.startswith(".") and is_run_dir(p))
-    except OSError:
-        return []
+    """Every run directory under `runs_dir`, oldest first (no reading of their records; links
+    to runs outside it are left out)."""
+    return launcher_run_dirs(runs_dir)
 
 
 def export_figure(run_dirs_: list[Path], out: Path) -> Path:

@@ -107,6 +107,7 @@ class RunsFollower:
             for d in core.run_dirs(self.runs_dir):
                 if d.name not in self.watchers:
                     self._start(d, None)
+            self._check_vanished()
         for run_id, w in list(self.watchers.items()):
             if run_id not in self.finished:
                 self._poll(run_id, w)
@@ -126,7 +127,8 @@ class RunsFollower:
         try:
             events = w.poll()
         except core.RecordError as e:  # deleted while followed
-            self.finished.add(run_id)
+            self.watchers.pop(run_id, None)
+            self.finished.discard(run_id)
             self.post(RunRemoved(run_id, str(e)))
             return
         except OSError:
@@ -136,9 +138,22 @@ class RunsFollower:
             self.post(MetricsRows(run_id, rows))
         for e in events:
             if e.kind == "status":
-                self.post(StatusChanged(run_id, dict(e.data)))
+                st = dict(e.data)
+                if st.get("status") == "failed":  # a traceback that escaped the worker's handlers
+                    st["worker_out"] = core.worker_out_tail(w.run_dir)
+                self.post(StatusChanged(run_id, st))
         if w.done:
             self.finished.add(run_id)
+
+    def _check_vanished(self) -> None:
+        """Finished runs are not polled: one whose folder was deleted or moved since is reported
+        gone (a live one is, by its watcher's next poll)."""
+        for run_id in sorted(self.finished):
+            w = self.watchers.get(run_id)
+            if w is not None and not w.run_dir.is_dir():
+                self.watchers.pop(run_id, None)
+                self.finished.discard(run_id)
+                self.post(RunRemoved(run_id, f"run directory {w.run_dir} was deleted or moved"))
 
     def _poll_tail(self) -> None:
         with self._lock:
@@ -147,5 +162,9 @@ class RunsFollower:
         if tail is None or run_id is None:
             return
         lines = tail.read()
+        w = self.watchers.get(run_id)
+        if reset and w is not None and (w.status or {}).get("status") == "failed":
+            extra = core.worker_out_tail(w.run_dir)
+            lines = lines + (["--- last lines of worker.out ---", *extra] if extra else [])
         if lines or reset:
             self.post(LogLines(run_id, lines, reset=reset))

@@ -39,7 +39,10 @@ class RunView:
 
     @property
     def state(self) -> str:
-        return self.progress.state
+        """The run's state; `stalled` for a running run without progress (the launcher's
+        watcher adds `stalled_since` to its status: engine.launcher.stall)."""
+        st = self.progress.state
+        return "stalled" if st == "running" and self.status.get("stalled_since") else st
 
     @property
     def live(self) -> bool:

@@ -21,6 +21,13 @@ so the lambda-trace is cut at every episode end (terminated or truncated). `retu
 (the lambda-return, the critic's regression target). With lam = 1 and no truncation inside an
 episode, A_t is the discounted Monte-Carlo return to the episode's end minus V(s_t).
 
+`bootstrap_success=True` treats a success like a time limit: the TD error of a terminated step
+also bootstraps from `next_values` (V of the real final observation); the trace is still cut there.
+The seed's `RL/ppo_finetune.py` (the GAE PPO row of its Best Configurations) does exactly this: it
+adds V(final_observation) for every env that ended, terminations included. The finetuning loop's
+`gae` estimator follows the seed (engine/train/finetune.py); the ranking analysis and IQL-V+GAE keep
+the textbook form (no value after a success), as the seed's ranking scripts and its IQL code do.
+
 Pure tensor code: vectorised over N, a Python loop over T only. No autograd (inputs are detached).
 """
 from __future__ import annotations
@@ -39,6 +46,8 @@ def gae(
     truncated: torch.Tensor,
     gamma: float,
     lam: float,
+    *,
+    bootstrap_success: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and lambda-returns for a [T, N] window (see the module docstring).
 
@@ -46,6 +55,7 @@ def gae(
         rewards, values, next_values: [T, N] float tensors.
         terminated, truncated: [T, N] bool (or 0/1) tensors.
         gamma: discount in (0, 1]; lam: GAE lambda in [0, 1].
+        bootstrap_success: bootstrap from next_values at terminated steps too (the seed's PPO).
     Returns:
         (advantages, returns), both [T, N] with the dtype of `values`.
     """
@@ -63,7 +73,7 @@ def gae(
     term = terminated.detach().to(torch.bool)
     done = term | truncated.detach().to(torch.bool)
 
-    not_term = (~term).to(dtype)
+    not_term = torch.ones_like(values) if bootstrap_success else (~term).to(dtype)
     not_done = (~done).to(dtype)
     # All one-step TD errors at once; only the trace needs the backward loop.
     deltas = rewards + gamma * not_term * next_values - values

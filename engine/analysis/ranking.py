@@ -66,6 +66,7 @@ from ..algos.mc import RolloutEnvCache, mc_estimate, mc_horizon
 from ..config.schema import resolved_control_mode
 from ..envs import BatchedEnv, EnvError, EnvState, check_env_id, make_env
 from ..errors import UserError
+from .. import settings
 from ..nets import Actor, Critic
 
 __all__ = ["AnalysisError", "ESTIMATORS", "LABELS", "SEED_REFERENCE", "average_ranks", "spearman",
@@ -294,7 +295,7 @@ def _finite_or_none(x: Any) -> Any:
 
 
 def default_json_path(now: float | None = None) -> Path:
-    root = Path(os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
+    root = Path(settings.get("PLAYGROUND_RUNS_DIR"))
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     path = root / "analysis" / f"ranking-{stamp}.json"
     i = 1

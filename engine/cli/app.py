@@ -1,7 +1,7 @@
 """The `playground` typer app: every command of interfaces.md, and `main()` (the console script).
 
 Commands live in small modules: `run_cmd` (check, run), `sweep_cmd`, `runs_cmd` (runs, show,
-compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `analyze_cmd` (the
+compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `budget_cmd`, `analyze_cmd` (the
 `analyze` sub-app). `playground` with no
 arguments, or `playground tui`, opens the Textual launcher: `tui.app.run(runs_dir)`.
 
@@ -12,7 +12,6 @@ too). Exit codes: 0 ok, 1 failed (or error-level findings for `check`), 2 unusab
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,9 +19,11 @@ from typing import Optional
 import typer
 
 from engine.errors import UserError
+from engine.launcher import check_settings, setting
 
 from . import common
 from .analyze_cmd import analyze_app
+from .budget_cmd import budget
 from .errors import ABORT_EXC, EXIT_EXC, USAGE_EXC, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, debug_enabled
 from .presets_cmd import presets
 from .reproduce_cmd import reproduce
@@ -47,7 +48,7 @@ app = typer.Typer(
 
 def open_tui(runs_dir: Path | None) -> None:
     """The Textual launcher: `tui.app.run(runs_dir) -> int` is its one entry point."""
-    root = Path(runs_dir) if runs_dir is not None else Path(os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
+    root = Path(runs_dir) if runs_dir is not None else Path(setting("PLAYGROUND_RUNS_DIR"))
     try:
         from tui.app import run as run_tui
     except ImportError as e:
@@ -64,6 +65,7 @@ def root(ctx: typer.Context,
          runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", envvar="PLAYGROUND_RUNS_DIR",
                                                  help="runs directory (default ./runs)")) -> None:
     ctx.obj = {"runs_dir": runs_dir}
+    check_settings()  # every environment variable the project reads: one line per bad one, exit 2
     if ctx.invoked_subcommand is None:
         open_tui(runs_dir)
 
@@ -85,6 +87,7 @@ app.command("stop")(stop)
 app.command("pretrain")(pretrain)
 app.command("checkpoints")(checkpoints)
 app.command("reproduce")(reproduce)
+app.command("budget")(budget)
 app.add_typer(analyze_app, name="analyze")  # engine/cli/analyze_cmd.py (its own module)
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from engine.launcher import setting
 from engine.launcher.plan import ensure_runs_dir  # noqa: F401 (re-exported for the commands)
 
 # The command line as typed (set by main(); None when the app is driven from code or tests).
@@ -24,7 +24,7 @@ def runs_dir_of(ctx: typer.Context, local: Path | None = None) -> Path:
     root = ctx.find_root()
     if isinstance(root.obj, dict) and root.obj.get("runs_dir"):
         return Path(root.obj["runs_dir"])
-    return Path(os.environ.get("PLAYGROUND_RUNS_DIR") or "runs")
+    return Path(setting("PLAYGROUND_RUNS_DIR"))
 
 
 def console(stderr: bool = False) -> Console:

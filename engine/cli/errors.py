@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from typing import Any, Callable
 
 import click
 import typer
 
 from engine.errors import UserError, one_line
+from engine.launcher import SettingError, setting
 
 # typer >= 0.2x vendors click (typer._click): accept both its exception classes and click's
 EXIT_EXC = tuple({typer.Exit, click.exceptions.Exit})
@@ -36,7 +36,10 @@ class CliError(UserError):
 
 
 def debug_enabled() -> bool:
-    return os.environ.get("PLAYGROUND_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    try:
+        return setting("PLAYGROUND_DEBUG")
+    except SettingError:
+        return False  # check_all() names the bad value; a traceback is not what it asked for
 
 
 def exit_code_of(exc: UserError) -> int:

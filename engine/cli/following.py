@@ -19,9 +19,9 @@ from typing import Iterator
 import typer
 from rich.live import Live
 
-from engine.launcher import RunDeleted, RunProcess, RunProgress, follow
+from engine.launcher import RunDeleted, RunProcess, RunProgress, final_status, follow
 from engine.launcher.pretrain_job import active_pretrain, start_pretrain
-from engine.records import TERMINAL, read_status
+from engine.records import TERMINAL
 
 from .common import console, say
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError
@@ -101,7 +101,7 @@ def follow_worker(proc: RunProcess | None, run_dir: Path, *, json_mode: bool, gr
             proc.stop(grace_s)
     if proc is not None:
         proc.wait()  # reap; reconciles the status with the exit code
-    return read_status(run_dir) or {}, interrupted
+    return final_status(run_dir, proc), interrupted
 
 
 def build_ladder(env_id: str, roles: str, *, runs_dir: Path, json_mode: bool, seed: int = 0,

@@ -114,7 +114,8 @@ def summary_table(run_dir: Path, status: dict, rows: list[dict]) -> Table:
     last, pk = prog.last, prog.peak
     st = status.get("status", "unknown")
     t.add_row("run", run_dir.name)
-    t.add_row("status", Text(st, style={"done": "green", "failed": "red", "stopped": "yellow"}.get(st, ""))
+    t.add_row("status", Text(status.get("stalled_since") if st == "running" and status.get("stalled_since")
+                             else st, style={"done": "green", "failed": "red", "stopped": "yellow"}.get(st, ""))
               + Text(f"  (exit code {status.get('exit_code')})" if status.get("exit_code") is not None else ""))
     if conf.get("kind") == "pretrain":
         t.add_row("job", f"pretraining the checkpoint ladder of {conf.get('env', '?')}, seed {conf.get('seed', '?')}")
@@ -131,6 +132,10 @@ def summary_table(run_dir: Path, status: dict, rows: list[dict]) -> Table:
                                        if pk.sr is not None else ""))
     t.add_row("started", f"{status.get('started') or '-'}  ended {status.get('ended') or '-'}")
     t.add_row("directory", str(run_dir))
+    if status.get("stall") and st == "running":  # engine.launcher.stall: no progress
+        t.add_row("stalled", Text(str(status["stall"]), style="red"))
+    if status.get("rebuilt"):  # an unreadable status.json rebuilt from the other records
+        t.add_row("note", Text(str(status["rebuilt"]), style="yellow"))
     if status.get("error"):
         t.add_row("error", Text(str(status["error"]), style="red"))
     return t

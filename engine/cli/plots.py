@@ -1,6 +1,7 @@
 """Terminal charts of SR against env steps, drawn with plotext: `sr_plot(curves)` returns the
 chart as text (colour on a terminal; plain characters with a distinct marker per run
-elsewhere). The preset's expected SR is drawn as a line of dashes."""
+elsewhere). The preset's expected SR is drawn as a line of dashes; a group's CI band (a curve
+with `low`/`high`, engine.figures.group_curves) as two dotted edges in its colour."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -23,6 +24,11 @@ def sr_plot(curves: Sequence[Curve], *, width: int = 70, height: int = 18, title
     if not color:
         plt.theme("clear")
     x1 = max(max(c.env_steps) for c in pts)
+    for i, c in enumerate(pts):  # a group's CI band first (its edges, dotted), so the lines draw over it
+        if c.low is not None and c.high is not None:
+            edge = {"marker": "·", **({"color": COLORS[i % len(COLORS)]} if color else {})}
+            plt.plot(c.env_steps, [100 * y for y in c.low], **edge)
+            plt.plot(c.env_steps, [100 * y for y in c.high], **edge)
     for i, c in enumerate(pts):
         style = {"marker": "hd", "color": COLORS[i % len(COLORS)]} if color else {"marker": MARKERS[i % len(MARKERS)]}
         plt.plot(c.env_steps, [100 * y for y in c.sr], label=c.label, **style)

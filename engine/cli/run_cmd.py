@@ -62,7 +62,7 @@ def finish(run_dir: Path, status: dict, interrupted: bool, *, json_mode: bool, f
     st = status.get("status")
     code = EXIT_OK if st == "done" else EXIT_INTERRUPTED if (interrupted or st == "stopped") else EXIT_FAILED
     if json_mode:
-        print_json({"ok": st == "done", "run": summarize_run(run_dir, reconcile_dead=False, rows=rows).to_dict(),
+        print_json({"ok": st == "done", "run": summarize_run(run_dir, reconcile_dead=False, rows=rows, status=status or None).to_dict(),
                     "findings": findings, "exit_code": code})
     else:
         console().print(summary_table(run_dir, status, rows))

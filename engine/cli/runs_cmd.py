@@ -11,7 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.figures import curve_of_run, save_sr_figure
-from engine.launcher import list_runs, read_config, read_findings, reconcile, resolve_run, stop_run, summarize_run
+from engine.launcher import (METRICS, group_curves, group_runs, list_runs, p_improve, pct_ci, read_config,
+                             read_findings, reconcile, resolve_run, run_values, stall_fields, stop_run,
+                             summarize_run)
+from engine.launcher import block as stats_block
 from engine.records import TERMINAL, read_metrics, read_status
 from engine.sr import is_iteration_row
 
@@ -84,7 +87,8 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
         print_json({"run": s.to_dict(), "config": read_config(run_dir), "findings": findings, "metrics": rows})
         return
     con = console()
-    con.print(summary_table(run_dir, reconcile(run_dir, write=False) or {}, rows))  # a dead worker: failed
+    status = reconcile(run_dir, write=False) or {}  # a dead worker: failed
+    con.print(summary_table(run_dir, {**status, **stall_fields(run_dir, status, rows)}, rows))
     if findings:
         con.print(Text("findings at launch: " + "; ".join(f"{f.get('id')} ({f.get('severity')}) {f.get('title')}"
                                                           for f in findings), style="yellow"))
@@ -101,25 +105,32 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
 def compare(ctx: typer.Context, runs_: List[str] = typer.Argument(..., metavar="RUN RUN ...",
                                                                    help="two or more run ids, prefixes or paths"),
             runs_dir: Optional[Path] = RUNS_DIR_OPT,
+            group: bool = typer.Option(False, "--group", help="group runs by configuration (all keys but the "
+                                       "seed): one line per group, the IQM over seeds with its 95% CI band"),
             width: int = typer.Option(70, "--width", help="chart width in characters"),
             height: int = typer.Option(18, "--height", help="chart height in lines"),
-            out: Optional[Path] = typer.Option(None, "--out", metavar="FILE.png|.svg",
+            out: Optional[Path] = typer.Option(None, "--out", metavar="FILE.png|.svg|.pdf",
                                                help="also write the figure (matplotlib) to this file"),
+            dpi: int = typer.Option(100, "--dpi", help="resolution of a PNG --out (300 for print)"),
             json_output: bool = typer.Option(False, "--json", help="JSON on stdout")) -> None:
     """Several runs in one SR-vs-env-steps chart, a table of their results and their config differences.
 
-    `--out FILE.png` (or .svg, .pdf) also writes the figure: axes, legend, the presets' expected SR dashed."""
+    `--out FILE.png` (or .svg, .pdf) also writes the figure: axes, legend, the presets' expected SR dashed.
+    `--group`: runs that differ only in the seed are one curve (IQM over seeds, its 95% bootstrap CI as a band)
+    and one table row (n, IQM [95% CI] and mean of final SR, peak SR, SR at end)."""
     root = runs_dir_of(ctx, runs_dir)
     dirs = list(dict.fromkeys(resolve_run(r, root) for r in runs_))
     if len(dirs) < 2:
         raise CliError("compare needs two or more different runs (use `playground show RUN` for one)")
+    if group:
+        return compare_groups(dirs, width=width, height=height, out=out, dpi=dpi, json_output=json_output)
     sums = [summarize_run(d) for d in dirs]
     confs = [read_config(d) for d in dirs]
     skip = {"command", "exp_name"}
     keys = sorted({k for c in confs for k in c} - skip)
     diff = [k for k in keys if len({repr(c.get(k)) for c in confs}) > 1]
     curves = [curve_of_run(d) for d in dirs]
-    written = save_sr_figure(curves, out, title="Success rate vs env steps") if out is not None else None
+    written = save_sr_figure(curves, out, title="Success rate vs env steps", dpi=dpi) if out is not None else None
     if json_output:
         print_json({"runs": [s.to_dict() for s in sums],
                     "config_differences": {k: [c.get(k) for c in confs] for k in diff},
@@ -145,6 +156,48 @@ def compare(ctx: typer.Context, runs_: List[str] = typer.Argument(..., metavar="
         con.print(d)
     else:
         con.print("config: identical (apart from exp_name and command)")
+    if written:
+        typer.echo(f"figure: {written}")
+
+
+def group_results(dirs: list[Path]) -> tuple[list[dict], list[dict]]:
+    """Per configuration its statistics block; per pair of groups P(final SR of X > Y) with its CI."""
+    groups = []
+    for g in group_runs(dirs):
+        vals = [run_values(d) for d in g.run_dirs]
+        groups.append({"label": g.label, "preset": g.config.get("preset"), "runs": [d.name for d in g.run_dirs],
+                       "seeds": [read_config(d).get("seed") for d in g.run_dirs], **stats_block(vals),
+                       "_final": [v["final_sr"] for v in vals]})
+    pairs = [{"x": a["label"], "y": b["label"], "metric": "final_sr", "p_improve": p_improve(a["_final"], b["_final"])}
+             for i, a in enumerate(groups) for b in groups[i + 1:]]
+    for g in groups:
+        del g["_final"]
+    return groups, pairs
+
+
+def compare_groups(dirs: list[Path], *, width: int, height: int, out: Optional[Path], dpi: int,
+                   json_output: bool) -> None:
+    groups, pairs = group_results(dirs)
+    curves = group_curves(dirs)
+    written = (save_sr_figure(curves, out, title="Success rate vs env steps, by configuration", dpi=dpi)
+               if out is not None else None)
+    if json_output:
+        print_json({"groups": groups, "pairs": pairs, "figure": str(written) if written else None})
+        return
+    con = console()
+    typer.echo(sr_plot(curves, width=width, height=height, title="SR vs env steps (IQM over seeds; dotted: 95% CI)",
+                       color=con.is_terminal), nl=False)
+    t = Table(title="by configuration: IQM over seeds [95% bootstrap CI of the IQM]; mean", title_justify="left")
+    for col, just in (("configuration", "left"), ("n", "right"), ("final SR", "right"), ("peak SR", "right"),
+                      ("SR at end", "right"), ("final SR mean", "right")):
+        t.add_column(col, justify=just, overflow="fold")
+    for g in groups:
+        f = g["final_sr"] or {}
+        t.add_row(g["label"], str(g["n"]), *[pct_ci(g[m]) for m in METRICS], pct(f.get("mean")))
+    con.print(t)
+    for p in pairs:
+        if p["p_improve"] is not None:
+            typer.echo(f"P(final SR of {p['x']} > {p['y']}) = {pct_ci(p['p_improve'], 'p')}")
     if written:
         typer.echo(f"figure: {written}")
 

@@ -1,5 +1,7 @@
 """`playground sweep`: seeds x grid points of one preset, at most N workers at once, and one
-table at the end with the mean +- std of peak SR per grid point.
+table at the end: per grid point the IQM over seeds with its 95% bootstrap CI of final SR, peak
+SR and SR at end (engine.analysis.stats), and the final SR's mean +- std; `--json` carries the
+statistics blocks (`final_sr`, `peak_sr`, `sr_at_end`: n, mean, iqm, median, min, max, ci95).
 
 Every combination is loaded and validated before anything starts (unusable input: exit 2;
 error-level findings: exit 3 unless --force). Exit 0 when every run is done, 1 when one
@@ -18,7 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.config.limits import check_parallel
-from engine.launcher import peak_sr, plan_sweep, ray_device
+from engine.launcher import (load_sweep, new_sweep, pct_ci, peak_sr, plan_sweep, ray_device, resume_jobs,
+                             track)
 from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
@@ -74,22 +77,28 @@ def failure_lines(jobs: list[Job]) -> list[str]:
 
 
 def results_table(res: list[dict], n_seeds: int) -> Table:
-    t = Table(title=f"sweep results (mean ± std over seeds; {n_seeds} seed{'s' if n_seeds != 1 else ''} per point)",
-              title_justify="left")
-    for col, just in (("grid point", "left"), ("runs done", "right"), ("peak SR", "right"), ("final SR", "right"),
-                      ("env steps", "right")):
-        t.add_column(col, justify=just)
-    for r in sorted(res, key=lambda r: -(r["peak_sr_mean"] if r["peak_sr_mean"] is not None else -1)):
+    t = Table(title=f"sweep results ({n_seeds} seed{'s' if n_seeds != 1 else ''} per point): IQM over seeds "
+                    "[95% bootstrap CI of the IQM], and mean ± std", title_justify="left")
+    for col, just in (("grid point", "left"), ("runs done", "right"), ("final SR", "right"), ("peak SR", "right"),
+                      ("SR at end", "right"), ("final mean ± std", "right"), ("env steps", "right")):
+        t.add_column(col, justify=just, no_wrap=col not in ("grid point", "runs done"))
+
+    def order(r: dict) -> float:
+        f = r.get("final_sr") or {}
+        return -(f.get("iqm") if f.get("iqm") is not None else -1)
+
+    for r in sorted(res, key=order):
         notes = [f"{r[k]} {w}" for k, w in (("n_failed", "failed"), ("n_retried", "retried")) if r.get(k)]
         done = f"{r['n_done']}/{r['n']}" + (f" ({', '.join(notes)})" if notes else "")
-        t.add_row(r["label"], done, _pm(r["peak_sr_mean"], r["peak_sr_std"]), _pm(r["final_sr_mean"], r["final_sr_std"]),
+        t.add_row(r["label"], done, pct_ci(r.get("final_sr")), pct_ci(r.get("peak_sr")), pct_ci(r.get("sr_at_end")),
+                  _pm(r["final_sr_mean"], r["final_sr_std"]),
                   num(round(r["env_steps_mean"])) if r["env_steps_mean"] is not None else "-")
     return t
 
 
 @cli_errors
 def sweep(ctx: typer.Context,
-          preset: str = typer.Argument(..., help="preset name or path to a .toml file"),
+          preset: Optional[str] = typer.Argument(None, help="preset name or path to a .toml file"),
           seeds: str = typer.Option("0", "--seeds", help="seeds: 0-4, or 0,1,5"),
           grid: List[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable): every combination runs"),
           parallel: int = typer.Option(1, "--parallel", min=1, help="at most this many workers at once"),
@@ -108,7 +117,10 @@ def sweep(ctx: typer.Context,
           no_pretrain: bool = typer.Option(False, "--no-pretrain", help="do not build a missing checkpoint ladder"),
           grace: float = typer.Option(10.0, "--grace", help="seconds a stopping worker gets to save"),
           runs_dir: Optional[Path] = RUNS_DIR_OPT,
-          json_output: bool = typer.Option(False, "--json", help="results as JSON on stdout")) -> None:
+          json_output: bool = typer.Option(False, "--json", help="results as JSON on stdout"),
+          resume: Optional[str] = typer.Option(None, "--resume", metavar="SWEEP",
+                                               help="continue sweep SWEEP (its id): skip done runs, resume "
+                                                    "stopped and failed ones, start the rest")) -> None:
     """Many runs (seeds x grid), at most --parallel at once; one table of results at the end.
 
     Overrides for every run go after the preset as for `run`: `playground sweep gae-ppo --seeds 0-2 --gamma 0.9`."""
@@ -128,9 +140,20 @@ def sweep(ctx: typer.Context,
             parse_address(address)
         except RayClusterError as e:
             raise CliError(str(e)) from None
+    root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
+    record = None
+    if resume is not None:  # the sweep's own arguments, as recorded when it started
+        if preset or ctx.args or grid:
+            raise CliError("--resume continues a sweep with its recorded preset, overrides, seeds and grid: "
+                           f"give none of them (got {' '.join([preset or '', *ctx.args, *grid]).strip()})")
+        record = load_sweep(root, resume)
+        preset, seeds, grid, env = record.preset, record.seeds, list(record.grid), record.env
+        force = force or record.force
+        ctx.args[:] = list(record.overrides)
+    elif not preset:
+        raise CliError("no preset given: `playground sweep PRESET --seeds 0-4 ...`, or `playground sweep --resume SWEEP`")
     # on Ray the device follows --gpus-per-run (set after planning: the launcher needs no GPU)
     overrides, device = ray_device(ctx.args, gpus_per_run) if backend == "ray" else (ctx.args, None)
-    root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
 
     # plan (load and validate) every run first
     def plan():
@@ -180,6 +203,15 @@ def sweep(ctx: typer.Context,
     else:
         check_parallel([pl.cfg for pl in sp.plans], parallel)  # this machine runs them all
         be = LocalBackend()
+    if record is None:
+        record = new_sweep(root, preset, overrides=list(ctx.args), seeds=seeds, grid=list(grid), env=env, force=force)
+        record.save(root)
+    else:
+        c = resume_jobs(record, jobs, root)
+        say(f"resuming sweep {record.id}: {c['done']} done, {c['resume']} to resume, {c['follow']} still running, "
+            f"{c['new']} to start", json_mode=json_output)
+    track(record, jobs, root)
+    say(f"sweep {record.id} (continue it later with `playground sweep --resume {record.id}`)", json_mode=json_output)
     retries = max_retries if max_retries is not None else (1 if backend == "ray" else 0)
     sched = Scheduler(jobs, parallel=parallel, backend=be, max_retries=retries)
     say(f"sweep {preset}: {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} seed"
@@ -227,7 +259,7 @@ def sweep(ctx: typer.Context,
     failed = any(j.summary and j.summary.status == "failed" for j in jobs)
     code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK
     if json_output:
-        print_json({"ok": code == EXIT_OK, "interrupted": interrupted, "points": res,
+        print_json({"ok": code == EXIT_OK, "interrupted": interrupted, "sweep": record.id, "points": res,
                     "runs": [dict(j.summary.to_dict(), retries=j.retries, retried_after=j.failures)
                              for j in jobs if j.summary]})
     else:
@@ -237,6 +269,6 @@ def sweep(ctx: typer.Context,
         for line in failure_lines(jobs):
             typer.echo(line)
         if interrupted:
-            typer.echo("interrupted: runs that had not started were skipped; stopped ones can be resumed "
-                       "with `playground run --resume RUN`")
+            typer.echo("interrupted: runs that had not started were skipped; continue the sweep with "
+                       f"`playground sweep --resume {record.id}`")
     raise typer.Exit(code)

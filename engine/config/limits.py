@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 
 from ..errors import UserError
+from .. import settings
 from .schema import RunConfig
 
 PROCS_ENV = "PLAYGROUND_MANISKILL_PROCS"
@@ -72,8 +73,7 @@ def default_procs(num_envs: int) -> int:
     """Worker processes for a batch of `num_envs` CPU ManiSkill envs: one per usable core at most
     (a process steps its envs one after the other, so more processes than cores buy no speed and
     cost ~430 MiB each); `$PLAYGROUND_MANISKILL_PROCS` when set."""
-    raw = os.environ.get(PROCS_ENV, "").strip()
-    cap = int(raw) if raw.isdigit() and int(raw) > 0 else usable_cores()
+    cap = settings.get(PROCS_ENV) or usable_cores()
     return max(1, min(int(num_envs), cap))
 
 
@@ -131,12 +131,10 @@ def _cgroup_limit() -> int | None:
 
 def available_memory() -> int | None:
     """Bytes of memory a new run can use now, or None when this machine does not say."""
-    raw = os.environ.get(MEM_ENV, "").strip()
-    if raw:
-        try:
-            return int(float(raw) * MIB)
-        except ValueError:
-            pass
+    mib = settings.get(MEM_ENV)
+    if mib is not None:
+        return int(mib * MIB)
+    avail = None
     try:
         avail = int(psutil.virtual_memory().available)
     except (OSError, RuntimeError, psutil.Error):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from .. import settings
 from .limits import LimitError, check_fits
 from .schema import FIELDS, RunConfig, field_type
 
@@ -107,7 +108,7 @@ class PresetInfo:
 
 def presets_dir() -> Path:
     """$PLAYGROUND_PRESETS_DIR, else the repository's presets/ folder."""
-    env = os.environ.get("PLAYGROUND_PRESETS_DIR")
+    env = settings.get("PLAYGROUND_PRESETS_DIR")
     if env:
         return Path(env)
     import engine  # the package itself: cheap, no torch
@@ -391,8 +392,38 @@ def _parses_as(t: type, s: str) -> bool:
         return False
 
 
+def text_problem(value: str) -> str | None:
+    """What makes a string unusable in a run's records (config.toml, status.json, the run's
+    folder name, the experiment log), or None: a control character (U+0000..U+001F, U+007F..U+009F)
+    or bytes that are not valid UTF-8 (read from the command line as lone surrogates)."""
+    for i, ch in enumerate(value):
+        code = ord(ch)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"is not valid UTF-8 (an undecodable byte at character {i + 1}): use plain UTF-8 text"
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return (f"contains the control character U+{code:04X} at character {i + 1}: "
+                    f"use printable text (letters, digits, - _ .)")
+    return None
+
+
+def shown_text(value: str) -> str:
+    """`value` printable on one line: control characters as \\xNN, undecodable bytes as \\xNN."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _check_meta(key: str, value: Any) -> str | None:
     """Range / choices check from the field metadata; a problem message or None."""
+    if isinstance(value, str) and (problem := text_problem(value)):
+        return f"'{shown_text(value)}' {problem}"
     meta = FIELDS[key].metadata
     choices = meta.get("choices")
     if choices and value not in choices:
@@ -445,7 +476,8 @@ def derive_exp_name(cfg: RunConfig) -> str:
     """A name that states what the config runs, e.g. `online-mc16-awr-b0.5-g0.8`.
 
     Tokens: regime, estimator (`mc<k>` for MC, with `onpolicy` / `datapolicy` for the
-    rollout policy when not optimal), update, AWR beta, gamma. Never trips rule KB05.
+    rollout policy when not optimal; `td<n>` for TD), update, AWR / RECAP beta, RECAP
+    alpha, gamma. Never trips rule KB05.
     """
     parts = [cfg.regime]
     if cfg.estimator == "mc":
@@ -454,11 +486,15 @@ def derive_exp_name(cfg: RunConfig) -> str:
             parts.append("onpolicy")
         elif cfg.rollout_policy == "data":
             parts.append("datapolicy")
+    elif cfg.estimator == "td":
+        parts.append(f"td{cfg.td_n}")
     else:
         parts.append(cfg.estimator)
     parts.append(cfg.update)
-    if cfg.update == "awr":
+    if cfg.update in ("awr", "recap"):
         parts.append(f"b{cfg.awr_beta:g}")
+    if cfg.update == "recap":
+        parts.append(f"a{cfg.recap_alpha:g}")
     parts.append(f"g{cfg.gamma:g}")
     return "-".join(parts)
 

@@ -51,8 +51,9 @@ class RunConfig:
     exp_name: str = _f("", "experiment name; empty = derived from the config")
     regime: str = _f("online", "online: collect with the current policy every iteration; offline: one fixed dataset",
                      choices=("online", "offline"))
-    estimator: str = _f("gae", "advantage estimator", choices=("gae", "mc", "iql", "iql-v-gae"))
-    update: str = _f("ppo", "policy update rule", choices=("ppo", "awr"))
+    estimator: str = _f("gae", "advantage estimator", choices=("gae", "mc", "iql", "iql-v-gae", "td", "sarsa", "rank-q",
+                                                               "two-stage"))
+    update: str = _f("ppo", "policy update rule", choices=("ppo", "awr", "recap"))
 
     # --- checkpoints (role name, seed name, path, or 'none') -------------------------------
     checkpoint: str = _f("start", "policy to finetune (role, seed name, path or none)")
@@ -83,6 +84,13 @@ class RunConfig:
                                     "episode had left")
     iql_expectile_tau: float = _f(0.7, "IQL expectile tau for V", min=0.0, max=1.0, min_exclusive=True)
     iql_steps: int = _f(2000, "IQL Q/V gradient steps per fit", min=1, max=10**7)
+    td_n: int = _f(20, "td: steps of the n-step TD advantage with the critic's V (the seed: TD(1) rho 0.07, TD(5) 0.34, "
+                       "TD(20) 0.96)", min=1, max=100_000)
+    sarsa_target: str = _f("td", "sarsa: td = IQL's critic at tau 0.5 (Q on r + gamma V(s')), the seed's definition; "
+                                 "mc = Q and V regressed on the data's discounted returns", choices=("td", "mc"))
+    fit_steps: int = _f(2000, "sarsa / rank-q / two-stage: gradient steps of each network fit", min=1, max=10**7)
+    rank_neighbours: int = _f(8, "rank-q: each sample is ranked against its k nearest states of other trajectories",
+                              min=1, max=1024)
     regress_advantages: bool = _f(False, "fit a network to the advantages and use its predictions (seed finding 9)")
     reward_scale: float = _f(1.0, "multiply rewards by this before estimating advantages", min=0.0, min_exclusive=True)
 
@@ -105,6 +113,8 @@ class RunConfig:
                                        "(the seed's norm_adv; false = raw advantages)")
     awr_rescale_minibatch: bool = _f(True, "AWR: rescale the weights to mean 1 within each minibatch (the seed's "
                                            "form; false = the clipped weights as they are)")
+    recap_alpha: float = _f(1.0, "RECAP: weight of the push-away term on negative advantages (0 = AWR on the "
+                                 "positives only)", min=0.0)
     learn_logstd: bool = _f(True, "train the policy's log-std with its mean, as the seed's AWR and PPO do "
                                   "(false keeps the checkpoint's, e.g. -1.5)")
 

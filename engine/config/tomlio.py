@@ -24,7 +24,9 @@ def _value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+        # a JSON string is a valid TOML basic string once DEL and C1 controls are escaped too
+        # (JSON allows them raw, TOML does not)
+        return "".join(f"\\u{ord(c):04X}" if 0x7F <= ord(c) <= 0x9F else c for c in json.dumps(v, ensure_ascii=False))
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if v is None:
@@ -39,7 +41,7 @@ def dumps_flat(table: Mapping[str, Any], header: str = "") -> str:
 
 
 def write_flat(path: str | Path, table: Mapping[str, Any], header: str = "") -> None:
-    Path(path).write_text(dumps_flat(table, header))
+    Path(path).write_text(dumps_flat(table, header), encoding="utf-8")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

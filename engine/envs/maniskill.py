@@ -1,7 +1,10 @@
 """The real ManiSkill3 tasks (`maniskill:<TaskId>`, e.g. `maniskill:PickCube-v1`) behind `BatchedEnv`.
 
-Every env runs with `obs_mode='state'` (42 floats for PickCube-v1), `control_mode='pd_ee_delta_pos'`
-(4 actions in [-1, 1]) and the task's registered `max_episode_steps` (50 for PickCube-v1).
+Every env runs with `obs_mode='state'` (42 floats for PickCube-v1), the controller `control_mode` names
+and the task's registered `max_episode_steps` (50 for PickCube-v1). Through the config,
+`control_mode = "auto"` (the default) resolves to the seed's `pd_joint_delta_pos` (8 actions in
+[-1, 1], engine.config.schema.resolved_control_mode); `pd_ee_delta_pos` (4 actions) is only this
+adapter's fallback when it is built directly without a controller.
 `reward_mode='sparse'` is ManiSkill's sparse reward cast to float32 (1.0 on a success step);
 `'dense'` is ManiSkill's `normalized_dense` reward (in [0, 1]). `success` is `info['success']`;
 `terminated` is ManiSkill's terminated flag (success, or failure for tasks that define one) unless

@@ -47,9 +47,14 @@ Internally the batch lives in one float32 tensor [27, N] (the 21 observation row
 grasp_offset and obj_vel) and one int64 tensor [3, N] (elapsed, key, episode): component-major
 rows keep every operation contiguous; `obs` is a contiguous [N, 21] copy.
 
-Randomness and determinism: the env owns a `torch.Generator` (on `env.device`) that draws a base
-key at construction / `reset(seed)` / `reset()`; env i's stream is key_i = hash(base + i) and
-its e-th episode's initial state is a counter-based hash of (key_i, e). Dynamics are
+Randomness and determinism: the env owns a `torch.Generator` that draws a base key at
+construction / `reset(seed)` / `reset()`; env i's stream is key_i = hash(base + i) and its e-th
+episode's initial state is a counter-based hash of (key_i, e). The generator is on the CPU
+whatever `env.device` is (the key and the hash are integers; only they move to the device), so a
+seed gives the very same episodes on every device: the eval set, the offline dataset's episodes
+and the training envs' episodes are part of what makes "the same experiment". (A generator on
+`env.device` made them differ: CUDA's Philox stream gives another base key for the same seed, and
+the start policy scored 0.424 on the CUDA eval set against 0.410 on the CPU one.) Dynamics are
 deterministic, so the state of an env is fully described by its tensors plus (key, episode
 counter), which `snapshot()` stores: restore + same actions => bit-identical replay, across
 autoresets too. `EnvState.select` copies (key, counter) with the state, so clones of one env
@@ -176,7 +181,7 @@ class PickCubeLite(BatchedEnv):
         self.autoreset = autoreset
         self.ignore_terminations = ignore_terminations
         self.device = dev = torch.device(device)
-        self._gen = torch.Generator(device=dev)
+        self._gen = torch.Generator(device="cpu")  # episode keys: the same on every device (docstring)
         self._lo = torch.tensor(WS_LO, device=dev)[:, None]
         self._hi = torch.tensor(WS_HI, device=dev)[:, None]
         self._tcp_init = torch.tensor(TCP_INIT, device=dev)[:, None]
@@ -223,7 +228,7 @@ class PickCubeLite(BatchedEnv):
     def reset(self, seed: int | None = None) -> torch.Tensor:
         if seed is not None:
             self._gen.manual_seed(int(seed))
-        base = int(torch.randint(0, 2**32, (1,), generator=self._gen, device=self.device).item())
+        base = int(torch.randint(0, 2**32, (1,), generator=self._gen, device="cpu").item())
         self._key.copy_(_hash32((torch.arange(self.num_envs, device=self.device) + base) & _M32))
         self._episode.zero_()
         self._reset_envs(None)

@@ -25,6 +25,8 @@ import os
 import sys
 from typing import Callable
 
+from .. import settings
+
 ENV_VAR = "PLAYGROUND_SAPIEN_HEADLESS"
 
 _original_render_material = None   # the real class, remembered on first install
@@ -80,11 +82,9 @@ def needs_stand_in(probe: Callable[[], bool] = probe_rendering_device,
     The environment variable PLAYGROUND_SAPIEN_HEADLESS ("1"/"0") overrides the probe.
     """
     environ = os.environ if environ is None else environ
-    forced = environ.get(ENV_VAR, "").strip().lower()
-    if forced in ("1", "true", "yes", "on"):
-        return True
-    if forced in ("0", "false", "no", "off"):
-        return False
+    forced = settings.get(ENV_VAR, environ)
+    if forced is not None:
+        return forced
     try:
         return not bool(probe())
     except Exception:

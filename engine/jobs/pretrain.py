@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from engine.runtime import configure_threads
 
-    configure_threads()
     try:
+        configure_threads()  # a bad PLAYGROUND_THREADS* is a UserError (engine.settings), one line below
         if args.run_dir is None:
             if not args.env:
                 p.error("give --run-dir DIR, or --env ENV to start a new job")

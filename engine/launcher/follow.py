@@ -14,14 +14,15 @@ a followed run always ends once its worker has exited, even when no status could
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from engine.records import TERMINAL, RecordError, read_status
+from engine.records import TERMINAL, RecordError, parse_metrics_line, read_status
 
+from .rebuild import has_ended
+from .stall import stall_fields
 from .reconcile import reconcile
 
 
@@ -36,7 +37,7 @@ class Event:
 
     @property
     def terminal(self) -> bool:
-        return self.kind == "status" and self.data.get("status") in TERMINAL
+        return self.kind == "status" and has_ended(self.data)
 
 
 class RunWatcher:
@@ -50,10 +51,11 @@ class RunWatcher:
         self.status: dict | None = None
         self.rows: list[dict] = []
         self._last_liveness = 0.0
+        self._stall: dict = {}
 
     @property
     def done(self) -> bool:
-        return bool(self.status) and self.status.get("status") in TERMINAL
+        return has_ended(self.status)
 
     def _check_dir(self) -> None:
         if not self.run_dir.is_dir():
@@ -80,11 +82,8 @@ class RunWatcher:
             line = line.strip()
             if not line:
                 continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue  # a corrupt line: skip it, as read_metrics does
-            if isinstance(row, dict):
+            row = parse_metrics_line(line)  # a corrupt line is skipped, as read_metrics does
+            if row is not None:
                 rows.append(row)
         return rows
 
@@ -102,6 +101,20 @@ class RunWatcher:
             return reconcile(self.run_dir)
         return None
 
+    def _with_stall(self, st: dict | None, fresh: bool) -> dict | None:
+        """`st` with `stalled_since` / `stall` (engine.launcher.stall) while the run makes no
+        progress; looked at again every `liveness_every_s`, and cleared by new rows."""
+        if st is None or st.get("status") != "running":
+            self._stall = {}
+            return st
+        now = time.monotonic()
+        if fresh:
+            self._stall = {}
+        elif now - getattr(self, "_last_stall_check", 0.0) >= self.liveness_every_s:
+            self._last_stall_check = now
+            self._stall = stall_fields(self.run_dir, st, self.rows)
+        return {**st, **self._stall} if self._stall else st
+
     def poll(self) -> list[Event]:
         """Events since the last call: metrics rows first, then the status if it changed."""
         self._check_dir()
@@ -109,12 +122,13 @@ class RunWatcher:
         if st is None or st.get("status") not in TERMINAL:
             settled = self._check_liveness()
             st = read_status(self.run_dir) or st
-            if settled is not None and settled.get("status") in TERMINAL and (st or {}).get("status") not in TERMINAL:
+            if has_ended(settled) and (st or {}).get("status") not in TERMINAL:
                 st = settled  # the worker is gone and its final status could not be written
         rows = self._read_rows()
         self._check_dir()
         events = [Event("metrics", r) for r in rows]
         self.rows.extend(rows)
+        st = self._with_stall(st, fresh=bool(rows) and self.status is not None)  # the first poll: history
         if st is not None and st != self.status:
             self.status = st
             events.append(Event("status", st))

@@ -19,6 +19,7 @@ from engine.records import TERMINAL, RecordError, read_metrics, read_status
 
 from .progress import RunProgress, sr_series  # noqa: F401 (sr_series: re-exported)
 from .reconcile import GONE_PREFIX, reconcile
+from .stall import stall_fields
 
 
 @dataclass
@@ -44,6 +45,8 @@ class RunSummary:
     pid: int | None
     exit_code: int | None
     error: str | None
+    stalled_since: str | None = None    # "stalled since HH:MM:SS" (engine.launcher.stall)
+    stall: str | None = None            # the same with why
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "status_label": self.status_label}
@@ -51,7 +54,10 @@ class RunSummary:
     @property
     def status_label(self) -> str:
         """The status as a listing shows it: "failed (worker gone)" for a run whose worker
-        vanished without a final status."""
+        vanished without a final status; "stalled since HH:MM:SS" for a running run that makes
+        no progress."""
+        if self.status == "running" and self.stalled_since:
+            return self.stalled_since
         if self.status == "failed" and (self.error or "").startswith(GONE_PREFIX):
             return "failed (worker gone)"
         return self.status
@@ -91,9 +97,12 @@ def is_run_dir(path: Path) -> bool:
         return False
 
 
-def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: list[dict] | None = None) -> RunSummary:
+def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: list[dict] | None = None,
+                  status: dict | None = None) -> RunSummary:
+    """The run's summary; `status` (e.g. `final_status`) instead of what status.json says."""
     run_dir = Path(run_dir)
-    status = (reconcile(run_dir, write=False) if reconcile_dead else read_status(run_dir)) or {}
+    if status is None:
+        status = (reconcile(run_dir, write=False) if reconcile_dead else read_status(run_dir)) or {}
     conf = read_config(run_dir)
     rows = read_metrics(run_dir) if rows is None else rows
     prog = RunProgress(run_dir, conf=conf)
@@ -109,7 +118,13 @@ def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: lis
         last_sr=prog.sr, peak_sr=prog.peak.sr, peak_env_steps=prog.peak.env_steps,
         planned_iterations=prog.planned, started=status.get("started"),
         ended=status.get("ended"), pid=status.get("pid"), exit_code=status.get("exit_code"),
-        error=status.get("error"))
+        error=status.get("error"), **_stall_of(run_dir, status, rows))
+
+
+def _stall_of(run_dir: Path, status: dict, rows: list[dict]) -> dict:
+    if "stalled_since" in status:
+        return {"stalled_since": status.get("stalled_since"), "stall": status.get("stall")}
+    return stall_fields(run_dir, status, rows)
 
 
 def list_runs(runs_dir: str | Path) -> list[RunSummary]:
@@ -125,13 +140,35 @@ def list_runs(runs_dir: str | Path) -> list[RunSummary]:
         raise RecordError(f"cannot read runs directory {root} ({e.strerror})") from None
     out = []
     for p in entries:
-        if not is_run_dir(p):
+        if not is_run_dir(p) or not _under(p, root):  # a link to a run elsewhere is not one of ours
             continue
         try:
             out.append(summarize_run(p))
         except FileNotFoundError:
             continue  # deleted while we were reading it
     return out
+
+
+def final_status(run_dir: str | Path, proc=None) -> dict:
+    """A followed run's final status: status.json, unless the worker this process spawned
+    (`proc`, a RunProcess) ended and its status could not be written (a full disk): then the
+    status the launcher reconciled in memory (`failed` with the OS's reason)."""
+    st = read_status(run_dir) or {}
+    settled = getattr(proc, "final_status", None)
+    if settled and st.get("status") not in TERMINAL:
+        return dict(settled)
+    return st
+
+
+def run_dirs(runs_dir: str | Path) -> list[Path]:
+    """Every run directory of `runs_dir`, oldest first, without reading their records: those
+    inside it after resolving links (a link to a run elsewhere is left out)."""
+    root = Path(runs_dir)
+    try:
+        return sorted(p for p in root.iterdir()
+                      if not p.name.startswith(".") and is_run_dir(p) and _under(p, root))
+    except OSError:
+        return []
 
 
 def _under(path: Path, root: Path) -> bool:
@@ -145,7 +182,9 @@ def _under(path: Path, root: Path) -> bool:
 def resolve_run(ref: str, runs_dir: str | Path) -> Path:
     """A run directory from a run id, a unique prefix of one, a run name without its time stamp,
     or a path to a run directory inside `runs_dir`. Nothing else: an empty name matches no run,
-    and a directory outside the runs directory is refused (pass --runs-dir to use another)."""
+    and a directory outside the runs directory is refused (pass --runs-dir to use another). Every
+    way (id, prefix, name, path) applies the same rule after resolving links: a symbolic link in
+    the runs directory pointing to a run elsewhere is not a run of this directory."""
     root = Path(runs_dir)
     ref = (ref or "").strip() if isinstance(ref, str) else ""
     if not ref or ref in (".", ".."):
@@ -162,7 +201,8 @@ def resolve_run(ref: str, runs_dir: str | Path) -> Path:
     if is_run_dir(root / ref) and _under(root / ref, root):
         return root / ref
     try:
-        ids = [p.name for p in root.iterdir() if is_run_dir(p)] if root.is_dir() else []
+        # the same inside-the-runs-dir rule as for paths: a link to a run elsewhere matches nothing
+        ids = [p.name for p in root.iterdir() if is_run_dir(p) and _under(p, root)] if root.is_dir() else []
     except OSError as e:
         raise RecordError(f"cannot read runs directory {root} ({e.strerror or e})") from None
     matches = sorted(i for i in ids if i.startswith(ref))

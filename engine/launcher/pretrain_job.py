@@ -13,11 +13,10 @@
 """
 from __future__ import annotations
 
-import os
-import shlex
 import sys
 from pathlib import Path
 
+from engine import settings
 from engine.jobs.pretrain import check_device, is_pretrain_job, prepare_job
 from engine.records import TERMINAL, read_status
 
@@ -29,8 +28,7 @@ PRETRAIN_PREFIX: list[str] = [sys.executable, "-m", "engine", "pretrain"]
 
 
 def pretrain_cmd(run_dir: str | Path) -> list[str]:
-    env = os.environ.get("PLAYGROUND_PRETRAIN_WORKER")
-    prefix = shlex.split(env) if env else list(PRETRAIN_PREFIX)
+    prefix = settings.get("PLAYGROUND_PRETRAIN_WORKER") or list(PRETRAIN_PREFIX)
     return prefix + ["--run-dir", str(run_dir)]
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine import settings
 from engine.records import TERMINAL, now_iso, read_status, write_status
 from engine.runlock import release, try_lock
 
@@ -44,7 +45,7 @@ FORWARD_ENV = ("PLAYGROUND_THREADS", "PLAYGROUND_WORKER", "PLAYGROUND_DEBUG", "P
 
 
 def private_run_dir(run_name: str, attempt: int, node_id: str) -> Path:
-    root = Path(os.environ.get(SCRATCH_ENV) or Path(os.environ.get("TMPDIR", "/tmp")) / "playground-ray")
+    root = Path(settings.get(SCRATCH_ENV) or Path(os.environ.get("TMPDIR") or "/tmp") / "playground-ray")
     return root / node_id[:12] / f"{run_name}.{attempt}"
 
 
@@ -108,7 +109,7 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
         terminate(p.pid, grace_s, run_dir=private, cmd=cmd, own_child=True)
         rc = p.wait()
     ship({"rc": rc, "cancelled": cancelled})
-    if not os.environ.get(KEEP_SCRATCH_ENV):
+    if not settings.get(KEEP_SCRATCH_ENV):
         shutil.rmtree(private, ignore_errors=True)
         try:
             private.parent.rmdir()  # the node's directory, once no run of it is left

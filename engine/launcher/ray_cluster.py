@@ -34,6 +34,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import settings
+
 LOOPBACK = "127.0.0.1"
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # run records and checkpoints are small
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -172,7 +174,7 @@ def code_runtime_env() -> dict[str, Any] | None:
     """The runtime env that ships this launcher's `engine` package to a cluster it joins (Ray adds
     it to the workers' PYTHONPATH, which the engine worker they start inherits); None when
     `PLAYGROUND_RAY_SHIP_CODE=0`."""
-    if os.environ.get(SHIP_CODE_ENV, "1").strip().lower() in ("0", "off", "false", "no"):
+    if not settings.get(SHIP_CODE_ENV):
         return None
     import engine
 
@@ -193,6 +195,7 @@ def _join_error(address: str, e: BaseException) -> RayClusterError:
 
 def connect(address: str | None = None, dashboard: bool = False, num_cpus: int | None = None) -> RayConnection:
     """Join the Ray cluster at `address`, or start a local instance on loopback."""
+    settings.check_ray_tmpdir()  # else Ray fails deep inside with "AF_UNIX path length"
     address = parse_address(address)
     if address is None:
         loopback_environment()

@@ -18,6 +18,7 @@ from engine.records import TERMINAL, atomic_write, now_iso, read_status, write_s
 from engine.runlock import is_locked, release, try_lock
 
 from .proc import cmdline, is_worker_of, pid_alive, valid_pid
+from .rebuild import status_unreadable, unreadable_status
 
 WORKER_FILE = "worker.json"
 GONE_PREFIX = "worker gone:"  # how a dead worker's error starts (listings label such runs)
@@ -110,6 +111,24 @@ def log_tail(run_dir: str | Path, lines: int = TAIL_LINES) -> tuple[str, str]:
     return p.name, tail[-TAIL_CHARS:]
 
 
+def worker_out_tail(run_dir: str | Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last lines the worker's latest start wrote to worker.out (after the launcher's `---`
+    header) when they hold a Python traceback or an error, else []: what a crash that escaped
+    the worker's own handlers left (engine.log never sees it)."""
+    try:
+        with open(Path(run_dir) / "worker.out", "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 64 * 1024))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    out = text.rsplit("\n--- ", 1)[-1].splitlines()
+    out = out[1:] if out and out[0].startswith(("--- ", "20")) and "launcher pid" in out[0] else out
+    out = [x for x in out if x.strip()]
+    if not any("Traceback" in x or "Error" in x or x.startswith("error:") for x in out):
+        return []
+    return out[-lines:]
+
+
 def reconcile(run_dir: str | Path, exit_code: int | None = None, *, pid: int | None = None,
               write: bool = True) -> dict | None:
     """Mark a dead worker's run `failed` when it left no terminal status; returns the status.
@@ -123,12 +142,18 @@ def reconcile(run_dir: str | Path, exit_code: int | None = None, *, pid: int | N
     `write=False` (listing) computes the same answer without writing anything. With `write=True`
     a status that cannot be written (a full or read-only disk) is returned all the same, its
     error saying it was not saved: a caller never gets stuck on a run whose worker is gone.
+
+    A status.json that exists but cannot be read is never overwritten with less: the status is
+    rebuilt from engine.log / metrics.jsonl (saying so, the old file kept aside), or the file is
+    left alone and the run reads `unreadable` (engine.launcher.rebuild).
     """
     run_dir = Path(run_dir)
     status = read_status(run_dir)
     if status is None:
         if not run_dir.is_dir():
             return None
+        if status_unreadable(run_dir):  # evidence we cannot read: rebuild it or leave it
+            return _unreadable(run_dir, exit_code, pid, write)
         status = {}
     rec_pid, _ = worker_pid(run_dir, status)
     if exit_code is not None and pid is not None and rec_pid is not None and rec_pid != pid:
@@ -163,6 +188,26 @@ def reconcile(run_dir: str | Path, exit_code: int | None = None, *, pid: int | N
                      error=gone_message(run_dir, rec_pid, exit_code))
     finally:
         release(fd)
+
+
+def _unreadable(run_dir: Path, exit_code: int | None, pid: int | None, write: bool) -> dict:
+    from .listing import planned_iterations, read_config
+
+    alive = exit_code is None and (is_locked(run_dir) or is_alive(run_dir, {}))
+    fd = None
+    if write and not alive:
+        try:
+            fd = try_lock(run_dir)
+        except OSError:
+            fd = None
+        write = fd is not None
+    try:
+        st = unreadable_status(run_dir, alive=alive, write=write, planned=planned_iterations(read_config(run_dir)))
+    finally:
+        release(fd)
+    if exit_code is not None and st.get("status") != "done":
+        st["exit_code"] = st.get("exit_code") if st.get("exit_code") is not None else exit_code
+    return st
 
 
 def gone_message(run_dir: Path, pid: int | None, exit_code: int | None) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine import settings
 from engine.config.schema import RunConfig
 from engine.config.tomlio import write_flat
 from engine.records import TERMINAL, RecordError, new_run_dir, now_iso, read_status, write_status
@@ -49,8 +51,7 @@ WORKER_PREFIX: list[str] = [sys.executable, "-m", "engine"]
 
 
 def worker_prefix() -> list[str]:
-    env = os.environ.get("PLAYGROUND_WORKER")
-    return shlex.split(env) if env else list(WORKER_PREFIX)
+    return settings.get("PLAYGROUND_WORKER") or list(WORKER_PREFIX)
 
 
 def default_worker_cmd(run_dir: str | Path, resume: bool = False) -> list[str]:
@@ -86,7 +87,11 @@ def resolved_checkpoint_paths(cfg: RunConfig) -> tuple[dict, dict]:
 
 
 def prepare_run(cfg: RunConfig, findings: list[dict], *, runs_dir: str | Path, name: str | None = None) -> Path:
-    """Make `runs_dir/<id>/` and write config.toml, findings.json and status.json (queued)."""
+    """Make `runs_dir/<id>/` and write config.toml, findings.json and status.json (queued); when
+    any of them cannot be written the folder is removed again (RecordError). Unusable settings
+    (environment variables) are refused first: a prepared run never waits for a worker that
+    cannot start."""
+    settings.check_all()
     table, specs = resolved_checkpoint_paths(cfg)
     run_dir = new_run_dir(runs_dir, name or run_name(cfg))
     header = f"run {run_dir.name}: fully resolved config (written by the launcher)"
@@ -97,8 +102,10 @@ def prepare_run(cfg: RunConfig, findings: list[dict], *, runs_dir: str | Path, n
         (run_dir / "findings.json").write_text(json.dumps(list(findings), indent=1))
         write_status(run_dir, "queued", pid=None, started=None, ended=None, exit_code=None, error=None,
                      created=now_iso())
-    except OSError as e:
-        raise RecordError(f"cannot write run directory {run_dir} ({e.strerror or e})") from None
+    except (OSError, ValueError, TypeError) as e:  # ValueError: text that cannot be encoded
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing half-made stays behind
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise RecordError(f"cannot write run directory {run_dir} ({why}); nothing was kept") from None
     return run_dir
 
 
@@ -255,6 +262,7 @@ def start_worker(run_dir: str | Path, *, resume: bool = False, worker_cmd: list[
     life: a second start of the same run is refused (RunBusy) while the first worker lives, and
     a reconcile in between never sees the run without its worker."""
     run_dir = Path(run_dir)
+    settings.check_all(env)
     if read_status(run_dir) is None:
         raise RecordError(f"{run_dir} is not a prepared run (no readable status.json)")
     fd = _lock_run(run_dir)

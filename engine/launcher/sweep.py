@@ -5,7 +5,9 @@
 - `Scheduler(jobs, parallel=N, start=...)` starts queued jobs as slots free up; call `step()`
   on a timer (non-blocking: the CLI and the TUI each draw their own display) and `stop_all()`
   on interrupt. A job's run directory is prepared only when it starts.
-- `point_stats(summaries)`: mean and standard deviation of peak and final SR of one grid point.
+- `point_stats(summaries)`: mean and standard deviation of peak and final SR of one grid point,
+  and its statistics block (`engine.analysis.stats.block`: n, mean, IQM, median, min, max and
+  the IQM's 95% bootstrap CI of `final_sr`, `peak_sr` and `sr_at_end`).
 
 Backends: `local` (the default: `start_worker`, one process per run on this machine) and
 `ray` (`engine.launcher.ray_backend.RayBackend`: each run's worker is a Ray task; its records
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.analysis.stats import block, run_values
 from engine.config.limits import MAX_SWEEP_RUNS
 from engine.errors import UserError
 from engine.records import TERMINAL, read_status, truncate_metrics, write_status
@@ -121,7 +124,8 @@ def point_stats(summaries: list[RunSummary]) -> dict[str, Any]:
     return {"n": len(summaries), "n_done": sum(s.status == "done" for s in summaries),
             "n_failed": sum(s.status == "failed" for s in summaries),
             "peak_sr_mean": pm, "peak_sr_std": ps, "final_sr_mean": fm, "final_sr_std": fs,
-            "env_steps_mean": (sum(steps) / len(steps)) if steps else None}
+            "env_steps_mean": (sum(steps) / len(steps)) if steps else None,
+            **{k: v for k, v in block([run_values(s.path) for s in summaries]).items() if k != "n"}}
 
 
 # --- scheduling ---------------------------------------------------------------------------
@@ -138,6 +142,7 @@ class Job:
     summary: RunSummary | None = None
     events: list = field(default_factory=list)
     failures: list[str] = field(default_factory=list)   # why each earlier attempt died
+    resume: bool = False                    # a resumed sweep: continue this job's run (sweep_record)
 
     @property
     def retries(self) -> int:
@@ -155,6 +160,9 @@ class Scheduler:
             self.backend.parallel = self.parallel
         self.max_retries = max(0, int(max_retries))
         self.stopping = False
+        for j in jobs:  # a resumed sweep's runs that are still live (sweep_record.AdoptedHandle)
+            if j.state == "active" and j.watcher is None and j.run_dir is not None:
+                self._watch(j)
 
     @property
     def active(self) -> list[Job]:
@@ -183,6 +191,15 @@ class Scheduler:
         self._watch(job)
         return True
 
+    def _continue(self, run_dir: Path, resume: bool) -> Any:
+        """Start an existing run's worker again: from its last save (`resume.pt`), else from
+        scratch (its rows dropped, back to queued)."""
+        if resume and not (run_dir / "checkpoints" / "resume.pt").is_file():
+            truncate_metrics(run_dir, -1)
+            write_status(run_dir, "queued", pid=None, ended=None, exit_code=None, error=None)
+            resume = False
+        return self.backend.start(run_dir, resume=resume)
+
     def step(self) -> list[tuple[Job, str]]:
         """Start jobs into free slots, collect progress; returns (job, 'started'|'retried'|'ended')."""
         notes: list[tuple[Job, str]] = []
@@ -205,8 +222,11 @@ class Scheduler:
             nxt = next((j for j in self.jobs if j.state == "waiting"), None)
             if nxt is None:
                 break
-            nxt.run_dir = nxt.prepare()
-            nxt.handle = self.backend.start(nxt.run_dir)
+            if nxt.run_dir is None:
+                nxt.run_dir = nxt.prepare()
+                nxt.handle = self.backend.start(nxt.run_dir)
+            else:  # a resumed sweep's run: continue it from its last save
+                nxt.handle = self._continue(nxt.run_dir, nxt.resume)
             self._watch(nxt)
             nxt.state = "active"
             notes.append((nxt, "started"))

@@ -12,9 +12,20 @@ The rules the training loop follows (finetuning and pretraining alike):
 - Two generators (`make_generators`): the index generator stays on the CPU (minibatch
   permutations, IQL's minibatch draws, network-init seeds: `torch.randperm(n, generator=g,
   device=g.device)` then `.to(data.device)`, so the index streams do not depend on the device);
-  actions are sampled with the sampling generator, which must live where the policy's mean
+  actions are sampled with the sampling generator, which lives where the policy's mean
   lives. On the CPU both are one and the same generator, so a CPU run draws exactly what it drew
   before the device work.
+- What defines "the same experiment" is drawn on the CPU whatever the device, so cpu and cuda
+  runs of one config and seed see the same episodes: the twin's episode keys (its generator is a
+  CPU one: the eval set, the training envs' and the offline dataset's episodes), the offline
+  dataset's action noise (drawn with the index generator and moved: `nets.gaussian_noise`), a
+  stochastic evaluation's noise, the minibatch and init streams. Policy sampling in the hot
+  loops (online collection, MC re-rollouts, pretraining) stays on the device: it is drawn every
+  step, up to ~10^5 rows at a time, and a CPU draw plus a copy per step would cost more than the
+  step; and it could not make the runs identical anyway, since the networks' float rounding
+  differs by device (oneDNN's fused kernels on the CPU, cuBLAS on the GPU; ~1e-6) and trajectories
+  part after the first updates. Equivalence across devices is therefore statistical: the same
+  eval set and dataset, seeds whose final SRs agree within their CIs (`python -m engine.bench.devices`).
 - Every tensor the loop creates is made on the device of the data it meets (`device=x.device`);
   `tests/test_device.py` checks this statically and by running the loops with factory calls
   that forget `device=` sent to the meta device.

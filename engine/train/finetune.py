@@ -4,8 +4,11 @@
   policy; `offline`: one dataset is collected once by the data policy and every iteration
   updates on it (`num_iterations` times).
 - estimator `gae` (critic V), `mc` (k re-rollouts from snapshots of the visited states),
-  `iql` (Q - V from IQL fitted on the batch/dataset), `iql-v-gae` (GAE(gae_lambda) on IQL's V).
-- update `ppo` (clipped ratio, value loss, KL stop, critic warmup) or `awr`.
+  `iql` (Q - V from IQL fitted on the batch/dataset), `iql-v-gae` (GAE(gae_lambda) on IQL's V);
+  beyond the seed's matrix `td` (n-step TD with the critic), `sarsa`, `two-stage`, `rank-q`
+  (engine.train.estimators).
+- update `ppo` (clipped ratio, value loss, KL stop, critic warmup), `awr` or `recap` (AWR that
+  pushes negative-advantage actions away, engine.algos.recap).
 
 Each iteration writes one metrics row (the deterministic SR of the latest evaluation, env steps
 including MC re-rollouts, wall time, losses) and saves the policy; `resume.pt` carries what is
@@ -38,6 +41,7 @@ from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
 from .device import built_on_cpu, cpu_tree, make_generators, run_device
 from .evaluation import evaluate, make_eval_env
+from .estimators import EXTRA_ESTIMATORS, extra_advantages
 from .rollout import Rollout, collect, rollout_values
 from .value_fit import regress_values
 
@@ -116,7 +120,7 @@ class Finetuner:
         self.eval_env = make_eval_env(cfg.env, cfg.num_eval_envs, control_mode=self.control_mode, device=self.device)
         self.actor = load_policy(cfg.checkpoint, self.env, learn_logstd=cfg.learn_logstd, device=self.device)
         self.critic = load_critic(cfg.critic_checkpoint, self.env, device=self.device)
-        needs_critic = cfg.estimator == "gae" or (cfg.estimator == "mc" and cfg.mc_baseline == "critic")
+        needs_critic = cfg.estimator in ("gae", "td") or (cfg.estimator == "mc" and cfg.mc_baseline == "critic")
         if self.critic is None and needs_critic:
             with built_on_cpu():
                 self.critic = Critic(self.env.obs_dim, cfg.critic_layers, cfg.critic_width)
@@ -127,7 +131,7 @@ class Finetuner:
             params += list(self.critic.parameters())
         self.opt = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
         self.critic_opt = (torch.optim.Adam(self.critic.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
-                           if self.critic is not None and cfg.update == "awr" else None)
+                           if self.critic is not None and cfg.update in ("awr", "recap") else None)
         self._rollout_envs: dict[int, BatchedEnv] = {}
         self.iteration = 0
         self.env_steps = 0
@@ -169,7 +173,8 @@ class Finetuner:
         values = returns = None
         if cfg.estimator == "gae":
             v, nv = rollout_values(self.critic, ro)
-            adv, ret = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
+            adv, ret = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda,
+                           bootstrap_success=True)  # as the seed's RL/ppo_finetune.py (engine/algos/gae.py)
             adv, values, returns = flat(adv), flat(v), flat(ret)
         elif cfg.estimator == "mc":
             from ..algos.mc import mc_estimate
@@ -195,6 +200,10 @@ class Finetuner:
             adv, returns, values = q - v, q, v
             stats["mc_env_steps"] = int(res.env_steps)
             self.env_steps += int(res.env_steps)
+        elif cfg.estimator in EXTRA_ESTIMATORS:  # td, sarsa, two-stage, rank-q
+            adv, returns, values, extra = extra_advantages(cfg, ro, rewards, critic=self.critic, actor=self.actor,
+                                                           gen=self.gen, sample_gen=self.sample_gen)
+            stats.update(extra)
         else:  # iql, iql-v-gae
             from ..algos.iql import fit_iql, iql_advantages, iql_values
 
@@ -240,10 +249,18 @@ class Finetuner:
                               vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
                               norm_adv=cfg.norm_adv, train_policy=train_policy, generator=self.gen)
         from ..algos.awr import awr_update
+        from ..algos.recap import recap_update
 
         stats = {}
         if self.critic_opt is not None and b.returns is not None:
             stats["v_loss"] = self.fit_critic_regression(b.obs, b.returns)
+        if cfg.update == "recap":
+            stats.update(recap_update(self.actor, self.opt, b.obs, b.actions, b.advantages, beta=cfg.awr_beta,
+                                      max_weight=cfg.awr_max_weight, alpha=cfg.recap_alpha,
+                                      normalize=cfg.awr_normalize_adv, update_epochs=cfg.update_epochs,
+                                      num_minibatches=cfg.num_minibatches, max_grad_norm=cfg.max_grad_norm,
+                                      generator=self.gen))
+            return stats
         stats.update(awr_update(self.actor, self.opt, b.obs, b.actions, b.advantages, beta=cfg.awr_beta,
                                 max_weight=cfg.awr_max_weight, normalize=cfg.awr_normalize_adv,
                                 rescale=cfg.awr_rescale_minibatch,
@@ -314,7 +331,8 @@ class Finetuner:
         cfg = self.cfg
         data_actor = load_policy(cfg.data_checkpoint, self.env, what="data_checkpoint", device=self.device)
         obs = self.env.reset(seed=cfg.seed)
-        ro, _ = collect(self.env, data_actor, obs, cfg.num_steps, generator=self.sample_gen,
+        # the CPU generator (the sampling one on a CPU run): the same dataset on every device
+        ro, _ = collect(self.env, data_actor, obs, cfg.num_steps, generator=self.gen,
                         keep_states=cfg.estimator == "mc")
         self.env_steps += cfg.num_envs * cfg.num_steps
         return ro
@@ -355,7 +373,8 @@ class Finetuner:
                 batch, astats = self.advantages(ro)
                 astats.update(ro.episode_stats())
             else:
-                recompute = self.fixed_adv is None or cfg.rollout_policy == "current" or cfg.estimator == "gae"
+                recompute = (self.fixed_adv is None or cfg.rollout_policy == "current"
+                             or cfg.estimator in ("gae", "td"))  # their critic is trained every iteration
                 if recompute:
                     self.fixed_adv = self.advantages(self.dataset)
                 batch, astats = self.fixed_adv

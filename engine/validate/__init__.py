@@ -1,4 +1,4 @@
-"""The validator: known-bad combinations from the seed (KB01..KB12), config inconsistencies
+"""The validator: known-bad combinations from the seed (KB01..KB13; KB14 measured here), config inconsistencies
 (CFG01..CFG04) and the runs directory's history (HIST01), as a list of `Finding`s.
 
     findings = validate(cfg, metas, runs_dir=Path("runs"), expected_sr=0.991)
@@ -16,11 +16,13 @@ Errors come first. No torch is imported here.
 | KB05   | error    | exp_name states mc<N> / estimator / update / regime the config does not use |
 | KB06   | error    | critic is V* (critic-optimal) |
 | KB07   | error    | offline MC re-rolled with another policy than the data policy |
-| KB08   | warning  | IQL Q - V advantages |
+| KB08   | warning  | IQL Q - V advantages (also SARSA's: IQL at tau 0.5) |
 | KB09   | warning  | advantages regressed by a network |
 | KB10   | warning  | MC AWR gamma > 0.9; GAE gamma < 0.95 without a pretrained critic |
 | KB11   | warning  | online PPO with reward_scale != 1 or a critic bigger than 3x256 |
-| KB12   | warning  | offline AWR batch < 25,600 or update_epochs > 8 |
+| KB12   | warning  | offline AWR (or RECAP) batch < 25,600 or update_epochs > 8 |
+| KB13   | warning  | TD(n) advantages with td_n <= 5 (the seed: TD(1) rho 0.07, TD(5) 0.34, TD(20) 0.96) |
+| KB14   | warning  | RECAP with recap_alpha > 0.1 (measured here: alpha 1.0 took SR 41% -> 0% in one iteration) |
 | CFG01  | warning  | num_minibatches does not divide num_envs * num_steps |
 | CFG02  | warning  | pretrained critic fitted with another gamma |
 | CFG03  | warning  | keys changed that this update / estimator / regime does not read |
@@ -38,7 +40,7 @@ from .finding import Finding
 
 RULES = rules_checkpoints.RULES + rules_training.RULES + rules_naming.RULES
 RULE_IDS = ("KB01", "KB02", "KB03", "KB04", "KB05", "KB06", "KB07", "KB08", "KB09", "KB10", "KB11", "KB12",
-            "CFG01", "CFG02", "CFG03", "CFG04", "HIST01")
+            "KB13", "KB14", "CFG01", "CFG02", "CFG03", "CFG04", "HIST01")
 _ORDER = {rid: i for i, rid in enumerate(RULE_IDS)}
 
 

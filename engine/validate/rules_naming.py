@@ -11,6 +11,7 @@ from engine.config.schema import RunConfig
 from .finding import Finding
 
 _MC = re.compile(r"^mc(\d+)$")
+_TD = re.compile(r"^td(\d+)$")
 
 
 def tokens(name: str) -> list[str]:
@@ -29,11 +30,19 @@ def kb05_mislabeled_name(cfg: RunConfig, metas: dict) -> list[Finding]:
                 wrong.append(f"'{tok}' names MC but the estimator is {cfg.estimator}")
             elif m and int(m.group(1)) != cfg.mc_samples:
                 wrong.append(f"'{tok}' says {int(m.group(1))} MC samples but mc_samples = {cfg.mc_samples}")
+        elif (t := _TD.match(tok)) or tok in ("td", "sarsa"):
+            est = "td" if tok.startswith("td") else tok
+            if cfg.estimator != est:
+                wrong.append(f"'{tok}' names {est.upper()} but the estimator is {cfg.estimator}")
+            elif t and int(t.group(1)) != cfg.td_n:
+                wrong.append(f"'{tok}' says {int(t.group(1))} TD steps but td_n = {cfg.td_n}")
         elif tok == "gae" and cfg.estimator not in ("gae", "iql-v-gae"):
             wrong.append(f"'gae' names GAE but the estimator is {cfg.estimator}")
         elif tok == "iql" and cfg.estimator not in ("iql", "iql-v-gae"):
             wrong.append(f"'iql' names IQL but the estimator is {cfg.estimator}")
-        elif tok in ("ppo", "awr") and tok != cfg.update:
+        elif tok == "recap" and cfg.update != "recap":
+            wrong.append(f"'recap' names RECAP but the update is {cfg.update}")
+        elif tok in ("ppo", "awr") and tok != cfg.update and not (tok == "awr" and cfg.update == "recap"):
             wrong.append(f"'{tok}' names {tok.upper()} but the update is {cfg.update}")
         elif tok in ("online", "offline") and tok != cfg.regime:
             wrong.append(f"'{tok}' names the {tok} regime but the regime is {cfg.regime}")

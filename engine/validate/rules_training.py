@@ -1,5 +1,5 @@
 """Rules about how a run trains and evaluates: KB02 (stochastic eval), KB03/KB04 (PPO collapse
-with a tight KL stop), KB08 (IQL's Q - V), KB09 (regressed advantages), KB10 (gamma), KB11
+with a tight KL stop), KB08 (IQL's / SARSA's Q - V), KB13 (TD(n) with n <= 5), KB14 (RECAP with recap_alpha > 0.1), KB09 (regressed advantages), KB10 (gamma), KB11
 (regression tricks in online PPO), KB12 (offline AWR batch), CFG01 (minibatches not dividing the
 batch), CFG03 (keys with no effect for this update/estimator/regime)."""
 from __future__ import annotations
@@ -44,6 +44,13 @@ def kb04_warmup_tight_kl(cfg: RunConfig, metas: dict) -> list[Finding]:
 
 
 def kb08_iql_q_minus_v(cfg: RunConfig, metas: dict) -> list[Finding]:
+    if cfg.estimator == "sarsa":
+        return [Finding("KB08", "warning", "the advantage is SARSA's Q(s,a) - V(s), which cannot rank actions",
+                        "estimator sarsa fits Q and V by MSE regression (IQL at tau 0.5): the seed measured that "
+                        "Q-network's within-state ranking at Spearman rho 0.010 against MC ground truth (top-1 12.5%, "
+                        "chance), because Q's cross-state variance is ~500x its within-state variance. GAE(lambda=0.95) "
+                        "bootstrapped with IQL's V ranks at rho 0.93.",
+                        {"estimator": "iql-v-gae"})]
     if cfg.estimator != "iql":
         return []
     return [Finding("KB08", "warning", "the advantage is IQL's Q(s,a) - V(s), which cannot rank actions",
@@ -111,7 +118,7 @@ def kb11_online_ppo_tricks(cfg: RunConfig, metas: dict) -> list[Finding]:
 
 
 def kb12_offline_awr_batch(cfg: RunConfig, metas: dict) -> list[Finding]:
-    if cfg.regime != "offline" or cfg.update != "awr":
+    if cfg.regime != "offline" or cfg.update not in ("awr", "recap"):
         return []
     small, many = cfg.batch_size < KB12_MIN_BATCH, cfg.update_epochs > KB12_MAX_EPOCHS
     if not (small or many):
@@ -130,6 +137,37 @@ def kb12_offline_awr_batch(cfg: RunConfig, metas: dict) -> list[Finding]:
                     "epochs overfit and oscillate heavily. Use a large batch (25,600+) with few epochs: "
                     "--num_envs 128 --num_steps 200 --num_minibatches 32 --update_epochs 4.",
                     fix)]
+
+
+KB13_MIN_N = 5
+# the seed's ranking table (README "Action Ranking Quality"): within-state Spearman rho vs MC ground truth
+TD_RHO = {1: 0.071, 5: 0.343, 20: 0.960}
+
+
+def kb13_short_td(cfg: RunConfig, metas: dict) -> list[Finding]:
+    if cfg.estimator != "td" or cfg.td_n > KB13_MIN_N:
+        return []
+    return [Finding("KB13", "warning", f"TD({cfg.td_n}) advantages rank actions close to chance",
+                    f"td_n {cfg.td_n}: the seed measured n-step TD's within-state ranking against MC ground truth at "
+                    f"Spearman rho {TD_RHO[1]} for TD(1) (top-1 22.7%), {TD_RHO[5]} for TD(5) and {TD_RHO[20]} for "
+                    "TD(20): a few steps of sparse reward carry almost no action signal, the bootstrapped V decides. "
+                    "Use 20 steps (or GAE).",
+                    {"td_n": 20})]
+
+
+KB14_MAX_ALPHA = 0.1
+
+
+def kb14_recap_strong_push(cfg: RunConfig, metas: dict) -> list[Finding]:
+    if cfg.update != "recap" or cfg.recap_alpha <= KB14_MAX_ALPHA:
+        return []
+    return [Finding("KB14", "warning", f"RECAP pushes negative actions away with recap_alpha {cfg.recap_alpha:g}",
+                    f"recap_alpha {cfg.recap_alpha:g}: RECAP's push-away term (reverse behaviour cloning on negative "
+                    "advantages) is unbounded below. Measured here, not by the seed (pickcube-lite, online MC16 "
+                    "RECAP from the 41% start policy, one seed): at the seed's default alpha 1.0 the SR fell to 0% "
+                    "in one iteration, with 4 epochs x 32 minibatches (push-away loss -1.7e3) as with 200 x 5 "
+                    "(-7.5e4); at alpha 0.1 it rose to 48% and 69% in two iterations. Values between are untested.",
+                    {"recap_alpha": KB14_MAX_ALPHA})]
 
 
 def _nearest_divisor(n: int, target: int) -> int:
@@ -160,8 +198,16 @@ def cfg01_minibatches(cfg: RunConfig, metas: dict) -> list[Finding]:
 _ONLY = (
     (("target_kl", "clip_coef", "ent_coef", "norm_adv", "warmup_iters"), lambda c: c.update == "ppo",
      "PPO-only", "update is awr"),
-    (("awr_beta", "awr_max_weight", "awr_normalize_adv", "awr_rescale_minibatch"), lambda c: c.update == "awr",
-     "AWR-only", "update is ppo"),
+    (("awr_beta", "awr_max_weight", "awr_normalize_adv"), lambda c: c.update in ("awr", "recap"),
+     "AWR/RECAP-only", "update is ppo"),
+    (("awr_rescale_minibatch",), lambda c: c.update == "awr", "AWR-only", "the update is not awr (recap always "
+                                                                          "rescales each side)"),
+    (("recap_alpha",), lambda c: c.update == "recap", "RECAP-only", "the update is not recap"),
+    (("td_n",), lambda c: c.estimator == "td", "TD-only", "the estimator is not td"),
+    (("sarsa_target",), lambda c: c.estimator == "sarsa", "SARSA-only", "the estimator is not sarsa"),
+    (("fit_steps",), lambda c: c.estimator in ("sarsa", "rank-q", "two-stage"), "fitted-estimator-only",
+     "the estimator is not sarsa / rank-q / two-stage"),
+    (("rank_neighbours",), lambda c: c.estimator == "rank-q", "rank-q-only", "the estimator is not rank-q"),
     (("mc_samples",), lambda c: c.estimator == "mc", "MC-only", "the estimator is not mc"),
     (("iql_expectile_tau",), lambda c: c.estimator in ("iql", "iql-v-gae"), "IQL-only",
      "the estimator is not iql / iql-v-gae"),
@@ -192,4 +238,4 @@ def cfg03_no_effect(cfg: RunConfig, metas: dict) -> list[Finding]:
 
 RULES = [kb02_stochastic_eval, kb03_high_utd_tight_kl, kb04_warmup_tight_kl, kb08_iql_q_minus_v,
          kb09_regressed_advantages, kb10_gamma, kb11_online_ppo_tricks, kb12_offline_awr_batch,
-         cfg01_minibatches, cfg03_no_effect]
+         kb13_short_td, kb14_recap_strong_push, cfg01_minibatches, cfg03_no_effect]

@@ -94,7 +94,8 @@ checkpoint role the ladder lacks.
 
 **Monitor**: `↑`/`↓` or a click select a run (its SR curve and `engine.log`), `m` mark / unmark
 it for the overlay, `s` stop it, `o` a finished run's summary, `c` compare the marked runs,
-`e` / `v` export the overlay as PNG / SVG.
+`e` / `v` export the overlay as PNG / SVG, `g` groups the overlay by configuration (one curve
+per config: the IQM over seeds with its 95% CI band's edges dotted; `g` again: one line per run).
 
 Runs belong to the runs directory, not to this window: runs started by the CLI or a sweep
 show up here too, and a run whose worker died shows `failed` with the reason.

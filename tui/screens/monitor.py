@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, OptionList, Static
 from ..model import RunView, short_label
 from ..widgets.log_tail import LogTail
 from ..widgets.runs_table import RunsHeader, RunsTable
-from ..widgets.sr_plot import SRPlot
+from ..widgets.sr_plot import SRPlot, grouped
 from .dialogs import CompareScreen, SummaryScreen
 
 REDRAW_S = 1.0   # the table, curve and log are redrawn once a second (when something changed)
@@ -29,6 +29,7 @@ class MonitorScreen(Screen):
         Binding("c", "compare", "Compare"),
         Binding("e", "export('png')", "PNG"),
         Binding("v", "export('svg')", "SVG"),
+        Binding("g", "group", "Group", show=False),   # the overlay by configuration (IQM over seeds, CI band)
     ]
     DEFAULT_CSS = """
     #monitor-body { height: 1fr; }
@@ -46,6 +47,7 @@ class MonitorScreen(Screen):
         self._detail = ""
         self._log_pending: list[str] = []
         self._log_reset = False
+        self.grouped = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -115,9 +117,11 @@ class MonitorScreen(Screen):
         if not force and key == self._redrawn_for:
             return
         self._redrawn_for = key
-        self.query_one(SRPlot).show([(short_label(v.run_id), *v.series()) for v in views])
+        self.query_one(SRPlot).show(grouped(views) if self.grouped else
+                                    [(short_label(v.run_id), *v.series()) for v in views])
         n_marked = sum(v.marked for v in self.app.runs.values())
-        title = "SR vs env steps" + (f" · {n_marked} marked" if n_marked else "")
+        title = "SR vs env steps" + (f" · {n_marked} marked" if n_marked else "") + (
+            " · by configuration (g)" if self.grouped else "")
         box = self.query_one("#plot-box")
         if box.border_title != title:  # a no-op assignment would still repaint
             box.border_title = title
@@ -191,6 +195,11 @@ class MonitorScreen(Screen):
             self.notify(f"{v.run_id} is {v.state}: its summary opens once it has ended", severity="warning")
             return
         self.app.push_screen(SummaryScreen(v))
+
+    def action_group(self) -> None:
+        """Toggle the overlay between one line per run and one per configuration (IQM over seeds, CI band)."""
+        self.grouped = not self.grouped
+        self._draw_curves(force=True)
 
     def action_compare(self) -> None:
         self.app.action_compare()

@@ -14,7 +14,8 @@ from ..model import RunView, duration, num, pct, short_label
 COLUMNS = (("mark", "", 1), ("id", "id", 19), ("status", "status", 7), ("iter", "iter", 10),
            ("steps", "env steps", 9), ("sr", "SR now", 6), ("peak", "peak SR", 7), ("eta", "ETA", 6),
            ("preset", "preset", 0))
-STATUS_STYLE = {"done": "green", "failed": "bold red", "stopped": "yellow", "running": "cyan", "queued": "dim"}
+STATUS_STYLE = {"done": "green", "failed": "bold red", "stopped": "yellow", "running": "cyan", "queued": "dim",
+                "stalled": "bold magenta"}
 
 
 def cells(v: RunView) -> dict[str, str]:
