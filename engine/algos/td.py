@@ -29,8 +29,10 @@ __all__ = ["td_advantages", "discounted_returns"]
 @torch.no_grad()
 def td_advantages(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
                   terminated: torch.Tensor, truncated: torch.Tensor, gamma: float,
-                  n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(advantages, n-step returns), both [T, N] (module docstring). `n` >= 1."""
+                  n: int, bootstrap_success: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, n-step returns), both [T, N] (module docstring). `n` >= 1. `bootstrap_success`
+    bootstraps from next_values at terminated steps too, as `engine.algos.gae` does for the seed's PPO
+    (a success treated like a time limit), so that TD(n) and GAE see episode ends alike."""
     if n < 1:
         raise ValueError(f"td_advantages: n must be >= 1, got {n}")
     if rewards.dim() != 2:
@@ -49,7 +51,7 @@ def td_advantages(rewards: torch.Tensor, values: torch.Tensor, next_values: torc
     window_end = torch.zeros_like(done)
     window_end[-1] = True
     stop_here = done | window_end          # j* may land on these steps whatever n is
-    boot = (~term).to(dtype) * nv           # what follows step t+j when the sum stops there
+    boot = nv if bootstrap_success else (~term).to(dtype) * nv  # what follows step t+j when the sum stops there
 
     ret = torch.zeros_like(r)
     alive = torch.ones_like(done)           # the sum for t has not stopped before offset j

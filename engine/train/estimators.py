@@ -46,7 +46,8 @@ def extra_advantages(cfg: RunConfig, ro: Rollout, rewards: torch.Tensor, *, crit
     stats: dict[str, Any] = {}
     if cfg.estimator == "td":
         v, nv = rollout_values(critic, ro)
-        adv, ret = td_advantages(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.td_n)
+        adv, ret = td_advantages(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.td_n,
+                                 bootstrap_success=True)  # episode ends as the GAE estimator treats them
         return flat(adv), flat(ret), flat(v), stats
     t0 = time.perf_counter()
     obs, act = flat(ro.obs), flat(ro.actions)
