@@ -66,3 +66,49 @@ def test_the_checker_sees_relative_and_nested_imports():
     src = "import os\ndef f():\n    from ..cli import common\n    import rich.table\n    from . import x\n"
     mods = [m for _, m in imported_modules(src, "engine.train")]
     assert {"engine.cli", "engine.cli.common", "rich.table", "engine.train.x", "os"} <= set(mods)
+
+
+FRONTS = (ENGINE.parent / "tui", ENGINE / "cli")
+
+
+def front_sources() -> list[Path]:
+    return [p for root in FRONTS for p in sorted(root.rglob("*.py"))]
+
+def front_violations(source: str, package: str) -> list[tuple[int, str]]:
+    """Imports of `engine` other than `engine.errors` and the names of `engine.launcher`'s public API
+    (`__all__`; a submodule such as `engine.launcher.plan` is not part of it)."""
+    import engine.launcher
+
+    bad = []
+    for line, mod in imported_modules(source, package):
+        if mod.split(".")[0] != "engine" or mod.startswith("engine.cli"):
+            continue
+        if mod in ("engine", "engine.launcher") or mod == "engine.errors" or mod.startswith("engine.errors."):
+            continue
+        parent, _, name = mod.rpartition(".")
+        if parent == "engine.launcher" and name in engine.launcher.__all__:
+            continue
+        if parent == "engine" and name in ("launcher", "errors"):
+            continue
+        bad.append((line, mod))
+    return bad
+
+
+def test_the_fronts_import_only_the_launcher_and_errors():
+    """tui/ and engine/cli/ reach the engine through one door: `engine.launcher` (plus `engine.errors`)."""
+    bad = []
+    for path in front_sources():
+        pkg = ".".join(path.relative_to(ENGINE.parent).with_suffix("").parts[:-1])
+        bad += [f"{path.relative_to(ENGINE.parent)}:{line} imports {mod}"
+                for line, mod in front_violations(path.read_text(), pkg)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_front_checker_flags_submodules_and_other_engine_modules():
+    src = ("from engine.launcher import plan_run\nfrom engine.errors import UserError\n"
+           "def f():\n    from engine.launcher.plan import launch\n    from engine.records import TERMINAL\n"
+           "    import engine.figures\n    from engine import launcher\n    from . import common\n")
+    flagged = {m for _, m in front_violations(src, "engine.cli")}
+    assert flagged == {"engine.launcher.plan", "engine.launcher.plan.launch", "engine.records",
+                       "engine.records.TERMINAL", "engine.figures"}
+    assert front_violations("from engine.launcher import no_such_name\n", "tui") == [(1, "engine.launcher.no_such_name")]
