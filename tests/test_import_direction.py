@@ -112,3 +112,82 @@ def test_the_front_checker_flags_submodules_and_other_engine_modules():
     assert flagged == {"engine.launcher.plan", "engine.launcher.plan.launch", "engine.records",
                        "engine.records.TERMINAL", "engine.figures"}
     assert front_violations("from engine.launcher import no_such_name\n", "tui") == [(1, "engine.launcher.no_such_name")]
+
+
+def engine_modules() -> dict[str, Path]:
+    """Every module of the engine by its dotted name (a package by its own name)."""
+    out = {}
+    for path in sorted(ENGINE.rglob("*.py")):
+        parts = path.relative_to(ENGINE.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the engine modules it imports (at the top or in a function). An import of an enclosing
+    package is left out: Python runs a package's __init__ before any of its modules anyway."""
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for _, mod in imported_modules(path.read_text(), package):
+            while mod and mod not in modules:
+                mod = mod.rpartition(".")[0]
+            if mod and mod != name and not name.startswith(mod + "."):
+                deps.add(mod)
+        graph[name] = deps
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circles_between_engine_modules():
+    found = circles(import_graph(engine_modules()))
+    assert not found, "import circles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_the_circle_finder_finds_one():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_envs_algos_and_nets_import_no_config_or_launcher():
+    """The bottom floors get what they need (e.g. the ManiSkill process count) from above or from
+    engine.runtime / engine.settings; they never reach up into the config or the launch core."""
+    bad = []
+    for name, path in engine_modules().items():
+        if not (name.startswith(("engine.envs", "engine.algos")) or name == "engine.nets"):
+            continue
+        for line, mod in imported_modules(path.read_text(), package_of(path) if path.name != "__init__.py" else name):
+            if mod.startswith(("engine.config", "engine.launcher")):
+                bad.append(f"{path.relative_to(ENGINE.parent)}:{line} imports {mod}")
+    assert not bad, "\n".join(bad)
