@@ -44,7 +44,7 @@ def pretrain(ctx: typer.Context,
 
     Pretraining runs as a job in its own process with a run directory (see `playground runs`):
     this command follows it with a progress display; Ctrl-C stops it."""
-    from engine.launcher import check_device, check_env_id, read_index, start_pretrain  # lazy: they import torch
+    from engine.launcher import check_device, check_env_id, read_index, start_pretrain  # lazy: engine.envs (start-up)
 
     check_env_id(env)
     check_device(device)  # before anything is written
@@ -79,7 +79,7 @@ def pretrain(ctx: typer.Context,
 def checkpoints(env: str = typer.Option("pickcube-lite", "--env", help="environment id"),
                 json_output: bool = typer.Option(False, "--json", help="JSON on stdout")) -> None:
     """The checkpoints an environment has: role and seed-name aliases, file, iteration, log-std, det and stoch SR."""
-    from engine.launcher import check_env_id, ladder_dir, read_index  # lazy: they import torch
+    from engine.launcher import check_env_id, ladder_dir, read_index  # lazy: engine.envs (start-up)
 
     check_env_id(env)
     index = read_index(env)

@@ -83,7 +83,9 @@ from engine.settings import SettingError, check_all as check_settings, get as se
 from engine.doctor import (Diagnosis, PhysxMissing, diagnose_records, diagnose_run, machine_notes, machine_report,
                            require_physx_gpu)
 
-# loaded on first use: these import torch (~2.7 s) or Ray, which `playground --help` and the TUI's start need not pay
+# loaded on first use (start-up costs measured with `python -X importtime`): the ranking protocols and
+# engine.train.device import torch (3-5 s here), the Ray modules Ray, engine.envs ~10-30 ms; `playground --help`
+# and the TUI's start need none of them
 _LAZY = {
     "SeedProtocol": "engine.analysis.ranking_seed", "run_seed_ranking": "engine.analysis.ranking_seed",
     "ESTIMATORS": "engine.analysis.ranking", "run_ranking": "engine.analysis.ranking",

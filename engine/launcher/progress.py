@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.records import TERMINAL
+from engine.records import TERMINAL, read_metrics, read_status
 from engine.sr import Peak, _int, _num, is_iteration_row, peak, peak_sr, sr_series, sr_value  # noqa: F401 (re-exported)
 
 from .run_files import planned_iterations, read_config
@@ -90,8 +90,6 @@ class RunProgress:
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunProgress":
         """A RunProgress of everything the run directory holds now (status and every row)."""
-        from engine.records import read_metrics, read_status
-
         p = cls(run_dir)
         for r in read_metrics(run_dir):
             p.add_row(r)
