@@ -21,6 +21,11 @@ when another process started during it and the count was only re-decided between
 `PLAYGROUND_THREADS=N` fixes N threads (benchmarks' `--threads N` set it); a local sweep running
 P runs at once gives each min(auto, cores // P) through `PLAYGROUND_THREADS_MAX`.
 
+`default_procs(n)`: processes hosting a batch of `n` CPU ManiSkill envs (one per core in this
+process's affinity, `PLAYGROUND_MANISKILL_PROCS` when set). It lives on this bottom floor so that
+engine/envs (which applies it) and engine/config/limits (which budgets memory with it) share it
+without envs importing config.
+
 Results do not depend on the thread count: torch's CPU matrix products and the reductions these
 small networks use give bitwise-identical results at 1 and 2 threads (tests/test_runtime.py
 checks a finetune run's weights).
@@ -72,6 +77,25 @@ def usable_cores() -> int:
     if omp is not None:
         n = min(n, omp)
     return max(1, n)
+
+
+MANISKILL_PROCS_ENV = "PLAYGROUND_MANISKILL_PROCS"
+
+
+def affinity_cores() -> int:
+    """Cores in this process's CPU affinity (the os's count where affinity is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_procs(num_envs: int) -> int:
+    """Worker processes for a batch of `num_envs` CPU ManiSkill envs: one per usable core at most
+    (a process steps its envs one after the other, so more processes than cores buy no speed and
+    cost ~430 MiB each); `$PLAYGROUND_MANISKILL_PROCS` when set."""
+    cap = settings.get(MANISKILL_PROCS_ENV) or affinity_cores()
+    return max(1, min(int(num_envs), cap))
 
 
 _NOT_BUSY = ("idle", "iowait", "guest", "guest_nice")  # guest time is already counted inside user

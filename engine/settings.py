@@ -59,7 +59,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "engine.config.loading.presets_dir"),
     Setting("PLAYGROUND_FIGURES_DIR", "path", "figures", "where the TUI saves figures", "tui.app"),
     Setting("PLAYGROUND_MANISKILL_PROCS", "int", None,
-            "processes hosting CPU ManiSkill envs (default: one per usable core)", "engine.config.limits", 1),
+            "processes hosting CPU ManiSkill envs (default: one per usable core)", "engine.runtime.default_procs", 1),
     Setting("PLAYGROUND_MEM_AVAILABLE_MIB", "number", None,
             "memory (MiB) a new run may use (default: MemAvailable, capped by the cgroup)",
             "engine.config.limits", 1),

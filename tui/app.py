@@ -15,8 +15,8 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from engine.launcher import runs_dir as default_runs_dir
 from engine.launcher import setting
-from engine.records import runs_dir as default_runs_dir
 
 from . import core
 from .commands import PlaygroundCommands

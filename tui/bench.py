@@ -53,8 +53,7 @@ WRITER = textwrap.dedent("""
 
 
 def make_runs(root: Path, n: int) -> list[Path]:
-    from engine.config.schema import RunConfig
-    from engine.launcher import prepare_run
+    from engine.launcher import RunConfig, prepare_run
 
     dirs = []
     for i in range(n):
@@ -77,7 +76,7 @@ def press(app, key: str) -> None:
 
 
 async def measure(root: Path, n_runs: int, seconds: float, interval: float) -> dict:
-    from engine.records import now_iso, write_status
+    from engine.launcher import now_iso, write_status
     from tui.app import PlaygroundApp
     from tui.widgets.sr_plot import SRPlot
 

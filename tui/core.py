@@ -1,4 +1,5 @@
-"""The TUI's one door into the launch core (`engine.launcher`, `engine.config`, `engine.validate`):
+"""The TUI's one door into the launch core (`engine.launcher`, its public API, the only engine
+package the TUI imports besides `engine.errors`):
 planning a run from a preset and the user's edits, launching it, stopping runs, reading their
 records and progress, exporting figures. Screens call these functions and never reach into the
 engine themselves, so the TUI keeps no launch logic of its own; every user mistake comes back
@@ -10,17 +11,18 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.config.loading import derive_exp_name, list_presets, load_config  # noqa: F401
-from engine.config.schema import CHECKPOINT_KEYS, FIELDS, RunConfig  # noqa: F401
 from engine.errors import UserError
-from engine.launcher import (RunPlan, RunProgress, RunWatcher, plan_run, read_config, read_findings,  # noqa: F401
-                             stop_run, summarize_run)
+from engine.launcher import (CHECKPOINT_KEYS, FIELDS, TERMINAL, RecordError, RunConfig, RunPlan, RunProgress,  # noqa: F401
+                             RunWatcher, derive_exp_name, list_presets, load_config, plan_run, read_config,
+                             read_findings, stop_run, summarize_run)
 from engine.launcher import (describe_wall_time, diagnose_records, estimate_wall_s, metric_keys,  # noqa: F401
                              metric_series)  # the doctor, any metric's curve, the wall-time estimate
 from engine.launcher import launch as launch_plan
 from engine.launcher import run_dirs as launcher_run_dirs
 from engine.launcher import worker_out_tail  # noqa: F401 (the follower's)
-from engine.records import TERMINAL, RecordError  # noqa: F401
+from engine.launcher import active_pretrain, export_sr_overlay
+from engine.launcher import is_pretrain_job as is_job
+from engine.launcher import start_pretrain as start_job
 
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 
@@ -99,7 +101,6 @@ def launch(p: Plan, *, runs_dir: Path, force: bool = False):
 def start_pretrain(env_id: str, *, runs_dir: Path):
     """Pretrain `env_id`'s checkpoint ladder as a followed job: (job directory, RunProcess), or
     (directory, None) when a live job for that env already exists (follow it, start no other)."""
-    from engine.launcher.pretrain_job import active_pretrain, start_pretrain as start_job
 
     running = active_pretrain(env_id, runs_dir)
     if running is not None:
@@ -109,8 +110,6 @@ def start_pretrain(env_id: str, *, runs_dir: Path):
 
 
 def is_pretrain_job(config: dict) -> bool:
-    from engine.jobs.pretrain import is_pretrain_job as is_job
-
     return is_job(config)
 
 
@@ -127,6 +126,4 @@ def run_dirs(runs_dir: Path) -> list[Path]:
 
 def export_figure(run_dirs_: list[Path], out: Path) -> Path:
     """The SR overlay of these runs as a PNG or SVG (matplotlib, through the core's figures)."""
-    from engine import figures  # the core's figure code
-
-    return figures.export_sr_overlay(run_dirs_, out)
+    return export_sr_overlay(run_dirs_, out)

@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from ..envs.maniskill import ManiSkillEnv, default_procs
+from ..envs.maniskill import ManiSkillEnv
+from ..runtime import default_procs
 
 
 def rss_mib(pids: list[int]) -> float:

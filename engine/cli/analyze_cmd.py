@@ -166,7 +166,7 @@ def _run_seed(env, policy, states, actions, rollouts, td_n, m_scaling, network_s
 
 def _run_single(env, policy, critic, states, actions, gt_rollouts, gamma, seed, iql_steps, estimators, quick,
                 json_out, progress) -> dict:
-    from engine.analysis.ranking import run_ranking
+    from engine.launcher import run_ranking
 
     pick = 1 if quick else 0
     size = lambda key, given: _SIZES[key][pick] if given is None else given  # noqa: E731

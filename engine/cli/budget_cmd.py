@@ -7,8 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from engine.launcher import DEFAULT_BUDGETS, parse_budgets, run_budget, save_budget_figure
-from engine.launcher.sweep import parse_seeds
+from engine.launcher import DEFAULT_BUDGETS, parse_budgets, parse_seeds, run_budget, save_budget_figure
 
 from .common import ensure_runs_dir, pct, print_json, runs_dir_of
 from .errors import CliError, cli_errors

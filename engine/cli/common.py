@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from engine.launcher import setting
-from engine.launcher.plan import ensure_runs_dir  # noqa: F401 (re-exported for the commands)
+from engine.launcher import ensure_runs_dir  # noqa: F401 (re-exported for the commands)
 
 # The command line as typed (set by main(); None when the app is driven from code or tests).
 ARGV: list[str] | None = None

@@ -19,9 +19,8 @@ from typing import Iterator
 import typer
 from rich.live import Live
 
-from engine.launcher import RunDeleted, RunProcess, RunProgress, final_status, follow
-from engine.launcher.pretrain_job import active_pretrain, start_pretrain
-from engine.records import TERMINAL
+from engine.launcher import (TERMINAL, RunDeleted, RunProcess, RunProgress, active_pretrain, final_status, follow,
+                             start_pretrain)
 
 from .common import console, say
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from engine.figures import Curve
+from engine.launcher import Curve
 
 MARKERS = "*o+x#@%&"
 COLORS = ("cyan", "magenta", "green", "orange", "blue", "red", "gray", "white")

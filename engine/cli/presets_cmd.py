@@ -12,7 +12,7 @@ from .errors import cli_errors
 @cli_errors
 def presets(json_output: bool = typer.Option(False, "--json", help="a JSON list on stdout")) -> None:
     """List presets: name, regime, estimator, update, expected SR, description."""
-    from engine.config.loading import list_presets, presets_dir
+    from engine.launcher import list_presets, presets_dir
 
     items = list_presets()
     if json_output:

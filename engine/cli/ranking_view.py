@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.analysis.ranking import ESTIMATORS
+from engine.launcher import ESTIMATORS  # loads the ranking code (torch): this view is imported on use
 
 
 def _fmt(x: Any, digits: int = 2) -> str:

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from engine.analysis.reproduce import BEST_CONFIGURATIONS, DEFAULT_SEEDS, reproduce as run_table
-from engine.config.limits import MAX_SWEEP_RUNS
+from engine.launcher import BEST_CONFIGURATIONS, DEFAULT_SEEDS, MAX_SWEEP_RUNS
+from engine.launcher import reproduce as run_table
 from engine.launcher import pct_ci, plan_run
 
 from .common import ensure_runs_dir, runs_dir_of
@@ -40,7 +40,7 @@ def reproduce(ctx: typer.Context,
     if device == "cuda":
         import torch
 
-        from engine.train.device import cuda_missing_message
+        from engine.launcher import cuda_missing_message
 
         if not torch.cuda.is_available():
             raise CliError([cuda_missing_message("--device cuda")])

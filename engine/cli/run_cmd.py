@@ -15,9 +15,8 @@ from typing import Optional
 import typer
 
 from engine.launcher import (RunProcess, describe_wall_time, diagnose_run, estimate_wall_s, launch, plan_run,
-                             read_findings, resolve_run, summarize_run)
+                             read_findings, read_metrics, resolve_run, summarize_run)
 from engine.launcher import resume as resume_run
-from engine.records import read_metrics
 
 from .common import command_line, console, ensure_runs_dir, print_json, runs_dir_of, say
 from .doctor_cmd import doctor_summary

@@ -10,13 +10,10 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from engine.figures import curve_of_run, save_sr_figure
-from engine.launcher import (METRICS, group_curves, group_runs, list_runs, p_improve, pct_ci, read_config,
-                             read_findings, reconcile, resolve_run, run_values, stall_fields, stop_run,
-                             summarize_run)
+from engine.launcher import (METRICS, TERMINAL, curve_of_run, group_curves, group_runs, is_iteration_row, list_runs,
+                             p_improve, pct_ci, read_config, read_findings, read_metrics, read_status, reconcile,
+                             resolve_run, run_values, save_sr_figure, stall_fields, stop_run, summarize_run)
 from engine.launcher import block as stats_block
-from engine.records import TERMINAL, read_metrics, read_status
-from engine.sr import is_iteration_row
 
 from .common import console, duration, num, pct, print_json, runs_dir_of
 from .errors import EXIT_FAILED, EXIT_OK, CliError, cli_errors

@@ -19,10 +19,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from engine.config.limits import check_parallel
-from engine.launcher import (diagnose_run, load_sweep, new_sweep, pct_ci, peak_sr, plan_sweep, ray_device,
+from engine.launcher import (Job, LocalBackend, Scheduler, check_parallel, diagnose_run, load_sweep, new_sweep,
+                             pct_ci, peak_sr, plan_sweep, point_label, point_stats, ray_available, ray_device,
                              resume_jobs, track)
-from engine.launcher.sweep import Job, LocalBackend, Scheduler, point_label, point_stats, ray_available
 
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
 from .doctor_cmd import sweep_doctor
@@ -135,7 +134,7 @@ def sweep(ctx: typer.Context,
     if ray_only and backend != "ray":
         raise CliError(f"{', '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} for --backend ray")
     if address is not None:
-        from engine.launcher.ray_cluster import RayClusterError, parse_address
+        from engine.launcher import RayClusterError, parse_address
 
         try:
             parse_address(address)
@@ -192,8 +191,7 @@ def sweep(ctx: typer.Context,
     sp.set_device(device)
     jobs: list[Job] = sp.jobs(root, command=command_line(fallback))
     if backend == "ray":
-        from engine.launcher.ray_backend import open_ray_backend
-        from engine.launcher.ray_cluster import RayClusterError
+        from engine.launcher import RayClusterError, open_ray_backend
 
         try:
             be = open_ray_backend(address, dashboard=ray_dashboard, cpus_per_run=cpus_per_run or 1.0,

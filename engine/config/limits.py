@@ -1,8 +1,9 @@
 """What a run may ask of this machine: worker processes per ManiSkill env batch, and an estimate
 of a run's memory checked before anything is written.
 
-- `default_procs(n)`: processes hosting a batch of `n` CPU ManiSkill envs: one per usable core
-  at most (`$PLAYGROUND_MANISKILL_PROCS` overrides); each hosts several envs (engine/envs/maniskill.py).
+- `default_procs(n)` (defined in engine.runtime, which the envs read it from): processes hosting a batch of
+  `n` CPU ManiSkill envs: one per usable core at most (`$PLAYGROUND_MANISKILL_PROCS` overrides); each hosts
+  several envs (engine/envs/maniskill.py).
 - `check_sweep_size(points, seeds)`: at most `MAX_SWEEP_RUNS` runs per sweep; `check_parallel(cfgs,
   n)`: the `n` largest of a local sweep's runs must fit the memory together.
 - `estimate_memory(cfg)`: the run's peak resident memory in bytes, term by term.
@@ -22,7 +23,6 @@ machine to its last MiB.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +30,11 @@ import psutil
 
 from ..errors import UserError
 from .. import settings
+from ..runtime import MANISKILL_PROCS_ENV, default_procs  # noqa: F401 (re-exported: the memory budget uses it)
+from ..runtime import affinity_cores as usable_cores  # noqa: F401 (re-exported: walltime)
 from .schema import RunConfig
 
-PROCS_ENV = "PLAYGROUND_MANISKILL_PROCS"
+PROCS_ENV = MANISKILL_PROCS_ENV
 MEM_ENV = "PLAYGROUND_MEM_AVAILABLE_MIB"
 
 MIB = 1 << 20
@@ -60,21 +62,6 @@ def check_sweep_size(points: int, seeds: int) -> None:
         raise LimitError(f"a sweep of {points} grid point{'s' if points != 1 else ''} x {seeds} seed"
                          f"{'s' if seeds != 1 else ''} = {points * seeds} runs is more than {MAX_SWEEP_RUNS}: "
                          "split it into smaller sweeps")
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def default_procs(num_envs: int) -> int:
-    """Worker processes for a batch of `num_envs` CPU ManiSkill envs: one per usable core at most
-    (a process steps its envs one after the other, so more processes than cores buy no speed and
-    cost ~430 MiB each); `$PLAYGROUND_MANISKILL_PROCS` when set."""
-    cap = settings.get(PROCS_ENV) or usable_cores()
-    return max(1, min(int(num_envs), cap))
 
 
 @dataclass

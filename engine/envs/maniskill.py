@@ -17,7 +17,7 @@ Two backends:
 * CPU (`device='cpu'`, the path used and tested here): `sim_backend='physx_cpu'`,
   `render_backend='none'`. physx_cpu simulates one env per scene, and one process can hold
   several scenes: the envs are split into contiguous blocks over `procs` worker processes (by
-  default one per usable core, `engine.config.limits.default_procs`), each process stepping its
+  default one per usable core, `engine.runtime.default_procs`), each process stepping its
   envs one after the other, so 100 eval envs on 2 cores take 2 processes (~430 MiB each, plus
   ~2-3 MiB per further env) instead of 100 (`num_envs == 1` runs in this process unless
   `in_process=False`; `in_process=True` hosts every env here; the same `_Sim` code runs either
@@ -85,7 +85,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..config.limits import default_procs
+from ..runtime import default_procs
 
 from .base import BatchedEnv, EnvError, EnvState, StepResult
 

@@ -9,8 +9,6 @@ directory) into a directory.
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from engine.records import TERMINAL, RecordError, read_metrics, read_status
 
 from .progress import RunProgress, sr_series  # noqa: F401 (sr_series: re-exported)
 from .reconcile import GONE_PREFIX, reconcile
+from .run_files import is_run_dir, planned_iterations, read_config, read_findings  # noqa: F401 (re-exported)
 from .stall import stall_fields
 
 
@@ -61,40 +60,6 @@ class RunSummary:
         if self.status == "failed" and (self.error or "").startswith(GONE_PREFIX):
             return "failed (worker gone)"
         return self.status
-
-
-def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's config.toml as a dict ({} when missing or unreadable)."""
-    try:
-        with open(Path(run_dir) / "config.toml", "rb") as f:
-            return tomllib.load(f)
-    except (OSError, ValueError):  # ValueError: bad TOML or bytes that are not UTF-8
-        return {}
-
-
-def read_findings(run_dir: str | Path) -> list[dict]:
-    try:
-        data = json.loads((Path(run_dir) / "findings.json").read_text())
-        return data if isinstance(data, list) else []
-    except (OSError, ValueError):
-        return []
-
-
-def planned_iterations(conf: dict[str, Any]) -> int | None:
-    """Iterations the run's config asks for (online: total_timesteps / batch; offline: num_iterations)."""
-    try:
-        if conf.get("regime") == "offline":
-            return int(conf["num_iterations"])
-        return max(1, int(conf["total_timesteps"]) // (int(conf["num_envs"]) * int(conf["num_steps"])))
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return None
-
-
-def is_run_dir(path: Path) -> bool:
-    try:
-        return path.is_dir() and ((path / "status.json").is_file() or (path / "config.toml").is_file())
-    except OSError:  # a name too long, a loop of links
-        return False
 
 
 def summarize_run(run_dir: str | Path, *, reconcile_dead: bool = True, rows: list[dict] | None = None,

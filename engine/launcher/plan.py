@@ -25,8 +25,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from engine.config.limits import check_sweep_size
+from engine.config.loading import (ConfigError, checkpoint_metas, load_config, parse_overrides, preset_metadata,
+                                   resolve_checkpoints)
+from engine.doctor import require_physx_gpu
 from engine.errors import UserError
+from engine.jobs.pretrain import is_pretrain_job
 from engine.records import ensure_runs_dir, read_status
+
+from .run_files import read_config
+from .spawn import check_resumable, prepare_run, start_worker
+from .sweep import Job, SweepError, grid_points, parse_grid, parse_seeds, point_label, point_slug
 
 Progress = Callable[[str], None] | None
 Overrides = Mapping[str, Any] | Sequence[str] | None
@@ -133,8 +141,6 @@ class RunPlan:
 
 
 def _overrides_dict(overrides: Overrides, problems: list) -> dict[str, Any]:
-    from engine.config.loading import ConfigError, parse_overrides
-
     if overrides is None:
         return {}
     if isinstance(overrides, Mapping):
@@ -156,8 +162,6 @@ def load_run_config(preset: str, overrides: Overrides = None, *, env: str | None
 
 def _load(preset: str, over: dict[str, Any], problems: list, *, env: str | None, seed: int | None,
           more: Mapping[str, Any] | None = None):
-    from engine.config.loading import ConfigError, load_config
-
     over = {**over, **(more or {})}
     try:
         cfg = load_config(preset, over, env=env, seed=seed)
@@ -172,9 +176,7 @@ def _load(preset: str, over: dict[str, Any], problems: list, *, env: str | None,
 def complete_plan(preset: str, cfg: Any, overrides: dict[str, Any], *, runs_dir: str | Path | None = None,
                   on_progress: Progress = None) -> RunPlan:
     """Resolve the checkpoints of a loaded config and validate it."""
-    from engine.config.loading import ConfigError, checkpoint_metas, preset_metadata, resolve_checkpoints
-    from engine.doctor import require_physx_gpu
-    from engine.validate import validate
+    from engine.validate import validate  # lazy: ~50 ms of start-up (measured) that `playground --help` need not pay
 
     require_physx_gpu(cfg.env, cfg.device)  # device cuda on a maniskill: env: refused here when SAPIEN's GPU library is missing
     _say(on_progress, f"resolving checkpoints for env {cfg.env}")
@@ -204,8 +206,6 @@ def launch(plan: RunPlan, *, runs_dir: str | Path, force: bool = False, command:
            name: str | None = None, worker_cmd: list[str] | None = None):
     """Write the run directory of `plan` and start its worker; returns the `RunProcess`
     (`.run_dir`, `.pid`). Refuses missing ladder roles and, unless `force`, error findings."""
-    from .spawn import prepare_run, start_worker
-
     if plan.missing:
         raise plan.missing_error()
     if plan.errors and not force:
@@ -221,12 +221,6 @@ def launch(plan: RunPlan, *, runs_dir: str | Path, force: bool = False, command:
 
 def resume(run_dir: str | Path):
     """Start the worker of a stopped or failed run again, from its last save."""
-    from .spawn import check_resumable, start_worker
-
-    from engine.jobs.pretrain import is_pretrain_job
-
-    from .listing import read_config
-
     run_dir = Path(run_dir)
     conf = read_config(run_dir)
     if is_pretrain_job(conf):
@@ -262,8 +256,6 @@ class SweepPlan:
 
     def findings_by_id(self) -> list[tuple[Any, list[str]]]:
         """Each distinct finding once, with the grid points (labels) it appears at."""
-        from .sweep import point_label
-
         by_id: dict[str, tuple[Any, list[str]]] = {}
         for r in self.runs:
             for f in r.plan.findings:
@@ -301,9 +293,6 @@ class SweepPlan:
         """`Job`s for `engine.launcher.sweep.Scheduler`; each run directory is written when its
         job starts. Run names: `name_prefix-s<seed>`, else the exp_name (plus the grid point
         when exp_names do not tell the points apart) and `-s<seed>`."""
-        from .spawn import prepare_run
-        from .sweep import Job, point_slug
-
         root = Path(runs_dir)
         first = {r.point_index: r.plan.cfg.exp_name for r in self.runs}
         names_differ = len(set(first.values())) == len(first)
@@ -330,10 +319,6 @@ def plan_sweep(preset: str, overrides: Overrides = None, *, seeds: str | Sequenc
                runs_dir: str | Path | None = None, on_progress: Progress = None) -> SweepPlan:
     """Plan every grid point x seed of `preset`. Every config is loaded before anything is
     resolved, and all their problems are raised together (each once)."""
-    from engine.config.loading import ConfigError
-
-    from .sweep import SweepError, grid_points, parse_grid, parse_seeds
-
     seed_list = parse_seeds(seeds) if isinstance(seeds, str) else [int(s) for s in seeds]
     if not seed_list:
         raise SweepError("no seeds given (e.g. --seeds 0-4)")

@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.records import TERMINAL
+from engine.records import TERMINAL, read_metrics, read_status
 from engine.sr import Peak, _int, _num, is_iteration_row, peak, peak_sr, sr_series, sr_value  # noqa: F401 (re-exported)
+
+from .run_files import planned_iterations, read_config
 
 
 # metrics-row keys that are coordinates or bookkeeping, not a curve
@@ -73,13 +75,9 @@ class RunProgress:
     def __init__(self, run_dir: str | Path | None = None, *, conf: dict | None = None, planned: int | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if conf is None and self.run_dir is not None:
-            from .listing import read_config
-
             conf = read_config(self.run_dir)
         self.conf: dict = conf or {}
         if planned is None:
-            from .listing import planned_iterations
-
             planned = planned_iterations(self.conf)
         self.planned: int | None = planned
         self._planned_from_rows = planned is None   # a pretraining job says it in its rows
@@ -92,8 +90,6 @@ class RunProgress:
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunProgress":
         """A RunProgress of everything the run directory holds now (status and every row)."""
-        from engine.records import read_metrics, read_status
-
         p = cls(run_dir)
         for r in read_metrics(run_dir):
             p.add_row(r)

@@ -19,6 +19,7 @@ from engine.runlock import is_locked, release, try_lock
 
 from .proc import cmdline, is_worker_of, pid_alive, valid_pid
 from .rebuild import status_unreadable, unreadable_status
+from .run_files import planned_iterations, read_config
 
 WORKER_FILE = "worker.json"
 GONE_PREFIX = "worker gone:"  # how a dead worker's error starts (listings label such runs)
@@ -191,8 +192,6 @@ def reconcile(run_dir: str | Path, exit_code: int | None = None, *, pid: int | N
 
 
 def _unreadable(run_dir: Path, exit_code: int | None, pid: int | None, write: bool) -> dict:
-    from .listing import planned_iterations, read_config
-
     alive = exit_code is None and (is_locked(run_dir) or is_alive(run_dir, {}))
     fd = None
     if write and not alive:
