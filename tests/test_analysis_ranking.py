@@ -287,8 +287,9 @@ def test_seed_protocol_has_the_issue22_rows_with_finite_values(tmp_path):
     """sarsa, two-stage, rank-q and rank-q-nn are fitted on IQL's dataset and scored like every row."""
     from engine.analysis.ranking_seed import SeedProtocol, run_seed_ranking
 
-    p = SeedProtocol(policy=scripted_actor(-1.0), states=6, K=3, M=2, eval_episodes=4, train_episodes=4, iql_taus=(0.5,),
-                     iql_max_steps=5, critic_epochs=1, nn_epochs=1, independent=False, rank_q_neighbours=2, seed=1)
+    p = SeedProtocol(policy=scripted_actor(-1.0), states=6, K=3, M=2, eval_episodes=4, train_episodes=4,
+                     iql_taus=(0.5,), iql_max_steps=5, critic_epochs=1, nn_epochs=1, independent=False,
+                     rank_q_neighbours=2, seed=1)
     r = run_seed_ranking(p, json_out=tmp_path / "seed.json")
     data = json.loads((tmp_path / "seed.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert r["states_ranked"] > 0
