@@ -283,6 +283,33 @@ def test_seed_protocol_tiny_run_has_the_contract_keys(tmp_path):
     assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))["rho"].keys() == r["rho"].keys()
 
 
+def test_seed_protocol_has_the_issue22_rows_with_finite_values(tmp_path):
+    """sarsa, two-stage, rank-q and rank-q-nn are fitted on IQL's dataset and scored like every row."""
+    from engine.analysis.ranking_seed import SeedProtocol, run_seed_ranking
+
+    p = SeedProtocol(policy=scripted_actor(-1.0), states=6, K=3, M=2, eval_episodes=4, train_episodes=4,
+                     iql_taus=(0.5,), iql_max_steps=5, critic_epochs=1, nn_epochs=1, independent=False,
+                     rank_q_neighbours=2, seed=1)
+    r = run_seed_ranking(p, json_out=tmp_path / "seed.json")
+    data = json.loads((tmp_path / "seed.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert r["states_ranked"] > 0
+    for name in ("sarsa", "two-stage", "rank-q", "rank-q-nn"):
+        assert math.isfinite(data["rho"][name]) and -1.0 <= data["rho"][name] <= 1.0, name
+        assert 0.0 <= data["top1"][name] <= 1.0, name
+    fits = data["fits"]["beyond"]
+    assert fits["rank-q"]["candidate_pairs"] == 6 * 3 and fits["rank-q-nn"]["neighbour_pairs"] > 0
+    assert fits["rank-q"]["pairs"] <= fits["rank-q"]["candidate_pairs"] + fits["rank-q"]["neighbour_pairs"]
+    assert fits["sarsa"]["target"] == "mc" and "residual_std" in fits["two-stage"]
+
+
+def test_seed_protocol_rejects_negative_rank_q_neighbours():
+    from engine.analysis.ranking import AnalysisError
+    from engine.analysis.ranking_seed import SeedProtocol
+
+    with pytest.raises(AnalysisError, match="rank_q_neighbours must be >= 0"):
+        SeedProtocol(rank_q_neighbours=-1).check()
+
+
 @pytest.mark.parametrize("args, needle", [
     (["ranking", "--protocol", "bogus"], "--protocol must be one of"),
     (["ranking", "--protocol", "seed", "--td-n", "1,x"], "--td-n"),

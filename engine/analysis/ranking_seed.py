@@ -28,7 +28,9 @@ Options: `m_scaling` (M = 1, 2, 4, 8, 16 rows against a 16-rollout truth, as the
 rank_nstep_td table), `network_sizes` (V, IQL and NN widths 256/512/1024, rank_network_size).
 `nn-gae` / `nn-mc`: a 3-layer Tanh net regressed on the per-pair GAE / MC advantages (the seed's
 rank_nn_regression recipe: 200 epochs, Adam with weight decay, cosine schedule), predictions on
-the same pairs. Diagnostics for the twin: how often all M re-rolls of a pair give the same return,
+the same pairs. `sarsa`, `two-stage`, `rank-q`, `rank-q-nn` (with `beyond`, the default): the
+issue-22 estimators fitted on IQL's dataset (engine.analysis.ranking_beyond). Diagnostics for
+the twin: how often all M re-rolls of a pair give the same return,
 the within-state vs cross-state variance of the true Q (the seed: 0.0001 vs 0.265).
 """
 from __future__ import annotations
@@ -52,6 +54,7 @@ from ..envs import check_env_id, make_env
 from ..nets import Critic, mlp
 from ..runtime import configure_threads, tick
 from ..train.rollout import collect
+from .ranking_beyond import beyond_rows, fit_beyond
 from .ranking import (AnalysisError, _finite_or_none, _load_policy, _select_states, pearson, within_state_spearman,
                       write_json)
 
@@ -103,6 +106,8 @@ class SeedProtocol:
     network_sizes: bool = False
     seed: int = 0
     max_batch: int = 16384
+    beyond: bool = True
+    rank_q_neighbours: int = 4
 
     def check(self) -> None:
         for name, low in (("states", 2), ("K", 2), ("M", 1), ("eval_episodes", 1), ("train_episodes", 1),
@@ -111,6 +116,8 @@ class SeedProtocol:
                 raise AnalysisError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if not self.td_n or min(self.td_n) < 1:
             raise AnalysisError(f"td_n must be a non-empty list of n >= 1, got {list(self.td_n)}")
+        if self.rank_q_neighbours < 0:
+            raise AnalysisError(f"rank_q_neighbours must be >= 0, got {self.rank_q_neighbours}")
         if not 0.0 < self.gamma <= 1.0:
             raise AnalysisError(f"gamma must be in (0, 1], got {self.gamma}")
         if not self.iql_taus or not all(0.0 < t < 1.0 for t in self.iql_taus):
@@ -306,7 +313,32 @@ def fit_values(p: SeedProtocol, train: dict, evald: dict, extra: dict, widths: t
     say("IQL as the finetuning loop fits it (twin Q, 1-step)")
     out["iql_ours"] = fit_iql(d["obs"], d["act"], d["rew"], d["next"], d["term"], gamma=p.gamma,
                               tau=p.iql_taus[0], steps=p.iql_max_steps, generator=gen)
+    if p.beyond:
+        ret, traj, group = _beyond_targets(sources, p.K, p.gamma)
+        out["beyond"] = fit_beyond(d["obs"], d["act"], ret, traj, group, steps=p.iql_max_steps,
+                                   neighbours=p.rank_q_neighbours, gen=torch.Generator().manual_seed(p.seed + 22),
+                                   say=say)  # own stream: the other rows stay as without `beyond`
+        out["info"]["beyond"] = out["beyond"]["info"]
     return out
+
+
+def _beyond_targets(sources: tuple, K: int, gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For the alive transitions of `sources` (in `_flat_transitions`' order): the discounted
+    return-to-go, a trajectory id (one per column of each source), and the evaluated state of each
+    candidate branch's first step (the last source's columns, laid out state-major by K; -1 elsewhere)."""
+    rets, trajs, groups, offset = [], [], [], 0
+    for n, s in enumerate(sources):
+        alive = s["alive"]
+        T, N = alive.shape
+        col = torch.arange(N).expand(T, N)
+        rets.append(_mc_returns(s["rewards"].float(), alive, gamma)[alive])
+        trajs.append((col + offset)[alive])
+        g = torch.full((T, N), -1, dtype=torch.long)
+        if n == len(sources) - 1:
+            g[0] = torch.arange(N) // K
+        groups.append(g[alive])
+        offset += N
+    return torch.cat(rets), torch.cat(trajs), torch.cat(groups)
 
 
 # --------------------------------------------------------------------------- step 5: scores
@@ -382,6 +414,8 @@ def _estimates(p: SeedProtocol, per: dict, v_mc: torch.Tensor, vals: dict, ev: d
         for k in ("mc", "gae", f"td{max(p.td_n)}"):
             est[f"{k}-indep"] = per[k][M:2 * M].mean(0)
     est.update(_iql_rows(p, vals, ev["obs"], cand))
+    if "beyond" in vals:
+        est.update(beyond_rows(vals["beyond"], ev["obs"], cand))
     est.update(_nn_rows(p, ev["obs"], cand, {"gae": est["gae"], "mc": truth - v_mc[:, None]}, widths[0], gen))
     for w in widths[1:]:
         est.update({f"{k}@{w}": v for k, v in _nn_rows(p, ev["obs"], cand, {"gae": est["gae"]}, w, gen).items()})
