@@ -166,16 +166,17 @@ def _run_seed(env, policy, states, actions, rollouts, td_n, m_scaling, network_s
 
 def _run_single(env, policy, critic, states, actions, gt_rollouts, gamma, seed, iql_steps, estimators, quick,
                 json_out, progress) -> dict:
-    from engine.launcher import run_ranking
+    from engine.launcher import RankingProtocol, run_ranking
 
     pick = 1 if quick else 0
     size = lambda key, given: _SIZES[key][pick] if given is None else given  # noqa: E731
     only = [e.strip() for e in estimators.split(",") if e.strip()] if estimators else None
-    return run_ranking(
+    p = RankingProtocol(
         env, policy=policy or "start", critic=critic, num_states=size("states", states),
         num_actions=size("actions", actions), gt_rollouts=size("gt_rollouts", gt_rollouts), gamma=gamma,
         seed=seed, iql_steps=size("iql_steps", iql_steps), critic_episodes=_SIZES["critic_episodes"][pick],
-        regress_pairs=_SIZES["regress_pairs"][pick], estimators=only, json_out=json_out, progress=progress)
+        regress_pairs=_SIZES["regress_pairs"][pick], estimators=only)
+    return run_ranking(p, progress=progress, json_out=json_out)
 
 
 __all__ = ["analyze_app"]
