@@ -5,7 +5,9 @@ of a state no better than chance (Spearman rho 0.01 against MC ground truth) whi
 good (r = 0.96), because Q's variance across states is ~500x its variance across the actions of
 one state; regressing advantages through a network destroys the ranking the same way
 (0.93 -> 0.02); GAE(lambda = 0.95) along real trajectories keeps it, even with IQL's V (0.93).
-`run_ranking` measures all of that on one policy, in one process, everything batched:
+`run_ranking(RankingProtocol(...))` measures all of that on one policy, in one process, everything
+batched, as one step function per numbered step below (the seed's protocol, ranking_seed.py, has
+the same shape and shares `collect_states`, `env_factory`, `Reporter` and `finish` from here):
 
 1. Visited states. The policy (a checkpoint role/seed name/path, 'none' = a fresh network, or an
    `Actor` object) runs one episode in each of `num_states` envs (sampling, no autoreset) with
