@@ -19,6 +19,8 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
   offline->online), `parse_budgets`, `DEFAULT_BUDGETS`; `save_budget_figure` (engine.figures) draws it
 - `stall`: `detect_stall` / `stall_fields`: a `running` run without progress ("stalled since ...")
 - `sweep_record`: a sweep's id and record of its runs; `load_sweep` / `resume_jobs` (`sweep --resume`)
+- `sweep_run`: running a planned sweep to its results (`begin_sweep`, `drive`, `point_results`, `run_rows`,
+  `sweep_arguments`, `missing_by_env`, `default_retries`): what `playground sweep` does besides drawing
 - settings (engine.settings): `setting(NAME)`, `check_settings()`, `SettingError`: every environment
   variable the project reads, validated in one place
 - the doctor (engine.doctor, re-exported for the fronts): `diagnose_run` / `diagnose_records` -> `Diagnosis` list, `machine_report`,
@@ -51,6 +53,8 @@ from .stall import Stall, detect_stall, stall_fields
 # sweeps: the local scheduler, seeds and grid points, a sweep's record (`sweep --resume`)
 from .sweep import Job, LocalBackend, Scheduler, parse_seeds, point_label, point_stats, ray_available
 from .sweep_record import SweepRecord, SweepRecordError, load_sweep, new_sweep, resume_jobs, track
+from .sweep_run import (begin_sweep, default_retries, drive, missing_by_env, point_results, run_rows,
+                        sweep_arguments)
 
 # pretraining an env's checkpoint ladder as a job, and what a ladder holds
 from .pretrain_job import active_pretrain, check_device, start_pretrain
@@ -88,7 +92,8 @@ from engine.doctor import (Diagnosis, PhysxMissing, diagnose_records, diagnose_r
 # and the TUI's start need none of them
 _LAZY = {
     "SeedProtocol": "engine.analysis.ranking_seed", "run_seed_ranking": "engine.analysis.ranking_seed",
-    "ESTIMATORS": "engine.analysis.ranking", "run_ranking": "engine.analysis.ranking",
+    "ESTIMATORS": "engine.analysis.ranking", "RankingProtocol": "engine.analysis.ranking",
+    "run_ranking": "engine.analysis.ranking",
     "check_env_id": "engine.envs", "ladder_dir": "engine.checkpoints", "read_index": "engine.checkpoints",
     "cuda_missing_message": "engine.train.device",
     "RayClusterError": "engine.launcher.ray_cluster", "parse_address": "engine.launcher.ray_cluster",
