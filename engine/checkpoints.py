@@ -222,6 +222,35 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, meta, blob.get("actor"), blob.get("critic"))
 
 
+@dataclass
+class LoadedNet:
+    """A network built from a checkpoint, with where it came from."""
+    net: "Actor | Critic"
+    path: Path
+    role: str | None          # the role the spec named (seed names mapped), None for a path
+    meta: dict[str, Any]
+
+
+def load_net(spec: str | Path, kind: str, env_id: str, obs_dim: int | None = None, act_dim: int | None = None, *,
+             what: str = "checkpoint", learn_logstd: bool | None = None,
+             device: "torch.device | str | None" = None) -> LoadedNet:
+    """The one way a policy (`kind` 'policy') or a critic ('critic') comes out of a checkpoint:
+    `spec` (a role, a seed name or a path; a `Path` is taken as the file itself) resolved for
+    `env_id`, the file loaded weights-only, checked to fit the env (its id, `obs_dim` and, for a
+    policy, `act_dim`; None skips a size), the network built on the CPU and moved to `device`
+    (None: left there). CheckpointError (one line naming `what`) for anything unusable."""
+    import torch
+
+    res = Resolved(str(spec), None, spec) if isinstance(spec, Path) else resolve_checkpoint(spec, env_id)
+    if res.path is None:
+        raise CheckpointError(f"{what}: 'none' names no checkpoint file to load")
+    c = load_checkpoint(res.path)
+    check_compatible(c.meta, env_id, obs_dim, act_dim if kind == "policy" else None, what=what)
+    with torch.device("cpu"):
+        net = c.build_actor(learn_logstd=learn_logstd) if kind == "policy" else c.build_critic()
+    return LoadedNet(net if device is None else net.to(device), res.path, res.role, c.meta)
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The checkpoint's metadata, without building any network (and without torch when the
     JSON sidecar written with it matches the file's size; else from the file itself)."""

@@ -70,28 +70,23 @@ def _finite(name: str, x: torch.Tensor | float | None) -> None:
 
 def load_policy(spec: str, env: BatchedEnv, *, learn_logstd: bool | None = None, what: str = "checkpoint",
                 device: torch.device | str | None = None) -> Actor:
-    """A policy from a resolved checkpoint path (or 'none': a fresh network), built on the CPU and
-    moved to `device` (default: where the env's observations live)."""
+    """A policy from a checkpoint (role, seed name or path; 'none': a fresh network), built on the
+    CPU and moved to `device` (default: where the env's observations live)."""
+    device = env.device if device is None else device
+    if spec and spec.lower() != "none":
+        return ck.load_net(spec, "policy", env.env_id, env.obs_dim, env.act_dim, what=f"{what} {spec}",
+                           learn_logstd=learn_logstd, device=device).net
     with built_on_cpu():
-        if not spec or spec.lower() == "none":
-            actor = Actor(env.obs_dim, env.act_dim, learn_logstd=bool(learn_logstd))
-        else:
-            res = ck.resolve_checkpoint(spec, env.env_id)
-            c = ck.load_checkpoint(res.path)
-            ck.check_compatible(c.meta, env.env_id, env.obs_dim, env.act_dim, what=f"{what} {spec}")
-            actor = c.build_actor(learn_logstd=learn_logstd)
-    return actor.to(env.device if device is None else device)
+        actor = Actor(env.obs_dim, env.act_dim, learn_logstd=bool(learn_logstd))
+    return actor.to(device)
 
 
 def load_critic(spec: str, env: BatchedEnv, device: torch.device | str | None = None) -> Critic | None:
+    """A critic from a checkpoint (None for 'none'), moved to `device` (default: the env's)."""
     if not spec or spec.lower() == "none":
         return None
-    res = ck.resolve_checkpoint(spec, env.env_id)
-    c = ck.load_checkpoint(res.path)
-    ck.check_compatible(c.meta, env.env_id, env.obs_dim, None, what=f"critic_checkpoint {spec}")
-    with built_on_cpu():
-        critic = c.build_critic()
-    return critic.to(env.device if device is None else device)
+    return ck.load_net(spec, "critic", env.env_id, env.obs_dim, what=f"critic_checkpoint {spec}",
+                       device=env.device if device is None else device).net
 
 
 class Finetuner:
