@@ -38,9 +38,7 @@ def load_config(preset: str, overrides: dict[str, object] | None = None, *, env:
     path = _preset_path(preset, problems)
     given = preset_values(path, problems) if path is not None else {}
     given |= override_values(overrides or {}, problems)
-    if env is not None:
-        given["env"] = Given(env)
-    given |= override_values({} if seed is None else {"seed": seed}, problems)
+    given |= _arguments(env, seed, problems)
     problems += _env_problems(given) + _device_problems(given)
     if problems:
         raise ConfigError(problems)
@@ -58,6 +56,13 @@ def _preset_path(preset: str, problems: list[Problem]) -> Path | None:
     except ConfigError as e:
         problems += e.problems
         return None
+
+
+def _arguments(env: str | None, seed: int | None, problems: list[Problem]) -> dict[str, Given]:
+    """The env and seed given as arguments (they win): the seed typed like an override, the env
+    checked with the env id below."""
+    given = {} if env is None else {"env": Given(env)}
+    return given | override_values({} if seed is None else {"seed": seed}, problems)
 
 
 def _env_problems(given: dict[str, Given]) -> list[Problem]:
