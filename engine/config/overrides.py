@@ -20,64 +20,55 @@ def parse_overrides(args: list[str]) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     problems: list[Problem] = []
-    flags = [f"--{k}" for k in FIELDS]
-    i = 0
     args = list(args)
+    i = 0
     while i < len(args):
-        tok = args[i]
-        if not tok.startswith("--") or tok == "--":
-            problems.append(Problem(f"unexpected argument {tok!r}: overrides are `--key value` pairs "
-                                    "(e.g. --gamma 0.9)"))
-            i += 1
-            continue
-        body = tok[2:]
-        value: str | None = None
-        if "=" in body:
-            body, value = body.split("=", 1)
-        negated = False
-        key = body.replace("-", "_")
-        if key not in FIELDS and body.startswith("no-") and body[3:].replace("-", "_") in FIELDS:
-            negated, key = True, body[3:].replace("-", "_")
-        if key in META_KEYS:
-            problems.append(Problem(f"--{body} is preset metadata, not a config key: set it in the preset file",
-                                    key=key))
-            i += 1 + (value is None and i + 1 < len(args) and not args[i + 1].startswith("--"))
-            continue
-        if key not in FIELDS:
-            problems.append(Problem(f"unknown option --{body}{did_you_mean('--' + key, flags, quote='')}",
-                                    key=key))
-            # skip its value too, so that it is not reported as a stray positional
-            i += 1 + (value is None and i + 1 < len(args) and not args[i + 1].startswith("--"))
-            continue
-        is_bool = field_type(key) is bool
-        if negated:
-            if not is_bool:
-                problems.append(Problem(f"--no-{key} only works for true/false keys; give --{key} VALUE", key=key))
-            elif value is not None:
-                problems.append(Problem(f"--no-{key} takes no value", key=key))
-            else:
-                out[key] = "false"
-            i += 1
-            continue
-        if value is None:
-            nxt = args[i + 1] if i + 1 < len(args) else None
-            if nxt is None or (nxt.startswith("--") and len(nxt) > 2):
-                if is_bool:
-                    value = "true"
-                else:
-                    problems.append(Problem(f"--{body} needs a value: --{key} VALUE", key=key))
-                    i += 1
-                    continue
-                i += 1
-            else:
-                value = nxt
-                i += 2
-        else:
-            i += 1
-        out[key] = value
+        i, key, value, problem = _next_override(args, i)
+        if problem is not None:
+            problems.append(problem)
+        elif key is not None:
+            out[key] = value
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _next_override(args: list[str], i: int) -> tuple[int, str | None, str | None, Problem | None]:
+    """The override that starts at args[i]: (where the next one starts, key, raw value, None), or
+    (where the next one starts, None, None, the problem)."""
+    tok = args[i]
+    if not tok.startswith("--") or tok == "--":
+        return i + 1, None, None, Problem(f"unexpected argument {tok!r}: overrides are `--key value` pairs "
+                                          "(e.g. --gamma 0.9)")
+    body, eq, value = tok[2:].partition("=")
+    value = value if eq else None
+    key = body.replace("-", "_")
+    negated = key not in FIELDS and body.startswith("no-") and body[3:].replace("-", "_") in FIELDS
+    if negated:
+        key = body[3:].replace("-", "_")
+    # an unknown flag's value is skipped too, so that it is not reported as a stray positional
+    skip = i + 1 + (value is None and i + 1 < len(args) and not args[i + 1].startswith("--"))
+    if key in META_KEYS:
+        return skip, None, None, Problem(f"--{body} is preset metadata, not a config key: set it in the preset file",
+                                         key=key)
+    if key not in FIELDS:
+        flags = [f"--{k}" for k in FIELDS]
+        return skip, None, None, Problem(f"unknown option --{body}{did_you_mean('--' + key, flags, quote='')}", key=key)
+    is_bool = field_type(key) is bool
+    if negated:
+        if not is_bool:
+            return i + 1, None, None, Problem(f"--no-{key} only works for true/false keys; give --{key} VALUE", key=key)
+        if value is not None:
+            return i + 1, None, None, Problem(f"--no-{key} takes no value", key=key)
+        return i + 1, key, "false", None
+    if value is not None:
+        return i + 1, key, value, None
+    nxt = args[i + 1] if i + 1 < len(args) else None
+    if nxt is not None and not (nxt.startswith("--") and len(nxt) > 2):
+        return i + 2, key, nxt, None
+    if is_bool:
+        return i + 1, key, "true", None
+    return i + 1, None, None, Problem(f"--{body} needs a value: --{key} VALUE", key=key)
 
 
 def override_values(overrides: Mapping[str, Any], problems: list[Problem]) -> dict[str, Given]:
