@@ -56,7 +56,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("PLAYGROUND_SHIPPED_LADDERS", "bool", True, "use the ladders shipped in the package",
             "engine.checkpoints"),
     Setting("PLAYGROUND_PRESETS_DIR", "path", None, "the presets folder (default: the repository's presets/)",
-            "engine.config.loading.presets_dir"),
+            "engine.config.presets.presets_dir"),
     Setting("PLAYGROUND_FIGURES_DIR", "path", "figures", "where the TUI saves figures", "tui.app"),
     Setting("PLAYGROUND_MANISKILL_PROCS", "int", None,
             "processes hosting CPU ManiSkill envs (default: one per usable core)", "engine.runtime.default_procs", 1),

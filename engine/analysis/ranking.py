@@ -241,11 +241,8 @@ def _load_policy(policy: Any, env: BatchedEnv, seed: int) -> tuple[Actor, dict]:
             torch.manual_seed(seed)
             actor = Actor(env.obs_dim, env.act_dim)
         return actor, {"spec": "none", "note": "freshly initialised network"}
-    res = ck.resolve_checkpoint(spec, env.env_id)
-    c = ck.load_checkpoint(res.path)
-    ck.check_compatible(c.meta, env.env_id, env.obs_dim, env.act_dim, what=f"policy {spec}")
-    actor = c.build_actor()
-    m = c.meta
+    res = ck.load_net(spec, "policy", env.env_id, env.obs_dim, env.act_dim, what=f"policy {spec}")
+    actor, m = res.net, res.meta
     return actor, {"spec": spec, "path": str(res.path), "role": res.role, "iteration": m.get("iteration"),
                    "logstd": m.get("logstd"), "det_sr": m.get("det_sr"), "stoch_sr": m.get("stoch_sr")}
 
@@ -256,11 +253,9 @@ def _load_critic(spec: Any, env: BatchedEnv) -> tuple[Critic | None, dict]:
     if spec is None or str(spec).strip().lower() in ("", "none"):
         return None, {"spec": "none"}
     spec = str(spec).strip()
-    res = ck.resolve_checkpoint(spec, env.env_id)
-    c = ck.load_checkpoint(res.path)
-    ck.check_compatible(c.meta, env.env_id, env.obs_dim, None, what=f"critic {spec}")
-    m = c.meta
-    return c.build_critic(), {"spec": spec, "path": str(res.path), "role": res.role, "gamma": m.get("gamma"),
+    res = ck.load_net(spec, "critic", env.env_id, env.obs_dim, what=f"critic {spec}")
+    m = res.meta
+    return res.net, {"spec": spec, "path": str(res.path), "role": res.role, "gamma": m.get("gamma"),
                               "fitted_on": m.get("fitted_on"), "fit_r2": m.get("fit_r2")}
 
 

@@ -30,9 +30,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import psutil
+
 from ..config.tomlio import dumps_flat
+from ..figures import group_curves, panels_figure, save_figure
 from ..records import git_commit, read_metrics, read_status
+from ..runtime import threads_mode, usable_cores
 from .stats import METRICS, block, config_key, p_improve, pct_ci, read_config, values_of_rows
+
+# The launcher's modules are imported inside the functions that use them: engine/launcher/__init__.py
+# imports this module, so importing engine.launcher.* here at the top is an import circle at run time
+# (tried: `import engine.launcher` then fails with "cannot import name 'BEST_CONFIGURATIONS' from
+# partially initialized module 'engine.analysis.reproduce'").
 
 # (regime, method as the seed names it, the seed's peak SR, our preset, the seed's final SR): the peak and
 # final of the logged run each preset reproduces (experiments/log.md of zyc00/OfflineRLPlayGround; see
@@ -101,10 +110,7 @@ def run_summary(run_dir: Path) -> dict:
 
 def machine_facts(device: str, parallel: int) -> dict:
     """CPU model and cores, torch build, device, and the threads each worker may use."""
-    import psutil
-    import torch
-
-    from ..runtime import threads_mode, usable_cores
+    import torch  # the launcher imports this module: `import torch` took 5.1 s (perf_counter) of a CLI start
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -252,8 +258,6 @@ def bands_figure(results: list[RowResult], runs_dir: Path, out: Path) -> Path | 
     """The rows' SR curves, one IQM line with its 95% CI band per row: online rows against env steps
     (a log axis: GAE PPO's 50k and MC16's 20M+ in one panel), offline rows against iterations (an
     offline run's env steps stop growing once its dataset is collected)."""
-    from ..figures import group_curves, panels_figure, save_figure
-
     def dirs(regime: str) -> list[Path]:
         return [runs_dir / run["run"] for r in results for run in r.runs
                 if read_config(runs_dir / run["run"]).get("regime") == regime]
@@ -279,7 +283,7 @@ def finished_runs(runs_dir: Path) -> dict[tuple, Path]:
 
 def planned_key(cfg) -> tuple:
     """(seed, config key) of a planned run, as its config.toml will read."""
-    from ..launcher.spawn import resolved_checkpoint_paths
+    from ..launcher.spawn import resolved_checkpoint_paths  # at run time: see the note at the top
 
     conf = tomllib.loads(dumps_flat(resolved_checkpoint_paths(cfg)[0]))
     return conf.get("seed"), config_key(conf)
@@ -288,7 +292,7 @@ def planned_key(cfg) -> tuple:
 def plan_jobs(rows: list, *, env: str, seeds: list[int], quick: bool, runs_dir: Path, device: str | None,
               reuse: bool = True):
     """Jobs of every row x seed (reused finished runs already ended) and the exact commands."""
-    from ..launcher.listing import summarize_run
+    from ..launcher.listing import summarize_run  # at run time: see the note at the top
     from ..launcher.plan import plan_sweep
 
     done = finished_runs(runs_dir) if reuse else {}
@@ -316,7 +320,7 @@ def plan_jobs(rows: list, *, env: str, seeds: list[int], quick: bool, runs_dir: 
 
 
 def run_jobs(jobs: list, parallel: int, on_event: Callable[[str], None]) -> None:
-    from ..launcher.sweep import Scheduler
+    from ..launcher.sweep import Scheduler  # at run time: see the note at the top
 
     for j in jobs:
         if j.state == "ended":

@@ -23,7 +23,7 @@ machine to its last MiB.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -134,8 +134,6 @@ def available_memory() -> int | None:
 
 def largest_fitting(cfg: RunConfig, key: str, budget: int) -> int:
     """The largest value of integer `key` (at most its current value) whose estimate fits `budget`; 0 if none."""
-    from dataclasses import replace
-
     lo, hi = 0, int(getattr(cfg, key))
     while lo < hi:
         mid = (lo + hi + 1) // 2
