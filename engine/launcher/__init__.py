@@ -69,7 +69,8 @@ from engine.sr import is_iteration_row
 
 # statistics over seeds, the budget study and the reproduce table (engine.analysis)
 from engine.analysis.stats import METRICS, block, describe, group_runs, grouped_series, p_improve, pct_ci, run_values
-from engine.analysis.reproduce import BEST_CONFIGURATIONS, DEFAULT_SEEDS, reproduce
+from engine.analysis.reproduce import BEST_CONFIGURATIONS, DEFAULT_SEEDS
+from .reproduce_job import reproduce
 from .budget import DEFAULT_BUDGETS, BudgetError, parse_budgets, run_budget
 
 # figures (engine.figures, matplotlib loaded when a figure is drawn)
