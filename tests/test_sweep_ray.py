@@ -4,7 +4,7 @@ Ray process on loopback, a killed worker retried (or failed with --max-retries 0
 Ray run, and the one-line refusals. One small Ray instance (2 CPUs, 200 MB object store, no
 dashboard) is shared by the module; the sweeps reuse it.
 
-The records' streaming (`engine.launcher.ray_records`) is also tested without Ray.
+The records' streaming (`engine.launcher.distributed.run_records`) is also tested without Ray.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli.app import app
-from engine.launcher.ray_cluster import RayClusterError, local_init_kwargs, loopback_environment, parse_address
-from engine.launcher.ray_records import RecordStreamer, apply_ops, materialize, seed_files
+from engine.launcher.distributed.cluster import RayClusterError, local_init_kwargs, loopback_environment, parse_address
+from engine.launcher.distributed.run_records import RecordStreamer, apply_ops, materialize, seed_files
 from engine.launcher.proc import pid_alive
 from engine.records import read_metrics, read_status
 from engine.runlock import is_locked
@@ -364,7 +364,7 @@ def test_records_round_trip_through_the_streamer(tmp_path):
 def test_resource_requests_against_the_nodes():
     """GPUs on a cluster without any, or more than one node has, are refused in one line;
     a request a node can meet passes (no Ray needed: the node list is given)."""
-    from engine.launcher.ray_cluster import RayConnection
+    from engine.launcher.distributed.cluster import RayConnection
 
     class FakeRay:
         def __init__(self, nodes):
@@ -424,7 +424,7 @@ def test_scheduler_retries_a_dead_worker_also_on_the_local_backend(tmp_path, mon
 def test_join_error_hints_token_auth_for_host_port_and_client(monkeypatch):
     """Measured: joining a head started with token auth fails as 'Failed to connect' (HOST:PORT)
     or as a timeout (ray://); both lines say how to pass the token, unless it is already set."""
-    from engine.launcher.ray_cluster import _join_error
+    from engine.launcher.distributed.cluster import _join_error
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     for err in ("Failed to connect to Ray cluster at 127.0.0.1:6390", "ray client connection timeout"):

@@ -18,6 +18,8 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `budget`: `run_budget` (the seed's Phase 1c: final SR vs online budget for offline, online and
   offline->online), `parse_budgets`, `DEFAULT_BUDGETS`; `save_budget_figure` (engine.figures) draws it
 - `stall`: `detect_stall` / `stall_fields`: a `running` run without progress ("stalled since ...")
+- `distributed` (Ray, its own subpackage): `ray_available`, `parse_address`, `RayClusterError`, and
+  `open_ray_backend` (`sweep --backend ray`; Ray itself is imported only when a sweep connects)
 - `sweep_record`: a sweep's id and record of its runs; `load_sweep` / `resume_jobs` (`sweep --resume`)
 - settings (engine.settings): `setting(NAME)`, `check_settings()`, `SettingError`: every environment
   variable the project reads, validated in one place
@@ -49,7 +51,8 @@ from .reconcile import reconcile, worker_out_tail
 from .stall import Stall, detect_stall, stall_fields
 
 # sweeps: the local scheduler, seeds and grid points, a sweep's record (`sweep --resume`)
-from .sweep import Job, LocalBackend, Scheduler, parse_seeds, point_label, point_stats, ray_available
+from .sweep import Job, LocalBackend, Scheduler, parse_seeds, point_label, point_stats
+from .distributed.cluster import RayClusterError, parse_address, ray_available  # Ray itself loads on connect
 from .sweep_record import SweepRecord, SweepRecordError, load_sweep, new_sweep, resume_jobs, track
 
 # pretraining an env's checkpoint ladder as a job, and what a ladder holds
@@ -85,15 +88,14 @@ from engine.doctor import (Diagnosis, PhysxMissing, diagnose_records, diagnose_r
                            require_physx_gpu)
 
 # loaded on first use (start-up costs measured with `python -X importtime`): the ranking protocols and
-# engine.train.device import torch (3-5 s here), the Ray modules Ray, engine.envs ~10-30 ms; `playground --help`
-# and the TUI's start need none of them
+# engine.train.device import torch (3-5 s here), the Ray backend Ray (1.2 s), engine.envs ~10-30 ms;
+# `playground --help` and the TUI's start need none of them
 _LAZY = {
     "SeedProtocol": "engine.analysis.ranking_seed", "run_seed_ranking": "engine.analysis.ranking_seed",
     "ESTIMATORS": "engine.analysis.ranking", "run_ranking": "engine.analysis.ranking",
     "check_env_id": "engine.envs", "ladder_dir": "engine.checkpoints", "read_index": "engine.checkpoints",
     "cuda_missing_message": "engine.train.device",
-    "RayClusterError": "engine.launcher.ray_cluster", "parse_address": "engine.launcher.ray_cluster",
-    "open_ray_backend": "engine.launcher.ray_backend",
+    "open_ray_backend": "engine.launcher.distributed.backend",
 }
 
 
