@@ -36,6 +36,7 @@ from engine.analysis.stats import block, run_values
 from engine.config.limits import MAX_SWEEP_RUNS
 from engine.errors import UserError
 from engine.records import TERMINAL, read_status, truncate_metrics, write_status
+from engine.runtime import THREADS_MAX_ENV, usable_cores
 
 from .follow import RunWatcher
 from .listing import RunSummary, summarize_run
@@ -264,8 +265,6 @@ class LocalBackend:
         self.parallel = parallel
 
     def worker_env(self) -> dict[str, str] | None:
-        from ..runtime import THREADS_MAX_ENV, usable_cores
-
         if not self.parallel or self.parallel <= 1 or THREADS_MAX_ENV in os.environ:
             return None
         return {**os.environ, THREADS_MAX_ENV: str(max(1, usable_cores() // self.parallel))}
