@@ -102,7 +102,7 @@ ENV_STEPS_LABEL = "environment steps (count; MC re-rollouts included)"
 def draw_sr_axes(ax, curves: Sequence[Curve], *, xscale: str = "linear", xlabel: str = ENV_STEPS_LABEL,
                  first_color: int = 0) -> None:
     """Draw `curves` (SR in percent) on `ax`: lines, their bands, the presets' expected SRs dashed."""
-    from matplotlib.ticker import EngFormatter, NullFormatter, PercentFormatter
+    from matplotlib.ticker import EngFormatter, NullFormatter, PercentFormatter  # lazy: see the module docstring
 
     colors = [f"C{i}" for i in range(10)]
     for i, c in enumerate(curves, start=first_color):
@@ -145,7 +145,7 @@ def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env step
               height_in: float = 4.8, caption: str | None = None, xscale: str = "linear"):
     """One axes: every curve (SR in percent) against env steps, bands where a curve has them,
     the expected SRs dashed, and `caption` (default: the band's meaning when a band is drawn)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: 0.9 s (module docstring)
 
     fig = Figure(figsize=(width_in, height_in), dpi=100, layout="constrained")
     ax = fig.add_subplot()
@@ -158,7 +158,7 @@ def sr_figure(curves: Sequence[Curve], *, title: str = "Success rate vs env step
 def panels_figure(panels: Sequence[tuple[str, Sequence[Curve], str, str]], *, title: str,
                   caption: str | None = None, height_in: float = 4.8):
     """Side by side axes, one per (subtitle, curves, x label, x scale) panel that has curves; one caption."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: 0.9 s (module docstring)
 
     panels = [p for p in panels if any(c.env_steps for c in p[1])]
     width_in = 6.5 * max(1, len(panels))
@@ -219,8 +219,8 @@ def budget_figure(points: Sequence[dict], *, title: str = "Final SR vs online bu
     """The Phase 1c figure from `engine.launcher.budget`'s points ({arm, budget, mean, ci95}): final SR
     against online env steps, one line per arm with its 95% intervals; the offline arm (budget 0) is
     also drawn as a dotted level, and offline->online starts from it."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import EngFormatter, PercentFormatter
+    from matplotlib.figure import Figure  # lazy: 0.9 s (module docstring)
+    from matplotlib.ticker import EngFormatter, PercentFormatter  # lazy: see the module docstring
 
     fig = Figure(figsize=(7.0, 4.5), dpi=100, layout="constrained")
     ax = fig.add_subplot()
