@@ -52,7 +52,7 @@ from .stall import Stall, detect_stall, stall_fields
 
 # sweeps: the local scheduler, seeds and grid points, a sweep's record (`sweep --resume`)
 from .sweep import Job, LocalBackend, Scheduler, parse_seeds, point_label, point_stats
-from .distributed.cluster import RayClusterError, parse_address, ray_available  # Ray itself loads on connect
+from .distributed import ray_available
 from .sweep_record import SweepRecord, SweepRecordError, load_sweep, new_sweep, resume_jobs, track
 
 # pretraining an env's checkpoint ladder as a job, and what a ladder holds
@@ -88,13 +88,14 @@ from engine.doctor import (Diagnosis, PhysxMissing, diagnose_records, diagnose_r
                            require_physx_gpu)
 
 # loaded on first use (start-up costs measured with `python -X importtime`): the ranking protocols and
-# engine.train.device import torch (3-5 s here), the Ray backend Ray (1.2 s), engine.envs ~10-30 ms;
-# `playground --help` and the TUI's start need none of them
+# engine.train.device import torch (3-5 s here), the Ray backend Ray (1.2 s), the Ray cluster module 3-39 ms,
+# engine.envs ~10-30 ms; `playground --help` and the TUI's start need none of them
 _LAZY = {
     "SeedProtocol": "engine.analysis.ranking_seed", "run_seed_ranking": "engine.analysis.ranking_seed",
     "ESTIMATORS": "engine.analysis.ranking", "run_ranking": "engine.analysis.ranking",
     "check_env_id": "engine.envs", "ladder_dir": "engine.checkpoints", "read_index": "engine.checkpoints",
     "cuda_missing_message": "engine.train.device",
+    "RayClusterError": "engine.launcher.distributed.cluster", "parse_address": "engine.launcher.distributed.cluster",
     "open_ray_backend": "engine.launcher.distributed.backend",
 }
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from engine.records import TERMINAL, RecordError, now_iso, read_status, write_status
 
-from .distributed.run_records import stop_ray_run
 from .proc import clamp_grace, is_worker_of, terminate
 from .reconcile import describe_exit, read_worker_info, reconcile, worker_pid
 
@@ -26,6 +25,9 @@ def stop_run(run_dir: str | Path, grace_s: float = 10.0) -> dict:
     if status.get("status") in TERMINAL:
         return status
     if (read_worker_info(run_dir) or {}).get("launcher") == "ray":
+        # lazy: 2-15 ms of every front's start (-X importtime) that only a Ray run's stop needs
+        from .distributed.run_records import stop_ray_run
+
         return stop_ray_run(run_dir, grace_s)  # its worker is on a Ray node: the sweep cancels the task
     pid, ref = worker_pid(run_dir, status)
     if pid is None:

@@ -222,12 +222,3 @@ def connect(address: str | None = None, dashboard: bool = False, num_cpus: int |
     _ray_messages_to_stderr()
     conn.refresh()
     return conn
-
-
-def ray_available() -> bool:
-    """Whether Ray can be imported here (`sweep --backend ray` asks before planning)."""
-    try:
-        import ray  # noqa: F401  (lazy: see connect)
-    except ImportError:
-        return False
-    return True
