@@ -361,6 +361,33 @@ def test_records_round_trip_through_the_streamer(tmp_path):
     shutil.rmtree(private)
 
 
+def test_a_batch_lost_in_flight_is_sent_again(tmp_path):
+    """A Ray task cancelled while it ships a batch rewinds the streamer: the rows of that batch come
+    back with the next one (the final ship), written at their offsets, so none is missing or doubled."""
+    launcher, private = tmp_path / "runs" / "r1", tmp_path / "node" / "r1.1"
+    launcher.mkdir(parents=True)
+    (launcher / "config.toml").write_text('env = "pickcube-lite"\n')
+    s = RecordStreamer(private, materialize(private, seed_files(launcher)))
+    (private / "metrics.jsonl").write_text('{"iteration": 0}\n')
+    apply_ops(launcher, s.changes())                     # the first batch arrives
+    with open(private / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 1}\n{"iteration": 2}\n')
+    mark = s.mark()
+    lost = s.changes()                                   # computed, never delivered (cancelled)
+    assert lost and s.changes() == []
+    s.rewind(mark)
+    with open(private / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 3}\n')
+    final = s.changes(final=True)
+    for delivered in ([final], [lost, final]):           # the batch in flight was lost, or it did arrive (first:
+        shutil.rmtree(launcher)                          # one task's calls to the mailbox keep their order)
+        launcher.mkdir()
+        (launcher / "metrics.jsonl").write_text('{"iteration": 0}\n')
+        for ops in delivered:
+            apply_ops(launcher, ops)
+        assert [r["iteration"] for r in read_metrics(launcher)] == [0, 1, 2, 3]
+
+
 def test_resource_requests_against_the_nodes():
     """GPUs on a cluster without any, or more than one node has, are refused in one line;
     a request a node can meet passes (no Ray needed: the node list is given)."""

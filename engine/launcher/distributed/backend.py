@@ -91,7 +91,14 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
     streamer = RecordStreamer(private, seeded)
 
     def ship(final: dict | None = None) -> None:
-        ray.get(mailbox.put.remote(key, streamer.changes(final=final is not None), final))
+        sent = streamer.mark()
+        try:
+            ray.get(mailbox.put.remote(key, streamer.changes(final=final is not None), final))
+        except BaseException:
+            # cancelled (or failed) while sending: the batch may be lost, so the next one carries it again
+            # (else metrics rows of that batch never reach the launcher while a later resume.pt does)
+            streamer.rewind(sent)
+            raise
 
     cancelled = False
     try:

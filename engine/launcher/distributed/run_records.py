@@ -124,6 +124,16 @@ class RecordStreamer:
                 out.append(rel)
         return sorted(out)
 
+    def mark(self) -> tuple[dict, dict]:
+        """What has been sent so far, for `rewind`."""
+        return dict(self.offsets), dict(self.stamps)
+
+    def rewind(self, mark: tuple[dict, dict]) -> None:
+        """Forget the `changes()` since `mark`: a batch that may not have reached the launcher (the
+        task cancelled while sending it) is sent again with the next one; appends are written at
+        their offset and replacements whole, so a batch that did arrive is not doubled."""
+        self.offsets, self.stamps = dict(mark[0]), dict(mark[1])
+
     def changes(self, final: bool = False) -> list[tuple]:
         """Ops for what changed; with `final` (the worker has exited) also its experiment-log entry."""
         ops: list[tuple] = []
