@@ -78,17 +78,17 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("PLAYGROUND_PRETRAIN_WORKER", "command", None,
             "command prefix replacing `python -m engine pretrain` (tests)", "engine.launcher.pretrain_job"),
     Setting("PLAYGROUND_RAY_SHIP_CODE", "bool", True, "ship the engine's code to a Ray cluster",
-            "engine.launcher.ray_cluster"),
+            "engine.launcher.distributed.cluster"),
     Setting("PLAYGROUND_RAY_SCRATCH", "path", None,
             "where Ray nodes keep private run directories (default: $TMPDIR/playground-ray)",
-            "engine.launcher.ray_backend"),
+            "engine.launcher.distributed.backend"),
     Setting("PLAYGROUND_RAY_KEEP_SCRATCH", "bool", False, "keep Ray nodes' private run directories",
-            "engine.launcher.ray_backend"),
+            "engine.launcher.distributed.backend"),
     Setting("PLAYGROUND_RUN_LOCK_FD", "fd", None, "internal: the run lock a launcher hands its worker",
             "engine.runlock"),
     Setting("RAY_TMPDIR", "socketdir", None,
             f"Ray's temp dir (its sockets live there: at most {RAY_TMPDIR_MAX} characters)",
-            "engine.launcher.ray_cluster"),
+            "engine.launcher.distributed.cluster"),
 )}
 
 

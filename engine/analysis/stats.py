@@ -31,12 +31,12 @@ loaded 2-core machine), and every `playground` command imports this module throu
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from engine.records import read_metrics
+from engine.run_files import read_config  # noqa: F401 (a run's config.toml; re-exported)
 from engine.sr import is_iteration_row, peak_sr, sr_series, sr_value
 
 METRICS = ("final_sr", "peak_sr", "sr_at_end")
@@ -144,16 +144,6 @@ class Group:
     @property
     def preset(self) -> str:
         return str(self.config.get("preset") or "") or "(no preset)"
-
-
-def read_config(run_dir: str | Path) -> dict:
-    """A run's resolved config.toml ({} when missing or unreadable; as engine.launcher.read_config,
-    which sits above this module)."""
-    try:
-        with open(Path(run_dir) / "config.toml", "rb") as f:
-            return tomllib.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 def config_key(conf: dict) -> tuple:
