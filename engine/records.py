@@ -282,7 +282,7 @@ class RunRecorder:
         self.log.addHandler(self._handler)
         self._tb = None
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # lazy: only a worker with tensorboard on (torch + tensorboard, seconds)
 
             self._tb = SummaryWriter(log_dir=str(self.run_dir))
 

@@ -133,7 +133,7 @@ class ThreadGovernor:
         return time.monotonic(), busy, time.process_time()
 
     def _set(self, n: int) -> int:
-        import torch
+        import torch  # lazy: the launcher reads this module's core counts without torch (~3-5 s to import)
 
         n = max(1, int(n))
         if torch.get_num_threads() != n:

@@ -33,6 +33,7 @@ from ..config.schema import RunConfig
 from ..runtime import set_threads
 from . import headline
 from .ppo_iter import HP, RefAgent, cleanrl_minibatch_step
+from ..train.pretrain import run_pretrain
 
 ENV = "pickcube-lite"
 UNIT_STEPS, UNIT_MINIBATCH = 256, 800
@@ -86,7 +87,6 @@ def _time_unit(steps: int, minibatch: int, obs_dim: int, act_dim: int, seed: int
 
 
 def time_pretrain(overrides: dict, out=print) -> dict:
-    from ..train.pretrain import run_pretrain
 
     with tempfile.TemporaryDirectory(prefix="firstrun-pretrain-") as root:
         t, c = time.perf_counter(), time.process_time()

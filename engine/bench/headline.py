@@ -28,7 +28,8 @@ the wall time on an otherwise idle core, and with more threads the CPU seconds a
 time OpenMP threads spend waiting on each other.
 
 The phase timers wrap the Finetuner's methods in a subclass and swap the `collect` and
-`mc_estimate` names the loop looks up for timed wrappers, for this process only.
+`mc_estimate` names the loop looks up (in engine.train.finetune's namespace) for timed wrappers,
+for this process only.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from ..algos import mc as mc_mod
 from ..config.schema import RunConfig
 from ..runtime import set_threads, threads_mode
 from ..train import finetune as ft_mod
+from ..config.loading import load_config
 
 TARGET_S = 300.0
 
@@ -60,7 +62,6 @@ PRESET = "online-mc16-awr"
 def headline_config(checkpoint: str = "auto", env: str = "pickcube-lite", **overrides) -> RunConfig:
     """The headline preset's RunConfig; checkpoint 'auto' = ladder roles start/optimal when the
     env's ladder (built, or shipped) has both, else 'none'."""
-    from ..config.loading import load_config
 
     if checkpoint == "auto":
         index = ck.read_index(env)
@@ -148,7 +149,7 @@ def run(cfg: RunConfig | None = None, *, quick: bool = False, out=print) -> dict
 
     t0, c0 = time.perf_counter(), time.process_time()
     with _patched(ft_mod, "collect", timers.wrap("collect", ft_mod.collect)), \
-            _patched(mc_mod, "mc_estimate", timers.wrap("mc_estimate", mc_mod.mc_estimate)):
+            _patched(ft_mod, "mc_estimate", timers.wrap("mc_estimate", mc_mod.mc_estimate)):
         with timers("setup"):
             f = TimedFinetuner(cfg, on_row=on_row)
             f.timers = timers

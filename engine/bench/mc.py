@@ -35,7 +35,7 @@ from ..algos.mc import RolloutEnvCache, mc_estimate, mc_horizon
 from ..envs import make_env
 from ..runtime import set_threads
 from ..nets import Actor
-from ..train.finetune import MC_MAX_BATCH_LITE
+from ..train.finetune import MC_MAX_BATCH_LITE, load_policy
 from ..train.rollout import collect
 
 MAX_BATCH = MC_MAX_BATCH_LITE  # the chunk size the training loop uses for pickcube-lite
@@ -44,8 +44,6 @@ MAX_BATCH = MC_MAX_BATCH_LITE  # the chunk size the training loop uses for pickc
 def _load_actor(spec: str, env) -> Actor:
     if not spec or spec.lower() == "none":
         return Actor(env.obs_dim, env.act_dim)
-    from ..train.finetune import load_policy
-
     return load_policy(spec, env, what="bench policy")
 
 

@@ -43,6 +43,7 @@ from ..envs import make_env
 from ..runtime import set_threads
 from ..nets import Actor, Critic
 from ..train.rollout import collect
+from engine.train.rollout import rollout_values
 
 HP = dict(gamma=0.8, gae_lambda=0.9, update_epochs=4, num_minibatches=32, clip_coef=0.2, ent_coef=0.0,
           vf_coef=0.5, max_grad_norm=0.5, learning_rate=3e-4, norm_adv=True, target_kl=None)
@@ -181,7 +182,6 @@ VALUE_ROWS = 4096
 @torch.no_grad()
 def values_reused(critic: Critic, ro) -> tuple[torch.Tensor, torch.Tensor]:
     """The engine's value pass (engine.train.rollout.rollout_values, adopted from this bench)."""
-    from engine.train.rollout import rollout_values
 
     return rollout_values(critic, ro)
 

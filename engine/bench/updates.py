@@ -39,6 +39,8 @@ from ..algos.awr import awr_update
 from ..algos.ppo import ppo_update
 from ..nets import Actor, Critic
 from ..runtime import set_threads
+from ..algos.awr import awr_weights
+from ..kernels import onednn_available
 
 OBS, ACT, BATCH, MINIBATCHES = 21, 4, 5000, 5
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -111,7 +113,6 @@ def run(epochs: int = 20, repeats: int = 3, out=print) -> dict:
     steps = epochs * MINIBATCHES
     out(f"update bench: {steps} gradient steps of minibatch {BATCH // MINIBATCHES} per timing, best of {repeats}; "
         f"torch threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    from ..algos.awr import awr_weights
 
     weights = awr_weights(d["advantages"], 0.5, 20.0, True)
     res: dict = {}
@@ -150,7 +151,6 @@ def _plain(actor: Actor) -> Actor:
 
 
 def kernels_vs_plain(actor: Actor, d: dict, epochs: int, repeats: int, out=print) -> dict:
-    from ..kernels import onednn_available
 
     res: dict = {"onednn": onednn_available()}
     fused, plain = copy.deepcopy(actor), _plain(actor)

@@ -9,7 +9,7 @@ import typer
 
 from engine.launcher import BEST_CONFIGURATIONS, DEFAULT_SEEDS, MAX_SWEEP_RUNS
 from engine.launcher import reproduce as run_table
-from engine.launcher import pct_ci, plan_run
+from engine.launcher import cuda_missing_message, pct_ci, plan_run
 
 from .common import ensure_runs_dir, runs_dir_of
 from .errors import CliError, cli_errors
@@ -40,8 +40,6 @@ def reproduce(ctx: typer.Context,
     if device == "cuda":
         # here, not at the top: torch takes ~9 s of a `playground` start (python -X importtime)
         import torch
-
-        from engine.launcher import cuda_missing_message
 
         if not torch.cuda.is_available():
             raise CliError([cuda_missing_message("--device cuda")])

@@ -72,6 +72,7 @@ from ..algos.gae import gae
 from ..algos.ppo import ppo_update
 from ..config.schema import resolved_control_mode
 from ..envs import BatchedEnv, make_env
+from ..runtime import thread_governor
 from ..nets import Actor, Critic
 from .device import built_on_cpu, make_generators, run_device
 from .evaluation import evaluate, make_eval_env
@@ -219,8 +220,6 @@ def fit_critic(obs: torch.Tensor, returns: torch.Tensor, *, epochs: int, seed: i
 def run_pretrain(env_id: str, *, seed: int = 0, root: Path | None = None,
                  progress: Callable[[dict], None] | None = None, **overrides) -> dict:
     """Train, keep every iteration, derive the ladder; returns the ladder index."""
-    from ..runtime import thread_governor
-
     threads = thread_governor()  # auto: the idle cores, re-decided every iteration
     cfg = PretrainConfig.for_env(env_id, **overrides)
     say = progress or (lambda info: None)

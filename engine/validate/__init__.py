@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.config.loading import preset_metadata
 from engine.config.schema import RunConfig
 
 from . import history, rules_checkpoints, rules_naming, rules_training
@@ -60,8 +61,6 @@ def validate(cfg: RunConfig, metas: dict[str, dict | None] | None = None, *, run
         findings += rule(cfg, m)
     if runs_dir is not None:
         if expected_sr is None and cfg.preset:
-            from engine.config.loading import preset_metadata
-
             es = preset_metadata(cfg.preset).get("expected_sr")
             expected_sr = float(es) if isinstance(es, (int, float)) and not isinstance(es, bool) else None
         findings += history.hist01_far_below(cfg, runs_dir, expected_sr)
