@@ -120,9 +120,16 @@ def _append(args):
     append_experiment_log(f"## entry {i}\n" + "".join(f"line {i}.{j}\n" for j in range(200)) + "\n", path)
 
 
+def _all_start_together(barrier):
+    barrier.wait(timeout=300)
+
+
 def test_experiment_log_entries_do_not_interleave(tmp_path):
+    # spawn, not fork: fork from this multi-threaded process may deadlock (Python 3.12 warns) and
+    # does not exist on Windows; the barrier makes the four workers append at the same time
     path = tmp_path / "log.md"
-    with mp.get_context("fork").Pool(4) as pool:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4, initializer=_all_start_together, initargs=(ctx.Barrier(4),)) as pool:
         pool.map(_append, [(path, i) for i in range(8)])
     text = path.read_text()
     assert text.count("# Experiment log") == 1 and text.startswith("# Experiment log")
