@@ -24,6 +24,34 @@ DIALOG_CSS = """
 """
 
 
+class TextDialog(ModalScreen[None]):
+    """The body every read-only dialog shares: an optional heading, a scrolling body (`body()`:
+    its widgets) and a Close button; escape / q and the dialog's own key (`BINDINGS`) close it."""
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def heading(self) -> str | None:
+        return None
+
+    def body(self) -> ComposeResult:
+        raise NotImplementedError
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            heading = self.heading()
+            if heading is not None:
+                yield Static(heading, classes="heading")
+            with VerticalScroll():
+                yield from self.body()
+            with Horizontal(classes="buttons"):
+                yield Button("Close (esc)", id="close")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
 class ConfirmScreen(ModalScreen[bool]):
     """A question with two answers (y / n, escape = no)."""
     DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
@@ -105,25 +133,15 @@ show up here too, and a run whose worker died shows `failed` with the reason.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(TextDialog):
     DEFAULT_CSS = DIALOG_CSS.format(name="HelpScreen")
-    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss_help", "Close")]
+    BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close")]
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            with VerticalScroll():
-                yield Markdown(HELP)
-            with Horizontal(classes="buttons"):
-                yield Button("Close (esc)", id="close")
-
-    def action_dismiss_help(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None)
+    def body(self) -> ComposeResult:
+        yield Markdown(HELP)
 
 
-class SummaryScreen(ModalScreen[None]):
+class SummaryScreen(TextDialog):
     """A finished run: status (and why it failed), config, iterations, SR, findings at launch."""
     DEFAULT_CSS = DIALOG_CSS.format(name="SummaryScreen")
     BINDINGS = [Binding("escape,q,o", "close", "Close")]
@@ -132,7 +150,7 @@ class SummaryScreen(ModalScreen[None]):
         super().__init__()
         self.view = view
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         v = self.view
         s = core.summarize_run(v.path, reconcile_dead=False, rows=v.rows)
         findings = core.read_findings(v.path)
@@ -153,17 +171,7 @@ class SummaryScreen(ModalScreen[None]):
                                                if findings else "none"))
         found = v.diagnoses()
         lines += (["run doctor:"] + diagnosis_lines(found)) if found else ["run doctor: no findings"]
-        with Vertical():
-            with VerticalScroll():
-                yield Static("\n".join(lines))
-            with Horizontal(classes="buttons"):
-                yield Button("Close (esc)", id="close")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None)
+        yield Static("\n".join(lines))
 
 
 def diagnosis_lines(diagnoses: list) -> list[str]:
@@ -179,7 +187,7 @@ def diagnosis_lines(diagnoses: list) -> list[str]:
     return out
 
 
-class DoctorScreen(ModalScreen[None]):
+class DoctorScreen(TextDialog):
     """The run doctor's findings for one run, with the numbers, the known issue and the fix."""
     DEFAULT_CSS = DIALOG_CSS.format(name="DoctorScreen").replace("width: 70;", "width: 100;")
     BINDINGS = [Binding("escape,q,d", "close", "Close")]
@@ -188,21 +196,12 @@ class DoctorScreen(ModalScreen[None]):
         super().__init__()
         self.view = view
 
-    def compose(self) -> ComposeResult:
+    def heading(self) -> str:
+        return f"[b]run doctor: {escape(self.view.run_id)}[/]"
+
+    def body(self) -> ComposeResult:
         found = self.view.diagnoses()
-        text = "\n".join(diagnosis_lines(found)) if found else "the run doctor found nothing in this run's metrics"
-        with Vertical():
-            yield Static(f"[b]run doctor: {escape(self.view.run_id)}[/]")
-            with VerticalScroll():
-                yield Static(text)
-            with Horizontal(classes="buttons"):
-                yield Button("Close (esc)", id="close")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None)
+        yield Static("\n".join(diagnosis_lines(found)) if found else "the run doctor found nothing in this run's metrics")
 
 
 class MetricScreen(ModalScreen[str | None]):
@@ -278,5 +277,5 @@ class CompareScreen(ModalScreen[None]):
         self.app.export_figure(self.views, fmt)
 
 
-__all__ = ["ConfirmScreen", "QuitScreen", "HelpScreen", "SummaryScreen", "DoctorScreen", "MetricScreen",
+__all__ = ["TextDialog", "ConfirmScreen", "QuitScreen", "HelpScreen", "SummaryScreen", "DoctorScreen", "MetricScreen",
            "CompareScreen", "diagnosis_lines"]
