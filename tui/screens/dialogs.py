@@ -117,7 +117,9 @@ HELP = """\
 keep running if you say so).
 
 **Launch screen**: pick a preset, change the method, checkpoints and parameters in place; the
-validator re-checks every change. Each finding has a button that applies its fix; `ctrl+f`
+validator re-checks every change. Each checkpoint has a list of the env's ladder roles with their
+measured det / stoch SR (picking one fills the field, which still takes a seed name, a path or
+`none`). `tab` moves the focus (the focused widget has accent bars or border). Each finding has a button that applies its fix; `ctrl+f`
 applies the first. `ctrl+r` launches (error-level findings ask first); `ctrl+t` pretrains a
 checkpoint role the ladder lacks.
 
@@ -126,7 +128,16 @@ it for the overlay, `s` stop it, `o` a finished run's summary, `c` compare the m
 `e` / `v` export the overlay as PNG / SVG, `g` groups the overlay by configuration (one curve
 per config: the IQM over seeds with its 95% CI band's edges dotted; `g` again: one line per run),
 `k` choose the curve by metric key (`approx_kl`, `v_loss`, `weight_ess_frac`, ...; the overlay
-follows), `d` the run doctor's findings (the `dr` column counts them: yellow warnings, red errors).
+follows), `d` the run doctor's findings (the `dr` column counts them: yellow warnings, red errors),
+`i` the run's resolved `config.toml`, `x` the config keys in which two runs differ (mark one run
+and select another, or mark two).
+
+**Filter and sort the runs**: `/` types a filter (words that must all match, `-word` negates):
+`status:running` (`status:live`), `preset:mc16`, `seed:0-3`, `seed:1,5`, `sr>0.5` or `sr>50%`,
+`peak<0.9`, `iter>=10`, any config key (`gamma:0.9`, `update_epochs>=50`) or a bare word (part of
+the id, preset or status); `enter` / `esc` go back to the table. `t` cycles the sort (started,
+status, preset, seed, SR now, peak SR; the column is marked), `T` reverses it. On a terminal under
+112 columns the footer leaves out `o`, `k`, `i` and `x`; they work all the same.
 
 Runs belong to the runs directory, not to this window: runs started by the CLI or a sweep
 show up here too, and a run whose worker died shows `failed` with the reason.

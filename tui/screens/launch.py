@@ -104,7 +104,7 @@ class LaunchScreen(Screen):
     def on_mount(self) -> None:
         self.app.launch_screen = self
         self.query_one("#pretrain-button").display = False
-        self.query_one("#findings", FindingsList).show([], [], note="pick a preset to validate it")
+        self.query_one("#findings", FindingsList).waiting("pick a preset to validate it")
         self.query_one("#preset").focus()
 
     # --- the form ------------------------------------------------------------------------
@@ -144,11 +144,12 @@ class LaunchScreen(Screen):
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
-        if event.value is Select.BLANK:
+        if event.control.is_blank():
             return
         self.preset = str(event.value)
         self._filled = False
         self.extra = {}
+        self.query_one("#findings", FindingsList).waiting(f"loading preset {self.preset} ...")
         self.run_worker(lambda: self._load_preset(self.preset), thread=True, group="preset", exclusive=True)
 
     def _load_preset(self, name: str) -> None:
