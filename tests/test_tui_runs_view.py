@@ -275,3 +275,39 @@ def test_the_footer_shows_the_extra_monitor_keys_where_it_has_room(tmp_path, wid
             await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen), what="i at any width")
 
     asyncio.run(go())
+
+
+def test_the_validator_says_checking_until_its_first_answer_never_a_green_no_findings():
+    import asyncio
+
+    from textual.app import App
+
+    from tui.widgets.findings import FindingsList
+
+    class One(App):
+        def compose(self):
+            yield FindingsList(id="findings")
+
+    def body(fl) -> str:
+        return " ".join(str(w.render()) for w in fl.query(Static))
+
+    async def go():
+        app = One()
+        async with app.run_test() as pilot:
+            fl = app.query_one(FindingsList)
+            await pilot.pause()
+            assert fl.border_title == "validator: checking ..." and "checking ..." in body(fl)
+            fl.waiting("pick a preset to validate it")              # the launch screen before a preset
+            await pilot.pause()
+            assert fl.border_title == "validator: waiting" and "no findings" not in body(fl)
+            fl.checking()                                           # a preset picked: planning
+            await pilot.pause()
+            assert "checking ..." in body(fl) and "no findings" not in body(fl)
+            fl.show([], [])                                         # the answer: nothing found
+            await pilot.pause()
+            assert "no findings" in body(fl) and fl.border_title == "0 errors, 0 warnings"
+            fl.checking()                                           # an edit: the last answer stays, titled
+            await pilot.pause()
+            assert "no findings" in body(fl) and fl.border_title == "validator: checking ..."
+
+    asyncio.run(go())
