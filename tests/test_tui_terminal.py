@@ -169,12 +169,15 @@ def test_monitor_in_tmux_filters_sorts_and_shows_a_runs_config(tmux, tmp_path):
     screen = send_until(tmux, ["F3"], r"3 runs · t sort: started", 60)
     assert "/ Filter" in screen and "t Sort" in screen           # the keys in the footer
     tmux("send-keys", "-t", "main", "/")
+    wait_pane(tmux, r"/ filter▌", 20)                          # the filter has the focus (its ring)
     tmux("send-keys", "-t", "main", "-l", "status:failed")
     screen = wait_pane(tmux, r"1 of 3", 20)
     assert "000000-beta" in screen and "000000-alpha" not in screen and "000000-gamma" not in screen
     tmux("send-keys", "-t", "main", "Enter")                   # back to the table; the filter stays
-    time.sleep(0.5)
-    tmux("send-keys", "-t", "main", "/", "C-u", "Enter")        # clear the filter
+    wait_pane(tmux, r"/ filter status:failed ", 20)
+    tmux("send-keys", "-t", "main", "/")
+    wait_pane(tmux, r"/ filter▌", 20)
+    tmux("send-keys", "-t", "main", "C-u", "Enter")             # clear the filter
     wait_pane(tmux, r"3 runs", 20)
     for _ in range(4):
         tmux("send-keys", "-t", "main", "t")
