@@ -102,12 +102,14 @@ def test_filter_words_and_sorts_as_pure_functions(tmp_path):
             v.add_rows([{"iteration": 1, "env_steps": 10, "wall_s": 1.0, "sr": sr}])
         return v
 
-    vs = [view("a", 0, 0.2, gamma=0.8), view("b", 1, None, "running", gamma=0.9), view("c", 2, 0.9, "failed")]
+    vs = [view("a", 0, 0.2, gamma=0.8, checkpoint="/x/ladders/expert.pt"), view("b", 1, None, "running", gamma=0.9),
+          view("c", 2, 0.9, "failed", checkpoint="/x/ladders/start.pt")]
     kept = lambda text: [v.run_id[-1] for v in arrange(vs, RunFilter.parse(text), SORTS[0])]  # noqa: E731
     assert kept("") == ["a", "b", "c"]
     assert kept("status:live") == ["b"] and kept("-status:run") == ["a", "c"]
     assert kept("seed:1,2") == ["b", "c"] and kept("seed>=1 sr>0.5") == ["c"]
     assert kept("gamma:0.9") == ["b"] and kept("gamma<0.85") == ["a"]
+    assert kept("checkpoint:expert") == ["a"] and kept("estimator:gae") == []
     f = RunFilter.parse("colour:red seed:x")
     assert len(f.problems) == 2 and not f.active and "no such key" in f.problems[0]
     by_sr = SORTS[[s.key for s in SORTS].index("sr")]

@@ -6,7 +6,8 @@ A filter is words that must all match (AND); `-word` negates one:
   `preset:mc16` (part of the preset), `id:0612` (part of the run id);
 - `seed:1`, `seed:0-3`, `seed:1,5`;
 - numbers compared: `sr>0.5`, `sr>=50%`, `peak<0.9`, `iter>=10`, `steps>20000`, `seed>=4`;
-- any config key: `gamma:0.9`, `estimator:mc`, `update_epochs>=50`;
+- any config key: `gamma:0.9`, `estimator:mc`, `update_epochs>=50`, `checkpoint:expert` (a
+  checkpoint path by its file name);
 - a bare word: part of the id, preset or status.
 A word that cannot be read is reported (`RunFilter.problems`) and left out, never an error.
 """
@@ -56,6 +57,11 @@ def _num(x: Any) -> float | None:
         return None
 
 
+def _words(value: Any) -> tuple[str, ...]:
+    text = str(value).lower()
+    return (text, text.rsplit("/", 1)[-1])
+
+
 def arrange(views: list[RunView], flt: "RunFilter", sort: Sort, reverse: bool = False) -> list[RunView]:
     """The runs `flt` keeps, ordered by `sort` (its natural direction, flipped by `reverse`);
     runs without a value (no SR yet) come last either way, ties in start order."""
@@ -102,8 +108,8 @@ def _term(key: str, op: str, value: str) -> tuple[Callable[[RunView], bool] | No
         get = NUMERIC[key]
         return (lambda v: _compare(op, get(v), number)), None
     if key in FIELDS:
-        if op in (":", "=") and number is None:
-            return (lambda v: str(v.config.get(key, "")).lower().startswith(low)), None
+        if op in (":", "=") and number is None:  # (a checkpoint path also matches by its file name: start)
+            return (lambda v: any(x.startswith(low) for x in _words(v.config.get(key, "")))), None
         if number is None:
             return None, f"{key}{op}{value} (a number after {op})"
         return (lambda v: _compare(op, _num(v.config.get(key)), number)), None

@@ -73,6 +73,7 @@ class MonitorScreen(Screen):
         self.metric = "sr"
         self._redrawn_for: tuple = ()
         self._detail = ""
+        self._count_text = ""
         self._log_pending: list[str] = []
         self._log_reset = False
         self.grouped = False
@@ -174,8 +175,10 @@ class MonitorScreen(Screen):
         text += f" · t sort: {t.sort.label} {'▼' if t.descending else '▲'}"
         if f.problems:
             text = f"[red]? {escape(f.problems[0])}[/] · " + text
-        self.query_one("#runs-count", Static).update(text)
-        self.query_one(RunsHeader).show_sort(t.sort.key, t.descending)
+        if text != self._count_text:  # unchanged: no relayout (this runs on every redraw with news)
+            self._count_text = text
+            self.query_one("#runs-count", Static).update(text)
+            self.query_one(RunsHeader).show_sort(t.sort.key, t.descending)
 
     def _curve_title(self) -> str:
         return ("SR" if self.metric == "sr" else self.metric) + " vs env steps"
