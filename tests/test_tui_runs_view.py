@@ -89,6 +89,16 @@ async def test_more_runs_than_fit_are_shown_and_reachable_by_scrolling(runs):
             await pilot.press("down")
         await wait_for(pilot, lambda: mon.selected == ids["r29"], what="the last run selected")
         assert table.scroll_offset.y > 0                           # the list scrolled to it
+    async with PlaygroundApp(runs, poll_s=0.2).run_test(size=(80, 24)) as pilot:   # a small terminal
+        mon = await open_monitor(pilot, pilot.app, 30)
+        await pilot.pause(0.5)
+        assert mon.table.size.height < 10                          # the curve and log take the rest
+        await pilot.press("z")                                     # the table alone
+        await pilot.pause(0.5)
+        assert mon.table.size.height > 15 and not mon.query_one("#monitor-lower").display
+        await pilot.press("z")
+        await pilot.pause(0.5)
+        assert mon.table.size.height < 10
 
 
 def test_filter_words_and_sorts_as_pure_functions(tmp_path):

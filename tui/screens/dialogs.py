@@ -136,7 +136,8 @@ and select another, or mark two).
 `status:running` (`status:live`), `preset:mc16`, `seed:0-3`, `seed:1,5`, `sr>0.5` or `sr>50%`,
 `peak<0.9`, `iter>=10`, any config key (`gamma:0.9`, `update_epochs>=50`) or a bare word (part of
 the id, preset or status); `enter` / `esc` go back to the table. `t` cycles the sort (started,
-status, preset, seed, SR now, peak SR; the column is marked), `T` reverses it. On a terminal under
+status, preset, seed, SR now, peak SR; the column is marked), `T` reverses it. `z` shows the table
+alone (as many rows as the terminal holds; `z` again brings the curve and log back). On a terminal under
 112 columns the footer leaves out `o`, `k`, `i` and `x`; they work all the same.
 
 Runs belong to the runs directory, not to this window: runs started by the CLI or a sweep

@@ -4,7 +4,7 @@ and sorted by the key `t` cycles (`T` flips it; `tui.runs_query`), the selected 
 or any logged metric chosen by key) with the marked runs overlaid (legend), the run doctor's
 findings of the selected run, its `engine.log` (one line per iteration), and keys to stop, mark,
 summarise, diagnose, choose the curve, view its config (`i`), diff two runs' configs (`x`),
-compare and export. It redraws what changed twice a second from the app's run views (filled by the
+show the table alone (`z`), compare and export. It redraws what changed twice a second from the app's run views (filled by the
 follower's messages), so it reads no files itself."""
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class MonitorScreen(Screen):
         Binding("i", "config", "Config", show=False),
         Binding("x", "wide('diff')", "Diff"),
         Binding("x", "diff", "Diff", show=False),
+        Binding("z", "zoom_table", "All rows", show=False),   # the table takes the plot's and log's room
         Binding("c", "compare", "Compare", show=False),      # c / e / v: in the help page (F1), so
         Binding("e", "export('png')", "PNG", show=False),    # that F1/F2/F3 and ctrl+q fit the footer
         Binding("v", "export('svg')", "SVG", show=False),    # of an 80x24 terminal
@@ -65,6 +66,8 @@ class MonitorScreen(Screen):
     #plot-box { width: 3fr; border: round $primary; border-title-color: $text; }
     #log { width: 2fr; border: round $secondary; border-title-color: $text; }
     #empty { padding: 1 2; color: $text-muted; }
+    MonitorScreen.-table-only #monitor-lower { display: none; }
+    MonitorScreen.-table-only RunsTable { max-height: 100%; height: 1fr; }
     """
 
     def __init__(self):
@@ -256,6 +259,10 @@ class MonitorScreen(Screen):
     def action_sort(self) -> None:
         self.table.cycle_sort()
         self._draw_count()
+
+    def action_zoom_table(self) -> None:
+        """The runs table alone (every row an 80x24 terminal can hold), or back with the curve and log."""
+        self.toggle_class("-table-only")
 
     def action_flip_sort(self) -> None:
         self.table.flip_sort()
