@@ -17,6 +17,13 @@ pretraining. A built ladder (an `index.json` naming any role in the checkpoints 
 the shipped one as a whole; `read_index` says which one an env's roles come from (`source`:
 'built' or 'shipped'). `PLAYGROUND_SHIPPED_LADDERS=0` ignores shipped ladders (the tests use it
 to see an env without a ladder).
+
+Policies and critics leave a checkpoint one way: `load_net` (resolve the spec, load the file
+weights-only, check it fits the env, build the network on the CPU, move it). torch, and
+engine.nets / engine.envs.pickcube_lite which import it, are imported inside the functions that
+save, load or build: `import torch` took 5.1 s (perf_counter, this 2-core machine), and the
+launcher (so `playground --help`), name resolution and reading a ladder index import this module
+without needing torch (`import engine.checkpoints`: 9-45 ms, -X importtime).
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from . import settings
 from .archive_sizes import ArchiveTooBig, check_archive
 from .errors import UserError
 
-if TYPE_CHECKING:  # torch loads lazily: resolving names and reading the index must stay instant
+if TYPE_CHECKING:  # torch loads lazily (see above): resolving names and reading the index must stay instant
     import torch
 
     from .nets import Actor, Critic
@@ -81,7 +88,7 @@ def critic_meta(critic: "Critic") -> dict[str, Any]:
 def save_checkpoint(path: str | Path, *, env_id: str, role: str = "", iteration: int = 0,
                     actor: "Actor | None" = None, critic: "Critic | None" = None, **extra: Any) -> dict:
     """Write a checkpoint atomically (temp file + rename); returns its metadata."""
-    import torch
+    import torch  # lazy: 5.1 s (module docstring)
 
     if actor is None and critic is None:
         raise ValueError("a checkpoint needs an actor or a critic")
@@ -123,7 +130,7 @@ class Checkpoint:
     critic_state: "dict[str, torch.Tensor] | None"
 
     def build_actor(self, learn_logstd: bool | None = None) -> "Actor":
-        from .nets import Actor
+        from .nets import Actor  # imports torch: lazy (module docstring)
 
         if self.actor_state is None:
             raise CheckpointError(f"{self.path}: holds a critic, not a policy (use it as critic_checkpoint)")
@@ -134,7 +141,7 @@ class Checkpoint:
         return actor
 
     def build_critic(self) -> "Critic":
-        from .nets import Critic
+        from .nets import Critic  # imports torch: lazy (module docstring)
 
         if self.critic_state is None:
             raise CheckpointError(f"{self.path}: holds no critic (pass a critic checkpoint such as 'critic-expert')")
@@ -173,7 +180,7 @@ def torch_load(path: Path, what: str, fix: str) -> Any:
     is one CheckpointError line naming the file, never torch's advice to load unsafely. Its zip
     entries are checked first against what the file and its metadata allow (a size bomb is
     refused before torch allocates anything: engine.archive_sizes)."""
-    import torch
+    import torch  # lazy: 5.1 s (module docstring)
 
     try:
         check_archive(path, what, fix, meta=_sidecar_meta(Path(path)))
@@ -222,6 +229,35 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(path, meta, blob.get("actor"), blob.get("critic"))
 
 
+@dataclass
+class LoadedNet:
+    """A network built from a checkpoint, with where it came from."""
+    net: "Actor | Critic"
+    path: Path
+    role: str | None          # the role the spec named (seed names mapped), None for a path
+    meta: dict[str, Any]
+
+
+def load_net(spec: str | Path, kind: str, env_id: str, obs_dim: int | None = None, act_dim: int | None = None, *,
+             what: str = "checkpoint", learn_logstd: bool | None = None,
+             device: "torch.device | str | None" = None) -> LoadedNet:
+    """The one way a policy (`kind` 'policy') or a critic ('critic') comes out of a checkpoint:
+    `spec` (a role, a seed name or a path; a `Path` is taken as the file itself) resolved for
+    `env_id`, the file loaded weights-only, checked to fit the env (its id, `obs_dim` and, for a
+    policy, `act_dim`; None skips a size), the network built on the CPU and moved to `device`
+    (None: left there). CheckpointError (one line naming `what`) for anything unusable."""
+    import torch  # lazy: 5.1 s (module docstring)
+
+    res = Resolved(str(spec), None, spec) if isinstance(spec, Path) else resolve_checkpoint(spec, env_id)
+    if res.path is None:
+        raise CheckpointError(f"{what}: 'none' names no checkpoint file to load")
+    c = load_checkpoint(res.path)
+    check_compatible(c.meta, env_id, obs_dim, act_dim if kind == "policy" else None, what=what)
+    with torch.device("cpu"):
+        net = c.build_actor(learn_logstd=learn_logstd) if kind == "policy" else c.build_critic()
+    return LoadedNet(net if device is None else net.to(device), res.path, res.role, c.meta)
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The checkpoint's metadata, without building any network (and without torch when the
     JSON sidecar written with it matches the file's size; else from the file itself)."""
@@ -237,7 +273,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def _weight(state: Any, key: str, path: Path) -> "torch.Tensor":
-    import torch
+    import torch  # lazy: 5.1 s (module docstring)
 
     t = state.get(key) if isinstance(state, dict) else None
     if not isinstance(t, torch.Tensor) or t.dim() not in (1, 2):
@@ -288,7 +324,7 @@ def verified_meta(path: str | Path) -> dict[str, Any]:
 def env_obs_dim(env_id: str) -> int | None:
     """The observation size of an env id, where it is known without building the env."""
     if env_id == "pickcube-lite":
-        from .envs.pickcube_lite import OBS_DIM
+        from .envs.pickcube_lite import OBS_DIM  # imports torch: lazy (module docstring)
 
         return OBS_DIM
     return {"maniskill:PickCube-v1": 42}.get(env_id)

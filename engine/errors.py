@@ -5,7 +5,7 @@ A `UserError` carries `problems`, a list of one-line descriptions (strings, or o
 key). `str(error)` is the problems, one per line; `error.lines()` gives them as a list.
 
 Every engine error that means "the input is unusable" derives from it: `ConfigError`
-(engine.config.loading), `CheckpointError` (engine.checkpoints), `EnvError` (engine.envs.ids),
+(engine.config.problems), `CheckpointError` (engine.checkpoints), `EnvError` (engine.envs.ids),
 `RecordError` (engine.records), `SweepError` (engine.launcher.sweep), and the launcher's own
 (`engine.launcher.plan`). Front doors tell errors apart by this base only: the CLI turns a
 `UserError` into `error: ...` lines and exit code 2, the TUI into a message on screen.

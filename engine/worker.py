@@ -17,12 +17,22 @@ import sys
 import traceback
 from pathlib import Path
 
+from .checkpoints import CheckpointError, load_resume_state
 from .config.limits import LimitError, check_fits
 from .config.loading import value_problem
 from .config.schema import FIELDS, RunConfig, field_type
 from .config.tomlio import read_toml
+from .envs import EnvError
+from .errors import UserError
 from .records import (RecordError, RunRecorder, append_experiment_log, format_log_entry, now_iso, read_metrics,
                       read_status, truncate_metrics)
+from .runlock import adopt_or_lock
+from .runtime import configure_threads
+from .settings import check_all
+
+# engine.train.device and engine.train.finetune are imported where a run needs them: they import torch
+# (`import engine.train.device` took 6.4 s here, torch alone 3.3 s: time.perf_counter on the loaded 2-core
+# machine), and the launcher imports this module (read_run_config, in engine.launcher.spawn) without torch.
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 143
 
@@ -87,7 +97,7 @@ def read_run_config(run_dir: Path) -> RunConfig:
             raise WorkerConfigError(f"{path}: key '{k}': {problem}")
     cfg = RunConfig(**raw)
     if cfg.device != "cpu":  # e.g. a GPU run resumed, or sent by Ray, where torch sees no GPU
-        from .train.device import DeviceError, run_device
+        from .train.device import DeviceError, run_device  # lazy: torch (see the imports)
 
         try:
             run_device(cfg.device)
@@ -101,8 +111,6 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 
 def _drop_rows_after_last_save(run_dir: Path) -> None:
-    from .checkpoints import CheckpointError, load_resume_state
-
     p = run_dir / "checkpoints" / "resume.pt"
     if p.is_file():
         try:
@@ -144,8 +152,6 @@ def _busy_message(run_dir: Path) -> str:
 
 
 def run_worker(run_dir: Path, resume: bool = False) -> int:
-    from .runlock import adopt_or_lock
-
     try:
         lock = adopt_or_lock(run_dir)
     except OSError as e:
@@ -161,9 +167,7 @@ def run_worker(run_dir: Path, resume: bool = False) -> int:
 
 
 def _run_locked(run_dir: Path, resume: bool) -> int:
-    from .checkpoints import CheckpointError
-    from .envs import EnvError
-    from .train.finetune import Finetuner, TrainingError
+    from .train.finetune import Finetuner, TrainingError  # lazy: torch (see the imports)
 
     stop = StopSignal()
     stop.install()
@@ -234,10 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", required=True, type=Path)
     p.add_argument("--resume", action="store_true", help="continue from the run's last saved iteration")
     args = p.parse_args(argv)
-    from .errors import UserError
-    from .runtime import configure_threads
-    from .settings import check_all
-
     try:
         check_all()
         configure_threads()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.analysis.ranking import (ESTIMATORS, average_ranks, ground_truth_q, run_ranking, spearman,
+from engine.analysis.ranking import (ESTIMATORS, RankingProtocol, average_ranks, ground_truth_q, run_ranking, spearman,
                                      variance_ratio, within_state_spearman)
 from engine.algos.mc import RolloutEnvCache
 from engine.envs import make_env
@@ -133,9 +133,9 @@ def test_ground_truth_of_a_deterministic_policy_is_one_rollout():
 
 def test_run_ranking_small_has_every_estimator_and_writes_json(tmp_path):
     out = tmp_path / "deep" / "ranking.json"
-    r = run_ranking(policy=scripted_actor(), critic=None, num_states=6, num_actions=4, gt_rollouts=16, seed=0,
-                    iql_steps=50, critic_episodes=16, critic_epochs=2, regress_pairs=64, regress_epochs=2,
-                    json_out=out)
+    r = run_ranking(RankingProtocol(policy=scripted_actor(), critic=None, num_states=6, num_actions=4, gt_rollouts=16,
+                                    seed=0, iql_steps=50, critic_episodes=16, critic_epochs=2, regress_pairs=64,
+                                    regress_epochs=2), json_out=out)
     assert set(r["estimators"]) == set(ESTIMATORS)
     for name, row in r["estimators"].items():
         assert math.isfinite(row["spearman"]) and -1.0 <= row["spearman"] <= 1.0, name
@@ -159,8 +159,8 @@ def test_run_ranking_small_has_every_estimator_and_writes_json(tmp_path):
 def test_fresh_policy_runs_and_default_json_path(tmp_path, monkeypatch):
     """'none' (a fresh net) never succeeds: everything still runs, rho is simply undefined."""
     monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path))
-    r = run_ranking(policy="none", critic="none", num_states=3, num_actions=2, gt_rollouts=2, iql_steps=5,
-                    estimators=("mc1", "gae"), critic_episodes=4, critic_epochs=1)
+    r = run_ranking(RankingProtocol(policy="none", critic="none", num_states=3, num_actions=2, gt_rollouts=2,
+                                    iql_steps=5, estimators=("mc1", "gae"), critic_episodes=4, critic_epochs=1))
     assert list(r["estimators"]) == ["gae", "mc1"]
     assert r["estimators"]["mc1"]["spearman"] is None       # no state has a non-constant ground truth
     files = list((tmp_path / "analysis").glob("ranking-*.json"))
@@ -171,8 +171,8 @@ def test_mc16_ranks_better_than_mc1():
     actor = scripted_actor()
     mc1, mc16 = [], []
     for seed in range(3):
-        r = run_ranking(policy=actor, critic=None, num_states=32, num_actions=6, gt_rollouts=64, seed=seed,
-                        estimators=("mc1", "mc16"), json_out=False)
+        r = run_ranking(RankingProtocol(policy=actor, critic=None, num_states=32, num_actions=6, gt_rollouts=64,
+                                        seed=seed, estimators=("mc1", "mc16")), json_out=False)
         mc1.append(r["estimators"]["mc1"]["spearman"])
         mc16.append(r["estimators"]["mc16"]["spearman"])
     assert sum(mc16) / 3 > sum(mc1) / 3 + 0.03, (mc1, mc16)

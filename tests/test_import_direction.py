@@ -191,3 +191,66 @@ def test_envs_algos_and_nets_import_no_config_or_launcher():
             if mod.startswith(("engine.config", "engine.launcher")):
                 bad.append(f"{path.relative_to(ENGINE.parent)}:{line} imports {mod}")
     assert not bad, "\n".join(bad)
+
+
+def test_nothing_below_the_launch_core_imports_it():
+    """Only the launch core itself and the fronts import `engine.launcher`: no module of engine/ outside
+    engine/launcher/ and engine/cli/ does (figures and analysis read runs through engine.run_files,
+    engine.sr and engine.records; running the reproduce table is the launcher's reproduce_job)."""
+    bad = []
+    for name, path in engine_modules().items():
+        if name.startswith(("engine.launcher", "engine.cli")):
+            continue
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for line, mod in imported_modules(path.read_text(), package):
+            if mod == "engine.launcher" or mod.startswith("engine.launcher."):
+                bad.append(f"{path.relative_to(ENGINE.parent)}:{line} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+# The floors of engine/ below the launch core, bottom first (docs/architecture.md): a module imports
+# modules of its own floor or lower ones only. Keyed by the first name under engine/ (a package or a
+# module); a new one must be placed here.
+FLOORS = [
+    {"engine", "errors", "settings", "oslock", "sr", "run_files", "archive_sizes"},   # plain Python facts
+    {"runtime", "kernels", "runlock", "records"},                                      # processes, run records
+    {"envs", "nets"},                                                                  # environments, networks
+    {"algos", "checkpoints"},                                                          # algorithm pieces, checkpoint files
+    {"config"},                                                                        # presets -> RunConfig
+    {"validate", "train", "doctor"},                                                   # rules, training loops
+    {"worker", "__main__", "jobs", "analysis", "figures", "bench"},                    # jobs and readers of runs
+    {"launcher"},                                                                      # the launch core
+    {"cli"},                                                                           # the typer front
+]
+
+
+def floor_of(module: str) -> int | None:
+    part = module.split(".")[1] if "." in module else module
+    return next((i for i, names in enumerate(FLOORS) if part in names), None)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """`a -> b` for every import of a module on a higher floor than the importer's; an unplaced part is one too."""
+    bad = []
+    for a, deps in sorted(graph.items()):
+        fa = floor_of(a)
+        if fa is None:
+            bad.append(f"{a} is on no floor: place it in FLOORS")
+            continue
+        bad += [f"{a} (floor {fa}) -> {b} (floor {floor_of(b)})" for b in sorted(deps)
+                if floor_of(b) is None or floor_of(b) > fa]
+    return bad
+
+
+def test_no_upward_arrows_between_the_floors():
+    bad = upward_imports(import_graph(engine_modules()))
+    assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_the_floor_checker_flags_an_upward_import():
+    assert upward_imports({"engine.envs.maniskill": {"engine.config.limits"}}) == [
+        "engine.envs.maniskill (floor 2) -> engine.config.limits (floor 4)"]
+    assert upward_imports({"engine.figures": {"engine.launcher.listing"}}) == [
+        "engine.figures (floor 6) -> engine.launcher.listing (floor 7)"]
+    assert upward_imports({"engine.launcher.plan": {"engine.config.loading", "engine.records"}}) == []
+    assert upward_imports({"engine.newthing": set()}) == ["engine.newthing is on no floor: place it in FLOORS"]

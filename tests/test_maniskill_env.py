@@ -1,4 +1,4 @@
-"""The real ManiSkill3 PickCube-v1 behind BatchedEnv (engine/envs/maniskill.py), on the CPU backend.
+"""The real ManiSkill3 PickCube-v1 behind BatchedEnv (engine/envs/maniskill/), on the CPU backend.
 
 mani_skill and sapien are project dependencies: these tests never skip on ImportError. Worker
 subprocesses are started sparingly (one shared 2-env batch, plus the start-failure and killed-parent
@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from engine.envs import EnvError, make_env
-from engine.envs import maniskill
+from engine.envs.maniskill import adapter
 from engine.envs import sapien_headless as sh
 from engine.envs.maniskill import ManiSkillEnv, ManiSkillState
+from engine.envs.maniskill.gpu_batch import GpuBatch
 
 TASK = "maniskill:PickCube-v1"
 # ManiSkill calls np.isnan on torch tensors (NumPy 2 deprecation, harmless)
@@ -338,8 +339,8 @@ def test_controller_state_of_target_modes_is_restored():
 
 def test_gpu_backend_logic_runs_on_physx_cpu():
     # The physx_cuda path cannot run here; its batching/autoreset/snapshot logic can, on one CPU env.
-    b = maniskill._GpuBatch("PickCube-v1", 1, 0, "sparse", "pd_ee_delta_pos", True, True, None,
-                            torch.device("cpu"), sim_backend="physx_cpu")
+    b = GpuBatch("PickCube-v1", 1, 0, "sparse", "pd_ee_delta_pos", True, True, None,
+                 torch.device("cpu"), sim_backend="physx_cpu")
     try:
         gen = torch.Generator().manual_seed(7)
         for t in range(50):
@@ -372,7 +373,7 @@ def test_unknown_task_is_one_clear_env_error():
 
 
 def test_worker_start_failure_is_an_env_error(monkeypatch):
-    monkeypatch.setattr(maniskill, "_check_task_in_parent", lambda task_id: None)
+    monkeypatch.setattr(adapter, "check_task_in_parent", lambda task_id: None)
     before = _children(os.getpid())
     with pytest.raises(EnvError, match="unknown ManiSkill task 'PickCub-v1'"):
         ManiSkillEnv("PickCub-v1", 1, in_process=False)   # reported by the worker process

@@ -4,7 +4,7 @@ Ray process on loopback, a killed worker retried (or failed with --max-retries 0
 Ray run, and the one-line refusals. One small Ray instance (2 CPUs, 200 MB object store, no
 dashboard) is shared by the module; the sweeps reuse it.
 
-The records' streaming (`engine.launcher.ray_records`) is also tested without Ray.
+The records' streaming (`engine.launcher.distributed.run_records`) is also tested without Ray.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli.app import app
-from engine.launcher.ray_cluster import RayClusterError, local_init_kwargs, loopback_environment, parse_address
-from engine.launcher.ray_records import RecordStreamer, apply_ops, materialize, seed_files
+from engine.launcher.distributed.cluster import RayClusterError, local_init_kwargs, loopback_environment, parse_address
+from engine.launcher.distributed.run_records import RecordStreamer, apply_ops, materialize, seed_files
 from engine.launcher.proc import pid_alive
 from engine.records import read_metrics, read_status
 from engine.runlock import is_locked
@@ -361,10 +361,37 @@ def test_records_round_trip_through_the_streamer(tmp_path):
     shutil.rmtree(private)
 
 
+def test_a_batch_lost_in_flight_is_sent_again(tmp_path):
+    """A Ray task cancelled while it ships a batch rewinds the streamer: the rows of that batch come
+    back with the next one (the final ship), written at their offsets, so none is missing or doubled."""
+    launcher, private = tmp_path / "runs" / "r1", tmp_path / "node" / "r1.1"
+    launcher.mkdir(parents=True)
+    (launcher / "config.toml").write_text('env = "pickcube-lite"\n')
+    s = RecordStreamer(private, materialize(private, seed_files(launcher)))
+    (private / "metrics.jsonl").write_text('{"iteration": 0}\n')
+    apply_ops(launcher, s.changes())                     # the first batch arrives
+    with open(private / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 1}\n{"iteration": 2}\n')
+    mark = s.mark()
+    lost = s.changes()                                   # computed, never delivered (cancelled)
+    assert lost and s.changes() == []
+    s.rewind(mark)
+    with open(private / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 3}\n')
+    final = s.changes(final=True)
+    for delivered in ([final], [lost, final]):           # the batch in flight was lost, or it did arrive (first:
+        shutil.rmtree(launcher)                          # one task's calls to the mailbox keep their order)
+        launcher.mkdir()
+        (launcher / "metrics.jsonl").write_text('{"iteration": 0}\n')
+        for ops in delivered:
+            apply_ops(launcher, ops)
+        assert [r["iteration"] for r in read_metrics(launcher)] == [0, 1, 2, 3]
+
+
 def test_resource_requests_against_the_nodes():
     """GPUs on a cluster without any, or more than one node has, are refused in one line;
     a request a node can meet passes (no Ray needed: the node list is given)."""
-    from engine.launcher.ray_cluster import RayConnection
+    from engine.launcher.distributed.cluster import RayConnection
 
     class FakeRay:
         def __init__(self, nodes):
@@ -424,7 +451,7 @@ def test_scheduler_retries_a_dead_worker_also_on_the_local_backend(tmp_path, mon
 def test_join_error_hints_token_auth_for_host_port_and_client(monkeypatch):
     """Measured: joining a head started with token auth fails as 'Failed to connect' (HOST:PORT)
     or as a timeout (ray://); both lines say how to pass the token, unless it is already set."""
-    from engine.launcher.ray_cluster import _join_error
+    from engine.launcher.distributed.cluster import _join_error
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     for err in ("Failed to connect to Ray cluster at 127.0.0.1:6390", "ray client connection timeout"):

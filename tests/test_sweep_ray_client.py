@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine.launcher.ray_cluster import LOOPBACK, LOOPBACK_ENV
+from engine.launcher.distributed.cluster import LOOPBACK, LOOPBACK_ENV
 
 pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli.app import app
-from engine.launcher.ray_cluster import LOOPBACK, loopback_environment
+from engine.launcher.distributed.cluster import LOOPBACK, loopback_environment
 from engine.records import read_metrics, read_status
 
 NO_LADDER = ["--checkpoint", "none", "--critic_checkpoint", "none", "--optimal_checkpoint", "none",

@@ -22,8 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .ppo import minibatch_indices
-from ..runtime import tick
+from .loops import minibatch_epochs
 
 __all__ = ["awr_weights", "awr_update", "minibatch_rescale", "effective_sample_size"]
 
@@ -102,23 +101,16 @@ def awr_update(
 
     ess = effective_sample_size(weights)
 
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    losses: list[torch.Tensor] = []  # read once at the end (an .item() per step would wait for the GPU)
-    for _ in range(update_epochs):
-        for mb in minibatch_indices(B, num_minibatches, generator, device=obs.device):
-            tick()
-            w = minibatch_rescale(weights[mb]) if rescale else weights[mb]
-            logp = actor.log_prob(obs[mb], actions[mb])
-            loss = -(w * logp).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm is not None and max_grad_norm > 0:
-                nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_grad_norm)
-            optimizer.step()
-            losses.append(loss.detach())
+    def minibatch_loss(mb: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        w = minibatch_rescale(weights[mb]) if rescale else weights[mb]
+        loss = -(w * actor.log_prob(obs[mb], actions[mb])).mean()
+        return loss, {"loss": loss}
 
+    run = minibatch_epochs(optimizer, B, minibatch_loss, update_epochs=update_epochs,
+                           num_minibatches=num_minibatches, max_grad_norm=max_grad_norm, generator=generator,
+                           device=obs.device)
     return {
-        "loss": float(sum(torch.stack(losses).tolist()) / len(losses)) if losses else 0.0,
+        "loss": run.mean("loss"),
         "weight_mean": weights.mean().item(),
         "weight_max": weights.max().item(),
         "frac_clipped": frac_clipped,
@@ -127,5 +119,5 @@ def awr_update(
         "frac_pos_adv": (adv > 0).float().mean().item(),
         "adv_mean": adv.float().mean().item(),
         "adv_std": adv.float().std().item() if adv.numel() > 1 else 0.0,
-        "grad_steps": len(losses),
+        "grad_steps": run.grad_steps,
     }

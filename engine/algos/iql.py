@@ -107,63 +107,84 @@ def fit_iql(
     (on the whole dataset at the end), steps.
     """
     M, obs_dim = obs.shape
-    act_dim = actions.shape[1]
     if M == 0:
         raise ValueError("fit_iql: empty dataset")
     device = obs.device
-    obs = obs.detach().float()
-    actions = actions.detach().float()
-    next_obs = next_obs.detach().float()
-    rewards = rewards.detach().float().view(-1)
-    not_term = 1.0 - terminated.detach().float().view(-1)
-
+    data = (obs.detach().float(), actions.detach().float(), rewards.detach().float().view(-1),
+            next_obs.detach().float(), 1.0 - terminated.detach().float().view(-1))
     with seeded(generator):
-        q_net = TwinQ(obs_dim, act_dim, q_layers, width).to(device)
+        q_net = TwinQ(obs_dim, actions.shape[1], q_layers, width).to(device)
         v_net = Critic(obs_dim, q_layers, width).to(device)
     q_target = copy.deepcopy(q_net).requires_grad_(False)
-    q_opt = torch.optim.Adam(q_net.parameters(), lr=lr)
-    v_opt = torch.optim.Adam(v_net.parameters(), lr=lr)
-
+    step = _IQLStep(q_net, v_net, q_target, torch.optim.Adam(q_net.parameters(), lr=lr),
+                    torch.optim.Adam(v_net.parameters(), lr=lr), gamma=gamma, tau=tau, polyak=polyak)
     bs = min(batch_size, M)
     tail = max(1, steps // 10)
     v_hist: list[torch.Tensor] = []  # read once at the end (an .item() per step would wait for the GPU)
     q_hist: list[torch.Tensor] = []
-    for step in range(steps):
+    for i in range(steps):
         tick()
         idx = randint(M, bs, generator, device)
-        s, a, r, s2, nt = obs[idx], actions[idx], rewards[idx], next_obs[idx], not_term[idx]
-
-        # 1. V <- expectile of the target twin-min Q.
-        with torch.no_grad():
-            target_q = q_target(s, a)
-        v = v_net(s)
-        v_loss = expectile_loss(target_q - v, tau)
-        v_opt.zero_grad(set_to_none=True)
-        v_loss.backward()
-        v_opt.step()
-
-        # 2. Q <- r + gamma * (1 - term) * V(s').
-        with torch.no_grad():
-            y = r + gamma * nt * v_net(s2)
-        q1, q2 = q_net.both(s, a)
-        q_loss = 0.5 * (((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean())
-        q_opt.zero_grad(set_to_none=True)
-        q_loss.backward()
-        q_opt.step()
-
-        # 3. Polyak-average the target twin-Q.
-        with torch.no_grad():
-            for pt, p in zip(q_target.parameters(), q_net.parameters()):
-                pt.lerp_(p, polyak)
-
-        if step >= steps - tail:
-            v_hist.append(v_loss.detach())
-            q_hist.append(q_loss.detach())
-
+        v_loss, q_loss = step(*(x[idx] for x in data))
+        if i >= steps - tail:
+            v_hist.append(v_loss)
+            q_hist.append(q_loss)
     result = IQLResult(q_net=q_target, v_net=v_net, q_online=q_net)
-    q_all = _batched(lambda o, a: q_target(o, a), obs, actions)
+    result.stats = _fit_stats(result, data[0], data[1], v_hist, q_hist, steps)
+    return result
+
+
+@dataclass
+class _IQLStep:
+    """One IQL gradient step on a minibatch (s, a, r, s', 1 - terminated): the module docstring's
+    1. V step, 2. Q step, 3. Polyak update. Returns the detached (v_loss, q_loss)."""
+    q_net: TwinQ
+    v_net: Critic
+    q_target: TwinQ
+    q_opt: torch.optim.Optimizer
+    v_opt: torch.optim.Optimizer
+    gamma: float
+    tau: float
+    polyak: float
+
+    def __call__(self, s: torch.Tensor, a: torch.Tensor, r: torch.Tensor, s2: torch.Tensor,
+                 nt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v_loss = self.v_step(s, a)
+        q_loss = self.q_step(s, a, r, s2, nt)
+        with torch.no_grad():
+            for pt, p in zip(self.q_target.parameters(), self.q_net.parameters()):
+                pt.lerp_(p, self.polyak)
+        return v_loss.detach(), q_loss.detach()
+
+    def v_step(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """V <- expectile of the target twin-min Q."""
+        with torch.no_grad():
+            target_q = self.q_target(s, a)
+        v_loss = expectile_loss(target_q - self.v_net(s), self.tau)
+        self.v_opt.zero_grad(set_to_none=True)
+        v_loss.backward()
+        self.v_opt.step()
+        return v_loss
+
+    def q_step(self, s: torch.Tensor, a: torch.Tensor, r: torch.Tensor, s2: torch.Tensor,
+               nt: torch.Tensor) -> torch.Tensor:
+        """Q <- r + gamma * (1 - term) * V(s')."""
+        with torch.no_grad():
+            y = r + self.gamma * nt * self.v_net(s2)
+        q1, q2 = self.q_net.both(s, a)
+        q_loss = 0.5 * (((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean())
+        self.q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_opt.step()
+        return q_loss
+
+
+def _fit_stats(result: IQLResult, obs: torch.Tensor, actions: torch.Tensor, v_hist: list[torch.Tensor],
+               q_hist: list[torch.Tensor], steps: int) -> dict[str, Any]:
+    """fit_iql's stats: the tail's mean losses and Q, V, A on the whole dataset."""
+    q_all = _batched(lambda o, a: result.q_net(o, a), obs, actions)
     v_all = iql_values(result, obs)
-    result.stats = {
+    return {
         "v_loss": float(sum(torch.stack(v_hist).tolist()) / len(v_hist)) if v_hist else float("nan"),
         "q_loss": float(sum(torch.stack(q_hist).tolist()) / len(q_hist)) if q_hist else float("nan"),
         "q_mean": q_all.mean().item(),
@@ -171,7 +192,6 @@ def fit_iql(
         "adv_mean": (q_all - v_all).mean().item(),
         "steps": int(steps),
     }
-    return result
 
 
 @torch.no_grad()

@@ -159,26 +159,15 @@ def mc_estimate(
             seed's reset of the elapsed-step counter); False = it also ends when the env truncates.
     """
     M = len(states)
-    if obs.shape[0] != M or actions.shape[0] != M:
-        raise ValueError(f"mc_estimate: {M} states but obs {tuple(obs.shape)} and actions {tuple(actions.shape)}")
-    if k < 1:
-        raise ValueError(f"mc_estimate: k must be >= 1, got {k}")
-    if max_batch < 1:
-        raise ValueError(f"mc_estimate: max_batch must be >= 1, got {max_batch}")
-    out_device = obs.device
+    _check_inputs(M, obs, actions, k, max_batch)
+    H = mc_horizon(gamma, horizon_tol)
     if M == 0:
-        empty = torch.zeros(0, device=out_device)
-        return MCResult(q=empty, v=empty if compute_v else None, advantages=empty if compute_v else None,
-                        env_steps=0, env_steps_simulated=0, q_std=empty, v_std=empty if compute_v else None,
-                        horizon=mc_horizon(gamma, horizon_tol))
-
+        return _empty_result(obs.device, compute_v, H)
     get_env = make_rollout_env if isinstance(make_rollout_env, RolloutEnvCache) else RolloutEnvCache(make_rollout_env)
     call = _policy_caller(policy, generator)
 
     def act(o: torch.Tensor) -> torch.Tensor:  # 4k-row slices: ~2.3x the states/s of one huge call
         return sliced(call, o)
-
-    H = mc_horizon(gamma, horizon_tol)
 
     per_state = 2 * k if compute_v else k
     B = M * per_state
@@ -188,52 +177,87 @@ def mc_estimate(
     branch_state = torch.arange(M, device=cpu).repeat_interleave(per_state)   # [B] visited-state index
     branch_is_q = (torch.arange(B, device=cpu) % per_state) < k               # [B] first k of each group
     returns = torch.zeros(B, dtype=torch.float32, device=cpu)
-    env_steps = 0
-    simulated = 0
-    max_steps_run = 0
-    chunks = 0
-
+    totals = _Totals()
     for start in range(0, B, max_batch):
         end = min(B, start + max_batch)
-        n = end - start
-        env = get_env(n)
-        dev = env.device
-        idx = branch_state[start:end].to(dev)
-        is_q = branch_is_q[start:end].to(dev)
+        env = get_env(end - start)
+        idx = branch_state[start:end].to(env.device)
         o = env.restore(states.select(idx))
-        chunks += 1
+        a = _first_actions(env, o, actions, idx, branch_is_q[start:end].to(env.device), act)
+        returns[start:end] = _run_branches(env, a, act, gamma, H, full_budget, totals).cpu()
+    return _result(returns.view(M, per_state), k, compute_v, obs.device, H, totals)
 
-        # Step 0: Q branches take the visited action, V branches ask the policy.
-        a = torch.empty((n, env.act_dim), dtype=torch.float32, device=dev)
-        a[is_q] = actions.to(dev, torch.float32)[idx[is_q]]
-        is_v = ~is_q
-        if bool(is_v.any()):
-            a[is_v] = act(o[is_v]).to(dev, torch.float32)
 
-        live = torch.ones(n, dtype=torch.bool, device=dev)
-        n_live = n  # live branches before this step: one read of the GPU per step, which the early stop needs anyway
-        g = torch.zeros(n, dtype=torch.float32, device=dev)
-        disc = 1.0
-        t = 0
-        limit = env.max_episode_steps if H is None else min(H, env.max_episode_steps)
-        while t < limit:
-            tick()
-            res = env.step(a)
-            env_steps += n_live
-            simulated += n
-            g += disc * res.reward.to(torch.float32) * live
-            live &= ~(res.terminated if full_budget else (res.terminated | res.truncated))
-            t += 1
-            disc *= gamma
-            n_live = int(live.sum())
-            if t >= limit or n_live == 0:
-                break
-            a = torch.zeros((n, env.act_dim), dtype=torch.float32, device=dev)
-            a[live] = act(res.obs[live]).to(dev, torch.float32)
-        max_steps_run = max(max_steps_run, t)
-        returns[start:end] = g.cpu()
+def _check_inputs(M: int, obs: torch.Tensor, actions: torch.Tensor, k: int, max_batch: int) -> None:
+    if obs.shape[0] != M or actions.shape[0] != M:
+        raise ValueError(f"mc_estimate: {M} states but obs {tuple(obs.shape)} and actions {tuple(actions.shape)}")
+    if k < 1:
+        raise ValueError(f"mc_estimate: k must be >= 1, got {k}")
+    if max_batch < 1:
+        raise ValueError(f"mc_estimate: max_batch must be >= 1, got {max_batch}")
 
-    G = returns.view(M, per_state)
+
+def _empty_result(device: torch.device, compute_v: bool, H: int | None) -> MCResult:
+    empty = torch.zeros(0, device=device)
+    return MCResult(q=empty, v=empty if compute_v else None, advantages=empty if compute_v else None,
+                    env_steps=0, env_steps_simulated=0, q_std=empty, v_std=empty if compute_v else None, horizon=H)
+
+
+@dataclass
+class _Totals:
+    """Accounting over the chunks (module docstring)."""
+    env_steps: int = 0
+    simulated: int = 0
+    max_steps_run: int = 0
+    chunks: int = 0
+
+
+def _first_actions(env: BatchedEnv, o: torch.Tensor, actions: torch.Tensor, idx: torch.Tensor,
+                   is_q: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Step 0 of a chunk: Q branches take the visited action, V branches ask the policy."""
+    dev = env.device
+    a = torch.empty((idx.shape[0], env.act_dim), dtype=torch.float32, device=dev)
+    a[is_q] = actions.to(dev, torch.float32)[idx[is_q]]
+    is_v = ~is_q
+    if bool(is_v.any()):
+        a[is_v] = act(o[is_v]).to(dev, torch.float32)
+    return a
+
+
+def _run_branches(env: BatchedEnv, a: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor], gamma: float,
+                  H: int | None, full_budget: bool, totals: _Totals) -> torch.Tensor:
+    """Step one restored chunk from its first actions `a` until every branch ended or the step
+    limit; returns each branch's discounted return [n] (on the env's device)."""
+    n, dev = a.shape[0], env.device
+    totals.chunks += 1
+    live = torch.ones(n, dtype=torch.bool, device=dev)
+    n_live = n  # live branches before this step: one read of the GPU per step, which the early stop needs anyway
+    g = torch.zeros(n, dtype=torch.float32, device=dev)
+    disc = 1.0
+    t = 0
+    limit = env.max_episode_steps if H is None else min(H, env.max_episode_steps)
+    while t < limit:
+        tick()
+        res = env.step(a)
+        totals.env_steps += n_live
+        totals.simulated += n
+        g += disc * res.reward.to(torch.float32) * live
+        live &= ~(res.terminated if full_budget else (res.terminated | res.truncated))
+        t += 1
+        disc *= gamma
+        n_live = int(live.sum())
+        if t >= limit or n_live == 0:
+            break
+        a = torch.zeros((n, env.act_dim), dtype=torch.float32, device=dev)
+        a[live] = act(res.obs[live]).to(dev, torch.float32)
+    totals.max_steps_run = max(totals.max_steps_run, t)
+    return g
+
+
+def _result(G: torch.Tensor, k: int, compute_v: bool, out_device: torch.device, H: int | None,
+            totals: _Totals) -> MCResult:
+    """Means and stds over the k Q (and V) branches of each state, G [M, per_state] on the CPU."""
+    M, cpu = G.shape[0], G.device
     q_samples = G[:, :k]
     q = q_samples.mean(1)
     q_std = q_samples.std(1) if k > 1 else torch.zeros(M, device=cpu)
@@ -244,5 +268,6 @@ def mc_estimate(
         v_std = v_samples.std(1) if k > 1 else torch.zeros(M, device=cpu)
         adv = q - v
     to = (lambda x: None if x is None else x.to(out_device))
-    return MCResult(q=to(q), v=to(v), advantages=to(adv), env_steps=env_steps, env_steps_simulated=simulated,
-                    q_std=to(q_std), v_std=to(v_std), horizon=H, max_steps_run=max_steps_run, chunks=chunks)
+    return MCResult(q=to(q), v=to(v), advantages=to(adv), env_steps=totals.env_steps,
+                    env_steps_simulated=totals.simulated, q_std=to(q_std), v_std=to(v_std), horizon=H,
+                    max_steps_run=totals.max_steps_run, chunks=totals.chunks)

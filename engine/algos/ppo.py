@@ -23,27 +23,101 @@ Variants the training loop needs:
 """
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from ..runtime import tick
 from torch import nn
 
-from .indices import randperm
+from .indices import minibatch_indices
+from .loops import EpochsRun, minibatch_epochs
 
 __all__ = ["ppo_update", "minibatch_indices"]
 
 
-def minibatch_indices(n: int, num_minibatches: int, generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> list[torch.Tensor]:
-    """A random permutation of range(n) split into `num_minibatches` near-equal parts (empty parts
-    dropped, so a batch smaller than num_minibatches gives minibatches of size 1)."""
-    perm = randperm(n, generator, "cpu" if device is None else device)
-    return [p for p in torch.tensor_split(perm, max(1, int(num_minibatches))) if p.numel() > 0]
+@dataclass(frozen=True)
+class _MinibatchLoss:
+    """PPO's loss on one minibatch (module docstring) and the statistics it logs."""
+    actor: nn.Module
+    critic: nn.Module | None
+    obs: torch.Tensor
+    actions: torch.Tensor
+    old_logprobs: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor | None
+    old_values: torch.Tensor | None
+    clip_coef: float
+    ent_coef: float
+    vf_coef: float
+    norm_adv: bool
+    train_policy: bool
+    clip_vloss: bool
+
+    def __call__(self, mb: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        mb_obs = self.obs[mb]
+        # the warm-up (train_policy False) reads the policy without building its graph
+        with contextlib.nullcontext() if self.train_policy else torch.no_grad():
+            dist = self.actor.dist(mb_obs)
+            newlogprob = dist.log_prob(self.actions[mb]).sum(-1)
+            entropy = dist.entropy().sum(-1).mean()
+        logratio = newlogprob - self.old_logprobs[mb]
+        ratio = logratio.exp()
+        with torch.no_grad():
+            stats = {"old_approx_kl": (-logratio).mean(), "approx_kl": ((ratio - 1) - logratio).mean(),
+                     "clipfrac": ((ratio - 1.0).abs() > self.clip_coef).float().mean()}
+        pg_loss = self._pg_loss(ratio, self.advantages[mb])
+        v_loss = self._v_loss(mb_obs, mb)
+        if self.train_policy:
+            loss = pg_loss - self.ent_coef * entropy + self.vf_coef * v_loss
+        else:
+            loss = self.vf_coef * v_loss
+        stats.update(pg_loss=pg_loss, v_loss=v_loss, entropy=entropy)
+        return loss, stats
+
+    def _pg_loss(self, ratio: torch.Tensor, mb_adv: torch.Tensor) -> torch.Tensor:
+        if self.norm_adv and mb_adv.numel() > 1:
+            mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+        pg_loss1 = -mb_adv * ratio
+        pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - self.clip_coef, 1 + self.clip_coef)
+        return torch.max(pg_loss1, pg_loss2).mean()
+
+    def _v_loss(self, mb_obs: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
+        if self.critic is None:
+            return torch.zeros((), device=self.obs.device)
+        newvalue = self.critic(mb_obs).view(-1)
+        returns = self.returns[mb]
+        if not self.clip_vloss:
+            return 0.5 * ((newvalue - returns) ** 2).mean()
+        old = self.old_values[mb]
+        v_clipped = old + torch.clamp(newvalue - old, -self.clip_coef, self.clip_coef)
+        return 0.5 * torch.max((newvalue - returns) ** 2, (v_clipped - returns) ** 2).mean()
 
 
-def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [p for g in optimizer.param_groups for p in g["params"]]
+def _explained_variance(batch: dict[str, torch.Tensor], use_critic: bool) -> float:
+    """1 - Var(returns - values) / Var(returns) of the batch (CleanRL's log); nan without a critic,
+    without values or with constant returns."""
+    if not use_critic or batch.get("values") is None:
+        return float("nan")
+    y_pred, y_true = batch["values"].detach().float(), batch["returns"].detach().float()
+    var_y = y_true.var(unbiased=False)
+    return (1 - (y_true - y_pred).var(unbiased=False) / var_y).item() if var_y.item() > 0 else float("nan")
+
+
+def _loss_of(actor: nn.Module, critic: nn.Module | None, batch: dict[str, torch.Tensor], clip_vloss: bool,
+             **coefs: Any) -> _MinibatchLoss:
+    """The minibatch loss over `batch`, its inputs checked and detached."""
+    if batch["obs"].shape[0] == 0:
+        raise ValueError("ppo_update: empty batch")
+    returns = old_values = None
+    if critic is not None:
+        returns = batch["returns"].detach()
+        old_values = batch.get("values")
+        old_values = old_values.detach() if old_values is not None else None
+        if clip_vloss and old_values is None:
+            raise ValueError("ppo_update: clip_vloss needs batch['values']")
+    return _MinibatchLoss(actor, critic, batch["obs"], batch["actions"], batch["logprobs"].detach(),
+                          batch["advantages"].detach(), returns, old_values, clip_vloss=clip_vloss, **coefs)
 
 
 def ppo_update(
@@ -75,113 +149,28 @@ def ppo_update(
     grad_steps, explained_variance (of the batch's `values` against `returns`, as CleanRL logs it;
     nan without a critic or with constant returns).
     """
+    loss = _loss_of(actor, critic, batch, clip_vloss, clip_coef=clip_coef, ent_coef=ent_coef, vf_coef=vf_coef,
+                    norm_adv=norm_adv, train_policy=train_policy)
+    if not train_policy and critic is None:
+        update_epochs = 0  # nothing can move: a warm-up iteration without a critic
+
+    def kl_stop(run: EpochsRun) -> bool:  # CleanRL's early stop, one read of the GPU per epoch
+        return target_kl is not None and run.logs["approx_kl"][-1].item() > target_kl
+
     obs = batch["obs"]
-    actions = batch["actions"]
-    old_logprobs = batch["logprobs"].detach()
-    advantages = batch["advantages"].detach()
-    B = obs.shape[0]
-    if B == 0:
-        raise ValueError("ppo_update: empty batch")
-    use_critic = critic is not None
-    if use_critic:
-        returns = batch["returns"].detach()
-        old_values = batch.get("values")
-        old_values = old_values.detach() if old_values is not None else None
-        if clip_vloss and old_values is None:
-            raise ValueError("ppo_update: clip_vloss needs batch['values']")
-
-    params = _optimizer_params(optimizer)
-    # per-minibatch stats stay tensors (0-d, on the data's device) and are read once at the end:
-    # each .item() in the loop would wait for the GPU
-    stats_pg: list[torch.Tensor] = []
-    stats_v: list[torch.Tensor] = []
-    stats_ent: list[torch.Tensor] = []
-    clipfracs: list[torch.Tensor] = []
-    approx_kl = torch.zeros((), device=obs.device)
-    old_approx_kl = torch.zeros((), device=obs.device)
-    epochs_run = 0
-    stopped_early = False
-
-    if not train_policy and not use_critic:
-        # Nothing can move: a warm-up iteration without a critic.
-        update_epochs = 0
-
-    for _epoch in range(update_epochs):
-        epochs_run += 1
-        for mb in minibatch_indices(B, num_minibatches, generator, device=obs.device):
-            tick()
-            mb_obs, mb_act = obs[mb], actions[mb]
-            if train_policy:
-                dist = actor.dist(mb_obs)
-                newlogprob = dist.log_prob(mb_act).sum(-1)
-                entropy = dist.entropy().sum(-1).mean()
-            else:
-                with torch.no_grad():
-                    dist = actor.dist(mb_obs)
-                    newlogprob = dist.log_prob(mb_act).sum(-1)
-                    entropy = dist.entropy().sum(-1).mean()
-            logratio = newlogprob - old_logprobs[mb]
-            ratio = logratio.exp()
-            with torch.no_grad():
-                old_approx_kl = (-logratio).mean()
-                approx_kl = ((ratio - 1) - logratio).mean()
-                clipfracs.append(((ratio - 1.0).abs() > clip_coef).float().mean())
-
-            mb_adv = advantages[mb]
-            if norm_adv and mb_adv.numel() > 1:
-                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-            pg_loss1 = -mb_adv * ratio
-            pg_loss2 = -mb_adv * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
-            pg_loss = torch.max(pg_loss1, pg_loss2).mean()
-
-            if use_critic:
-                newvalue = critic(mb_obs).view(-1)
-                if clip_vloss:
-                    v_clipped = old_values[mb] + torch.clamp(newvalue - old_values[mb], -clip_coef, clip_coef)
-                    v_loss = 0.5 * torch.max((newvalue - returns[mb]) ** 2, (v_clipped - returns[mb]) ** 2).mean()
-                else:
-                    v_loss = 0.5 * ((newvalue - returns[mb]) ** 2).mean()
-            else:
-                v_loss = torch.zeros((), device=obs.device)
-
-            if train_policy:
-                loss = pg_loss - ent_coef * entropy + vf_coef * v_loss
-            else:
-                loss = vf_coef * v_loss
-
-            optimizer.zero_grad(set_to_none=True)
-            if loss.requires_grad:
-                loss.backward()
-                if max_grad_norm is not None and max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_grad_norm)
-                optimizer.step()
-            stats_pg.append(pg_loss.detach())
-            stats_v.append(v_loss.detach())
-            stats_ent.append(entropy.detach())
-
-        if target_kl is not None and approx_kl.item() > target_kl:  # one read per epoch
-            stopped_early = epochs_run < update_epochs
-            break
-
-    explained_var = float("nan")
-    if use_critic and batch.get("values") is not None:
-        y_pred, y_true = batch["values"].detach().float(), batch["returns"].detach().float()
-        var_y = y_true.var(unbiased=False)
-        if var_y.item() > 0:
-            explained_var = (1 - (y_true - y_pred).var(unbiased=False) / var_y).item()
-
-    def _mean(xs: list[torch.Tensor]) -> float:
-        return float(sum(torch.stack(xs).tolist()) / len(xs)) if xs else 0.0
-
+    run = minibatch_epochs(optimizer, obs.shape[0], loss, update_epochs=update_epochs,
+                           num_minibatches=num_minibatches, max_grad_norm=max_grad_norm, generator=generator,
+                           device=obs.device, stop=kl_stop)
+    zero = torch.zeros((), device=obs.device)
     return {
-        "pg_loss": _mean(stats_pg),
-        "v_loss": _mean(stats_v),
-        "entropy": _mean(stats_ent),
-        "approx_kl": float(approx_kl.item()),
-        "old_approx_kl": float(old_approx_kl.item()),
-        "clipfrac": _mean(clipfracs),
-        "epochs_run": epochs_run,
-        "stopped_early": bool(stopped_early),
-        "grad_steps": len(stats_pg),
-        "explained_variance": explained_var,
+        "pg_loss": run.mean("pg_loss"),
+        "v_loss": run.mean("v_loss"),
+        "entropy": run.mean("entropy"),
+        "approx_kl": float(run.last("approx_kl", zero).item()),
+        "old_approx_kl": float(run.last("old_approx_kl", zero).item()),
+        "clipfrac": run.mean("clipfrac"),
+        "epochs_run": run.epochs_run,
+        "stopped_early": bool(run.stopped_early),
+        "grad_steps": len(run.logs.get("pg_loss", [])),
+        "explained_variance": _explained_variance(batch, critic is not None),
     }

@@ -30,13 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from ..nets import QNetwork
-from ..runtime import tick
 from .iql import seeded
-from .indices import randint
+from .loops import fit_steps
 from .supervised import predict
 
 __all__ = ["RankQResult", "group_pairs", "neighbour_pairs", "fit_rank_q", "rank_q_advantages"]
@@ -111,27 +109,17 @@ def fit_rank_q(obs: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
     p = int(i.numel())
     if p == 0:  # nothing to order: f stays at its init (A = 0 after centring, or close to it)
         return RankQResult(net, {"pairs": 0, "pair_accuracy": float("nan"), "loss": float("nan")})
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    tail = max(1, steps // 10)
-    hist: list[torch.Tensor] = []
-    bs = min(batch_size, p)
-    for step in range(steps):
-        tick()
-        b = randint(p, bs, generator, obs.device)
+
+    def batch_loss(b: torch.Tensor) -> torch.Tensor:
         bi, bj = i[b], j[b]
         margin = net(x_o[bi], x_a[bi]) - net(x_o[bj], x_a[bj])
-        loss = F.softplus(-sign[b] * margin).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm:
-            nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
-        opt.step()
-        if step >= steps - tail:
-            hist.append(loss.detach())
+        return F.softplus(-sign[b] * margin).mean()
+
+    loss = fit_steps(net.parameters(), batch_loss, n=p, batch_size=min(batch_size, p), steps=steps, lr=lr,
+                     max_grad_norm=max_grad_norm, generator=generator, device=obs.device)
     f = predict(net, x_o, x_a)
     acc = float(((f[i] - f[j]) * sign > 0).float().mean())
-    return RankQResult(net, {"pairs": p, "pair_accuracy": acc,
-                             "loss": float(torch.stack(hist).mean()) if hist else float("nan")})
+    return RankQResult(net, {"pairs": p, "pair_accuracy": acc, "loss": loss})
 
 
 @torch.no_grad()

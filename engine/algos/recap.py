@@ -22,9 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..runtime import tick
 from .awr import _exponent
-from .ppo import minibatch_indices
+from .loops import minibatch_epochs
 
 __all__ = ["recap_weights", "recap_update"]
 
@@ -65,32 +64,24 @@ def recap_update(actor: nn.Module, optimizer: torch.optim.Optimizer, obs: torch.
     adv = advantages.detach()
     pos, w = recap_weights(adv, beta, max_weight, normalize)
     pos, w = pos.to(obs.device), w.to(obs.device)
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    totals: list[torch.Tensor] = []
-    pos_l: list[torch.Tensor] = []
-    neg_l: list[torch.Tensor] = []
-    for _ in range(update_epochs):
-        for mb in minibatch_indices(B, num_minibatches, generator, device=obs.device):
-            tick()
-            logp = actor.log_prob(obs[mb], actions[mb])
-            p_loss = -_side_mean(w[mb], logp, pos[mb])
-            n_loss = _side_mean(w[mb], logp, ~pos[mb])
-            loss = p_loss + alpha * n_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm is not None and max_grad_norm > 0:
-                nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_grad_norm)
-            optimizer.step()
-            totals.append(loss.detach())
-            pos_l.append(p_loss.detach())
-            neg_l.append(n_loss.detach())
-    mean = lambda xs: float(torch.stack(xs).mean()) if xs else 0.0  # noqa: E731
+
+    def minibatch_loss(mb: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logp = actor.log_prob(obs[mb], actions[mb])
+        p_loss = -_side_mean(w[mb], logp, pos[mb])
+        n_loss = _side_mean(w[mb], logp, ~pos[mb])
+        loss = p_loss + alpha * n_loss
+        return loss, {"loss": loss, "pos_loss": p_loss, "neg_loss": n_loss}
+
+    run = minibatch_epochs(optimizer, B, minibatch_loss, update_epochs=update_epochs,
+                           num_minibatches=num_minibatches, max_grad_norm=max_grad_norm, generator=generator,
+                           device=obs.device)
+    mean = lambda key: float(torch.stack(run.logs[key]).mean()) if run.logs.get(key) else 0.0  # noqa: E731
     return {
-        "loss": mean(totals), "pos_loss": mean(pos_l), "neg_loss": mean(neg_l),
+        "loss": mean("loss"), "pos_loss": mean("pos_loss"), "neg_loss": mean("neg_loss"),
         "pos_ratio": pos.float().mean().item(),
         "pos_weight_mean": w[pos].mean().item() if bool(pos.any()) else 0.0,
         "neg_weight_mean": w[~pos].mean().item() if bool((~pos).any()) else 0.0,
         "adv_mean": adv.float().mean().item(),
         "adv_std": adv.float().std().item() if adv.numel() > 1 else 0.0,
-        "grad_steps": len(totals),
+        "grad_steps": run.grad_steps,
     }

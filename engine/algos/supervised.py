@@ -1,6 +1,7 @@
 """Fitting a network to targets by minibatch MSE for a fixed number of gradient steps: the one
-loop the regression-based estimators share (sarsa's `mc` target: Q and V on returns; two-stage:
-V on returns, then A on returns - V)."""
+fit the regression-based estimators share (sarsa's `mc` target: Q and V on returns; two-stage:
+V on returns, then A on returns - V). The step loop itself is engine.algos.loops.fit_steps,
+shared with rank-q's pairwise fit."""
 from __future__ import annotations
 
 from typing import Callable
@@ -8,8 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..runtime import tick
-from .indices import randint
+from .loops import fit_steps
 
 __all__ = ["fit_mse", "predict"]
 
@@ -24,22 +24,13 @@ def fit_mse(net: nn.Module, inputs: tuple[torch.Tensor, ...], targets: torch.Ten
         raise ValueError("fit_mse: empty dataset")
     y = targets.detach().float().view(-1)
     xs = tuple(x.detach().float() for x in inputs)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
     bs = max(1, min(batch_size, m))
-    tail = max(1, steps // 10)
-    hist: list[torch.Tensor] = []
-    for step in range(steps):
-        tick()
-        idx = randint(m, bs, generator, y.device)
-        loss = 0.5 * (net(*(x[idx] for x in xs)) - y[idx]).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm:
-            nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
-        opt.step()
-        if step >= steps - tail:
-            hist.append(loss.detach())
-    return float(torch.stack(hist).mean()) if hist else float("nan")
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (net(*(x[idx] for x in xs)) - y[idx]).pow(2).mean()
+
+    return fit_steps(net.parameters(), batch_loss, n=m, batch_size=bs, steps=steps, lr=lr,
+                     max_grad_norm=max_grad_norm, generator=generator, device=y.device)
 
 
 @torch.no_grad()

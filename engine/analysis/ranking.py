@@ -5,7 +5,9 @@ of a state no better than chance (Spearman rho 0.01 against MC ground truth) whi
 good (r = 0.96), because Q's variance across states is ~500x its variance across the actions of
 one state; regressing advantages through a network destroys the ranking the same way
 (0.93 -> 0.02); GAE(lambda = 0.95) along real trajectories keeps it, even with IQL's V (0.93).
-`run_ranking` measures all of that on one policy, in one process, everything batched:
+`run_ranking(RankingProtocol(...))` measures all of that on one policy, in one process, everything
+batched, as one step function per numbered step below (the seed's protocol, ranking_seed.py, has
+the same shape and shares `collect_states`, `env_factory`, `Reporter` and `finish` from here):
 
 1. Visited states. The policy (a checkpoint role/seed name/path, 'none' = a fresh network, or an
    `Actor` object) runs one episode in each of `num_states` envs (sampling, no autoreset) with
@@ -54,6 +56,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -61,17 +64,23 @@ import torch
 from torch import nn
 
 from .. import checkpoints as ck
-from ..algos.gae import gae
-from ..algos.mc import RolloutEnvCache, mc_estimate, mc_horizon
-from ..config.schema import resolved_control_mode
-from ..envs import BatchedEnv, EnvError, EnvState, check_env_id, make_env
-from ..errors import UserError
 from .. import settings
+from ..algos.gae import gae
+from ..algos.iql import fit_iql, iql_advantages, iql_values
+from ..algos.mc import RolloutEnvCache, mc_estimate, mc_horizon
+from ..algos.regress import regress_advantages
+from ..config.schema import resolved_control_mode
+from ..envs import BatchedEnv, EnvState, check_env_id, make_env
+from ..errors import UserError
 from ..nets import Actor, Critic
+from ..runtime import configure_threads
+from ..train.pretrain import fit_critic, mc_returns_dataset
+from ..train.rollout import collect
 
 __all__ = ["AnalysisError", "ESTIMATORS", "LABELS", "SEED_REFERENCE", "average_ranks", "spearman",
            "within_state_spearman", "variance_ratio", "pearson", "ground_truth_q", "branch_rollouts",
-           "run_ranking", "default_json_path", "write_json"]
+           "RankingProtocol", "run_ranking", "env_factory", "episode_mask", "collect_states", "Reporter", "finish",
+           "default_json_path", "write_json"]
 
 ESTIMATORS = ("gae", "mc1", "mc16", "iql", "nn_mc16", "iql_v_gae")
 LABELS = {
@@ -232,11 +241,8 @@ def _load_policy(policy: Any, env: BatchedEnv, seed: int) -> tuple[Actor, dict]:
             torch.manual_seed(seed)
             actor = Actor(env.obs_dim, env.act_dim)
         return actor, {"spec": "none", "note": "freshly initialised network"}
-    res = ck.resolve_checkpoint(spec, env.env_id)
-    c = ck.load_checkpoint(res.path)
-    ck.check_compatible(c.meta, env.env_id, env.obs_dim, env.act_dim, what=f"policy {spec}")
-    actor = c.build_actor()
-    m = c.meta
+    res = ck.load_net(spec, "policy", env.env_id, env.obs_dim, env.act_dim, what=f"policy {spec}")
+    actor, m = res.net, res.meta
     return actor, {"spec": spec, "path": str(res.path), "role": res.role, "iteration": m.get("iteration"),
                    "logstd": m.get("logstd"), "det_sr": m.get("det_sr"), "stoch_sr": m.get("stoch_sr")}
 
@@ -247,28 +253,76 @@ def _load_critic(spec: Any, env: BatchedEnv) -> tuple[Critic | None, dict]:
     if spec is None or str(spec).strip().lower() in ("", "none"):
         return None, {"spec": "none"}
     spec = str(spec).strip()
-    res = ck.resolve_checkpoint(spec, env.env_id)
-    c = ck.load_checkpoint(res.path)
-    ck.check_compatible(c.meta, env.env_id, env.obs_dim, None, what=f"critic {spec}")
-    m = c.meta
-    return c.build_critic(), {"spec": spec, "path": str(res.path), "role": res.role, "gamma": m.get("gamma"),
+    res = ck.load_net(spec, "critic", env.env_id, env.obs_dim, what=f"critic {spec}")
+    m = res.meta
+    return res.net, {"spec": spec, "path": str(res.path), "role": res.role, "gamma": m.get("gamma"),
                               "fitted_on": m.get("fitted_on"), "fit_r2": m.get("fit_r2")}
 
 
-# --------------------------------------------------------------------------- the analysis
+# --------------------------------------------------------------------------- the protocol's options
 
-def _check_sizes(num_states: int, num_actions: int, gt_rollouts: int, gamma: float, iql_steps: int) -> None:
-    if num_states < 2:
-        raise AnalysisError(f"num_states must be >= 2 (variances and correlations over states), got {num_states}")
-    if num_actions < 2:
-        raise AnalysisError(f"num_actions must be >= 2 (a ranking needs two candidates), got {num_actions}")
-    if gt_rollouts < 1:
-        raise AnalysisError(f"gt_rollouts must be >= 1, got {gt_rollouts}")
-    if not 0.0 < gamma <= 1.0:
-        raise AnalysisError(f"gamma must be in (0, 1], got {gamma}")
-    if iql_steps < 1:
-        raise AnalysisError(f"iql_steps must be >= 1, got {iql_steps}")
+@dataclass(frozen=True)
+class RankingProtocol:
+    """The single-rollout protocol's options (module docstring); `run_ranking(p)` runs it. The
+    seed's protocol has the same shape (`engine.analysis.ranking_seed.SeedProtocol`,
+    `run_seed_ranking(p)`): options with `check()`, then the steps collect states, sample
+    candidates, roll out, estimate each method, score.
 
+    `policy`: role / seed name / path / 'none' / an `Actor`. `critic`: the GAE critic (role, path,
+    a `Critic`), or None / 'none' to fit one on the policy's MC returns. `estimators`: a subset of
+    `ESTIMATORS` (computed in that order)."""
+    env_id: str = "pickcube-lite"
+    policy: Any = "start"
+    critic: Any = "critic-expert"
+    num_states: int = 64
+    num_actions: int = 8
+    gt_rollouts: int = 128
+    gamma: float = 0.8
+    seed: int = 0
+    iql_steps: int = 10_000
+    iql_tau: float = 0.7
+    gae_lambda: float = 0.95
+    regress_epochs: int = 20
+    regress_pairs: int = 4096
+    critic_episodes: int = 256
+    critic_epochs: int = 20
+    horizon_tol: float = 1e-4
+    max_batch: int = 65536
+    estimators: Sequence[str] | None = None
+
+    def check(self) -> None:
+        """One `AnalysisError` line for the first unusable option."""
+        for name, low, why in (("num_states", 2, " (variances and correlations over states)"),
+                               ("num_actions", 2, " (a ranking needs two candidates)"), ("gt_rollouts", 1, "")):
+            if getattr(self, name) < low:
+                raise AnalysisError(f"{name} must be >= {low}{why}, got {getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise AnalysisError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.iql_steps < 1:
+            raise AnalysisError(f"iql_steps must be >= 1, got {self.iql_steps}")
+        given = tuple(ESTIMATORS if self.estimators is None else self.estimators)
+        unknown = [e for e in given if e not in ESTIMATORS]
+        if unknown or not given:
+            raise AnalysisError(f"unknown estimator(s) {', '.join(unknown) or '(none given)'}: "
+                                f"choose from {', '.join(ESTIMATORS)}")
+
+    @property
+    def wanted(self) -> tuple[str, ...]:
+        """The estimators to compute, in `ESTIMATORS` order."""
+        given = ESTIMATORS if self.estimators is None else tuple(self.estimators)
+        return tuple(e for e in ESTIMATORS if e in given)
+
+    def config(self, branch_steps: int) -> dict[str, Any]:
+        """The result's `config` block."""
+        return {"num_states": self.num_states, "num_actions": self.num_actions, "gt_rollouts": self.gt_rollouts,
+                "gamma": self.gamma, "seed": self.seed, "iql_steps": self.iql_steps, "iql_tau": self.iql_tau,
+                "gae_lambda": self.gae_lambda, "regress_epochs": self.regress_epochs,
+                "regress_pairs": self.regress_pairs, "critic_episodes": self.critic_episodes,
+                "critic_epochs": self.critic_epochs, "horizon_tol": self.horizon_tol, "branch_steps": branch_steps,
+                "estimators": list(self.wanted)}
+
+
+# --------------------------------------------------------------------------- steps both protocols share
 
 def _select_states(alive: torch.Tensor, num_states: int, generator: torch.Generator) -> torch.Tensor:
     """Flat (t-major) indices of `num_states` alive (t, env) pairs spread evenly along time."""
@@ -315,296 +369,371 @@ def write_json(result: dict, path: str | Path | None = None) -> Path:
     return path
 
 
-def run_ranking(
-    env_id: str = "pickcube-lite",
-    *,
-    policy: Any = "start",
-    critic: Any = "critic-expert",
-    num_states: int = 64,
-    num_actions: int = 8,
-    gt_rollouts: int = 128,
-    gamma: float = 0.8,
-    seed: int = 0,
-    iql_steps: int = 10_000,
-    iql_tau: float = 0.7,
-    gae_lambda: float = 0.95,
-    regress_epochs: int = 20,
-    regress_pairs: int = 4096,
-    critic_episodes: int = 256,
-    critic_epochs: int = 20,
-    horizon_tol: float = 1e-4,
-    max_batch: int = 65536,
-    json_out: str | Path | bool | None = None,
-    keep_data: bool = True,
-    estimators: Sequence[str] | None = None,
-    progress: Progress | None = None,
-) -> dict:
-    """Measure how well each advantage estimator ranks K candidate actions per visited state
-    against Monte-Carlo ground truth (see the module docstring). Returns a JSON-safe dict.
 
-    `policy`: role / seed name / path / 'none' / an `Actor`. `critic`: the GAE critic (role,
-    path, a `Critic`), or None / 'none' to fit one on the policy's MC returns. `json_out`: a path,
-    None = `default_json_path()`, False = do not write. `estimators`: a subset of `ESTIMATORS`
-    to compute (default: all). Raises `CheckpointError`, `EnvError` or `AnalysisError` (one
-    line each) on unusable input.
-    """
-    from ..runtime import configure_threads
 
-    configure_threads()  # auto: the idle cores (its MC loops re-decide through runtime.tick)
-    t_all = time.perf_counter()
-    _check_sizes(num_states, num_actions, gt_rollouts, gamma, iql_steps)
-    wanted = tuple(ESTIMATORS if estimators is None else estimators)
-    unknown = [e for e in wanted if e not in ESTIMATORS]
-    if unknown or not wanted:
-        raise AnalysisError(f"unknown estimator(s) {', '.join(unknown) or '(none given)'}: "
-                            f"choose from {', '.join(ESTIMATORS)}")
-    wanted = tuple(e for e in ESTIMATORS if e in wanted)
-    check_env_id(env_id)
-    say = progress or (lambda info: None)
-    timings: dict[str, float] = {}
+def env_factory(env_id: str) -> Callable[[int, int], BatchedEnv]:
+    """(n, seed) -> n envs of `env_id` as both protocols roll them out: sparse reward, no
+    autoreset, the controller the env's ladder was trained with."""
+    mode = resolved_control_mode(env_id, "auto")
 
-    def phase(name: str, message: str) -> None:
-        say({"phase": name, "message": message, "elapsed_s": round(time.perf_counter() - t_all, 1)})
+    def make(n: int, seed: int) -> BatchedEnv:
+        return make_env(env_id, n, seed=seed, reward_mode="sparse", autoreset=False, control_mode=mode)
 
-    S, K = num_states, num_actions
-    gen = torch.Generator().manual_seed(seed)
-    mode = resolved_control_mode(env_id, "auto")  # the controller the ladder was trained with
-    collect_env = make_env(env_id, S, seed=seed, reward_mode="sparse", autoreset=False, control_mode=mode)
-    rollout_envs = RolloutEnvCache(lambda n: make_env(env_id, n, seed=seed + 17, reward_mode="sparse",
-                                                      autoreset=False, control_mode=mode))
+    return make
+
+
+def episode_mask(ro: Any) -> torch.Tensor:
+    """[T, N] True where the step lies inside its env's first episode."""
+    done = (ro.terminated | ro.truncated).long()
+    return (done.cumsum(0) - done) == 0
+
+
+def collect_states(env: BatchedEnv, actor: Actor, num_states: int, seed: int, gen: torch.Generator) -> dict[str, Any]:
+    """Step 1 of both protocols: one episode of the policy per env (sampling, a snapshot before
+    every step) and `num_states` of its visited states spread over time (`_select_states`).
+    Returns rollout, alive ([T, N] inside the episode), all_states (every snapshot), and the
+    picked states, obs, t (their time steps) and the episodes' success_rate."""
+    ro, _ = collect(env, actor, env.reset(seed=seed), env.max_episode_steps, generator=gen, keep_states=True)
+    alive = episode_mask(ro)
+    all_states = ro.all_states()
+    sel = _select_states(alive, num_states, gen)
+    return {"rollout": ro, "alive": alive, "all_states": all_states, "states": all_states.select(sel),
+            "obs": ro.flat(ro.obs)[sel], "t": (sel // ro.num_envs),
+            "success_rate": float(ro.terminated.any(0).float().mean())}
+
+
+class Reporter:
+    """A protocol's progress: `say(message, phase=None)` hands {"phase" (when given), "message",
+    "elapsed_s"} to the caller's callback; `elapsed()` is the seconds since the start."""
+
+    def __init__(self, progress: Callable[[dict], None] | None):
+        self.t0 = time.perf_counter()
+        self.progress = progress or (lambda info: None)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def say(self, message: str, phase: str | None = None) -> None:
+        info = {} if phase is None else {"phase": phase}
+        self.progress({**info, "message": message, "elapsed_s": round(self.elapsed(), 1)})
+
+
+def finish(result: dict, json_out: str | Path | bool | None) -> dict:
+    """The result made JSON-safe (non-finite numbers -> null) and, unless `json_out` is False,
+    written (`write_json`; None or True = the default path) with its `json_path`."""
+    result = _finite_or_none(result)
+    if json_out is not False:
+        result["json_path"] = str(write_json(result, None if json_out in (None, True) else json_out))
+    return result
+
+
+# --------------------------------------------------------------------------- the single-rollout protocol's steps
+
+@dataclass
+class _Run:
+    """What the steps of one `run_ranking` share: the options, the index generator, the envs, the
+    policy, the visited states (step 1) and the candidates (step 2: S*K of them, state-major)."""
+    p: RankingProtocol
+    gen: torch.Generator
+    make: Callable[[int, int], BatchedEnv]
+    rollout_envs: RolloutEnvCache
+    actor: Actor
+    report: Reporter
+    episode_steps: int
+    visited: dict[str, Any] = field(default_factory=dict)
+    states_rep: EnvState | None = None
+    obs_rep: torch.Tensor | None = None
+    cand: torch.Tensor | None = None
+
+    def pol(self, o: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.actor.act(o, deterministic=False, generator=generator)
+
+    @property
+    def S(self) -> int:
+        return self.p.num_states
+
+    @property
+    def K(self) -> int:
+        return self.p.num_actions
+
+    def mc_kw(self) -> dict[str, Any]:
+        return dict(gamma=self.p.gamma, horizon_tol=self.p.horizon_tol, max_batch=self.p.max_batch, generator=self.gen)
+
+
+def _sample_candidates(r: _Run) -> None:
+    """Step 2: K policy samples at each visited state (not clipped: the env clips)."""
+    rep = torch.arange(r.S).repeat_interleave(r.K)
+    r.obs_rep = r.visited["obs"][rep]
+    r.states_rep = r.visited["states"].select(rep)
+    r.cand = r.actor.act(r.obs_rep, deterministic=False, generator=r.gen)
+
+
+def _ground_truth(r: _Run) -> dict[str, Any]:
+    """Step 3: MC ground truth over `gt_rollouts` branches per candidate: `ground_truth_q`'s dict
+    plus q_sk [S, K], v [S], a [S, K] and wall_s."""
+    t0 = time.perf_counter()
+    r.report.say(f"ground truth: {r.S * r.K * r.p.gt_rollouts:,} MC branches", "ground_truth")
+    gt = ground_truth_q(r.rollout_envs, r.states_rep, r.obs_rep, r.cand, r.pol, rollouts=r.p.gt_rollouts,
+                        **r.mc_kw())
+    q = gt["q"].view(r.S, r.K)
+    v = q.mean(1)
+    return {**gt, "q_sk": q, "v": v, "a": q - v[:, None], "wall_s": time.perf_counter() - t0}
+
+
+def _estimate_mc1(r: _Run) -> dict[str, dict[str, Any]]:
+    t0 = time.perf_counter()
+    r.report.say("MC-1 on the candidates", "mc1")
+    r1 = mc_estimate(r.rollout_envs, r.states_rep, r.obs_rep, r.cand, r.pol, k=1, **r.mc_kw())
+    S, K = r.S, r.K
+    return {"mc1": {"a": r1.advantages.view(S, K), "q": r1.q.view(S, K), "v": r1.v.view(S, K).mean(1),
+                    "env_steps": r1.env_steps, "wall_s": time.perf_counter() - t0}}
+
+
+def _regression_pairs(r: _Run) -> tuple[EnvState, torch.Tensor, torch.Tensor, int]:
+    """The candidates plus up to `regress_pairs` visited pairs of the collection episodes (the NN
+    regression's dataset): states, obs, actions, and how many visited pairs were added."""
+    ro, p = r.visited["rollout"], r.p
+    data_idx = r.visited["alive"].reshape(-1).nonzero().squeeze(1)
+    if data_idx.numel() > p.regress_pairs:
+        data_idx = data_idx[torch.randperm(data_idx.numel(), generator=r.gen)[:p.regress_pairs]]
+    states = type(r.states_rep).cat([r.states_rep, r.visited["all_states"].select(data_idx)])
+    obs = torch.cat([r.obs_rep, ro.flat(ro.obs)[data_idx]])
+    act = torch.cat([r.cand, ro.flat(ro.actions)[data_idx]])
+    return states, obs, act, int(data_idx.numel())
+
+
+def _estimate_mc16(r: _Run) -> dict[str, dict[str, Any]]:
+    """MC-16 on the candidates and, for `nn_mc16`, a network regressed on MC-16 advantages of the
+    candidates and visited pairs, its predictions at the candidates (the seed's finding 9)."""
+    t0 = time.perf_counter()
+    wanted, S, K, m = r.p.wanted, r.S, r.K, r.S * r.K
+    states_mc, obs_mc, act_mc, n_data = r.states_rep, r.obs_rep, r.cand, 0
+    if "nn_mc16" in wanted:
+        states_mc, obs_mc, act_mc, n_data = _regression_pairs(r)
+    r.report.say(f"MC-16 on the {m} candidates" + (f" and {n_data} visited pairs (regression targets)"
+                                                   if n_data else ""), "mc16")
+    r16 = mc_estimate(r.rollout_envs, states_mc, obs_mc, act_mc, r.pol, k=16, **r.mc_kw())
+    mc16_wall = time.perf_counter() - t0
+    out: dict[str, dict[str, Any]] = {}
+    if "mc16" in wanted:
+        out["mc16"] = {"a": r16.advantages[:m].view(S, K), "q": r16.q[:m].view(S, K),
+                       "v": r16.v[:m].view(S, K).mean(1), "wall_s": mc16_wall,
+                       # the candidates' share of the branches' steps (exact when n_data = 0)
+                       "env_steps": int(round(r16.env_steps * m / (m + n_data)))}
+    if "nn_mc16" in wanted:
+        t0 = time.perf_counter()
+        r.report.say(f"regressing MC-16 advantages through a network ({m + n_data} pairs, "
+                     f"{r.p.regress_epochs} epochs)", "nn_mc16")
+        pred = regress_advantages(obs_mc, act_mc, r16.advantages, epochs=r.p.regress_epochs, lr=3e-4, generator=r.gen)
+        out["nn_mc16"] = {"a": pred[:m].view(S, K), "q": None, "v": None, "env_steps": r16.env_steps,
+                          "wall_s": time.perf_counter() - t0 + mc16_wall, "dataset_pairs": m + n_data,
+                          "fit_pearson": pearson(pred, r16.advantages)}
+    return out
+
+
+def _branches(r: _Run, steps: int) -> dict[str, Any]:
+    """One `steps`-step branch per candidate (GAE, IQL's data, IQL-V+GAE): `branch_rollouts`'
+    [T, S*K] tensors, and its live env steps and wall time."""
+    t0 = time.perf_counter()
+    r.report.say(f"one {steps}-step branch per candidate", "branches")
+    br = branch_rollouts(r.rollout_envs(r.S * r.K), r.states_rep, r.cand, r.pol, steps, r.gen)
+    return {**br, "env_steps": int(br["live"].sum()), "wall_s": time.perf_counter() - t0}
+
+
+def _fit_own_critic(r: _Run, critic_info: dict) -> Critic:
+    """A critic fitted on the policy's own MC returns (no critic given); notes it in critic_info."""
+    p = r.p
+    r.report.say(f"fitting a critic on the policy's MC returns ({p.critic_episodes} episodes)", "critic")
+    data_env = r.make(max(1, min(p.critic_episodes, 256)), p.seed + 77)
     try:
-        actor, policy_info = _load_policy(policy, collect_env, seed)
-        critic_net, critic_info = (_load_critic(critic, collect_env) if "gae" in wanted
-                                   else (None, {"spec": str(critic), "note": "not used (no gae estimator)"}))
+        c_obs, c_ret = mc_returns_dataset(data_env, r.actor, p.gamma, p.critic_episodes, seed=p.seed + 1000)
+    finally:
+        data_env.close()
+    with torch.random.fork_rng(devices=[]):
+        critic_net, r2 = fit_critic(c_obs, c_ret, epochs=p.critic_epochs, seed=p.seed)
+    critic_info.update(fitted="policy MC returns", fit_r2=r2, samples=int(c_obs.shape[0]), gamma=p.gamma,
+                       episodes=p.critic_episodes, epochs=p.critic_epochs)
+    return critic_net
 
-        def pol(o: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-            return actor.act(o, deterministic=False, generator=generator)
 
-        # 1. visited states ------------------------------------------------------------------
+def _estimate_gae(r: _Run, br: dict, critic_net: Critic | None, critic_info: dict) -> dict[str, dict[str, Any]]:
+    t0 = time.perf_counter()
+    if critic_net is None:
+        critic_net = _fit_own_critic(r, critic_info)
+    r.report.say(f"GAE(lambda={r.p.gae_lambda}) along the branches", "gae")
+    with torch.no_grad():
+        v_b, nv_b = critic_net(br["obs"]), critic_net(br["next_obs"])
+        adv, ret = gae(br["rewards"], v_b, nv_b, br["terminated"], br["truncated"], r.p.gamma, r.p.gae_lambda)
+        return {"gae": {"a": adv[0].view(r.S, r.K), "q": ret[0].view(r.S, r.K), "v": critic_net(r.visited["obs"]),
+                        "env_steps": br["env_steps"], "wall_s": time.perf_counter() - t0 + br["wall_s"]}}
+
+
+def _iql_dataset(r: _Run, br: dict) -> tuple[torch.Tensor, ...]:
+    """The policy's transitions around the states: the collection episodes and the branches'
+    live steps (obs, actions, rewards, next obs, terminated)."""
+    ro = r.visited["rollout"]
+    a_mask, b_mask = r.visited["alive"].reshape(-1), br["live"].reshape(-1)
+    fb = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
+    return tuple(torch.cat([ro.flat(getattr(ro, name))[a_mask], fb(br[key])[b_mask]])
+                 for name, key in (("obs", "obs"), ("actions", "actions"), ("rewards", "rewards"),
+                                   ("next_obs", "next_obs"), ("terminated", "terminated")))
+
+
+def _estimate_iql(r: _Run, br: dict) -> dict[str, dict[str, Any]]:
+    """`iql` (min-twin Q - V) and `iql_v_gae` (GAE along the branches with IQL's V)."""
+    t0 = time.perf_counter()
+    p, S, K, wanted = r.p, r.S, r.K, r.p.wanted
+    d_obs, d_act, d_rew, d_next, d_term = _iql_dataset(r, br)
+    r.report.say(f"fitting IQL (tau={p.iql_tau}, {p.iql_steps} steps) on {int(d_obs.shape[0]):,} transitions", "iql")
+    iql = fit_iql(d_obs, d_act, d_rew, d_next, d_term, gamma=p.gamma, tau=p.iql_tau, steps=p.iql_steps,
+                  generator=r.gen)
+    iql_fit_s = time.perf_counter() - t0
+    iql_v = iql_values(iql, r.visited["obs"])
+    out: dict[str, dict[str, Any]] = {}
+    if "iql" in wanted:
+        a_iql = iql_advantages(iql, r.obs_rep, r.cand)
+        v_rep = iql_values(iql, r.obs_rep)
+        out["iql"] = {"a": a_iql.view(S, K), "q": (a_iql + v_rep).view(S, K), "v": iql_v,
+                      "env_steps": br["env_steps"], "wall_s": iql_fit_s + br["wall_s"],
+                      "dataset_transitions": int(d_obs.shape[0]), "fit": iql.stats}
+    if "iql_v_gae" in wanted:
         t0 = time.perf_counter()
-        phase("collect", f"collecting {S} episodes of the policy with snapshots")
-        from ..train.rollout import collect
+        Tb, Bb = br["rewards"].shape
+        v_b = iql_values(iql, br["obs"].reshape(Tb * Bb, -1)).view(Tb, Bb)
+        nv_b = iql_values(iql, br["next_obs"].reshape(Tb * Bb, -1)).view(Tb, Bb)
+        adv, ret = gae(br["rewards"], v_b, nv_b, br["terminated"], br["truncated"], p.gamma, p.gae_lambda)
+        out["iql_v_gae"] = {"a": adv[0].view(S, K), "q": ret[0].view(S, K), "v": iql_v, "env_steps": br["env_steps"],
+                            "wall_s": time.perf_counter() - t0 + iql_fit_s + br["wall_s"],
+                            "dataset_transitions": int(d_obs.shape[0])}
+    return out
 
-        T_ep = collect_env.max_episode_steps
-        ro, _ = collect(collect_env, actor, collect_env.reset(seed=seed), T_ep, generator=gen, keep_states=True)
-        done = (ro.terminated | ro.truncated).long()
-        alive = (done.cumsum(0) - done) == 0                                   # [T, N] inside the episode
-        all_states = ro.all_states()
-        flat_obs, flat_act = ro.flat(ro.obs), ro.flat(ro.actions)
-        sel = _select_states(alive, S, gen)
-        sel_states = all_states.select(sel)
-        sel_obs = flat_obs[sel]
-        sel_t = (sel // ro.num_envs)
 
-        # 2. candidates ----------------------------------------------------------------------
-        rep = torch.arange(S).repeat_interleave(K)
-        obs_rep = sel_obs[rep]
-        states_rep = sel_states.select(rep)
-        cand = actor.act(obs_rep, deterministic=False, generator=gen)
-        timings["collect"] = time.perf_counter() - t0
-
-        # 3. ground truth --------------------------------------------------------------------
-        t0 = time.perf_counter()
-        phase("ground_truth", f"ground truth: {S * K * gt_rollouts:,} MC branches")
-        gt = ground_truth_q(rollout_envs, states_rep, obs_rep, cand, pol, rollouts=gt_rollouts, gamma=gamma,
-                            horizon_tol=horizon_tol, max_batch=max_batch, generator=gen)
-        q_gt = gt["q"].view(S, K)
-        v_gt = q_gt.mean(1)
-        a_gt = q_gt - v_gt[:, None]
-        timings["ground_truth"] = time.perf_counter() - t0
-
-        est: dict[str, dict[str, Any]] = {}   # name -> {"a": [S,K], "q": [S,K]|None, "v": [S]|None, ...}
-
-        # 4a. MC-1 -----------------------------------------------------------------------------
-        m = S * K
-        kw = dict(gamma=gamma, horizon_tol=horizon_tol, max_batch=max_batch, generator=gen)
-        if "mc1" in wanted:
-            t0 = time.perf_counter()
-            phase("mc1", "MC-1 on the candidates")
-            r1 = mc_estimate(rollout_envs, states_rep, obs_rep, cand, pol, k=1, **kw)
-            est["mc1"] = {"a": r1.advantages.view(S, K), "q": r1.q.view(S, K), "v": r1.v.view(S, K).mean(1),
-                          "env_steps": r1.env_steps, "wall_s": time.perf_counter() - t0}
-
-        # 4b. MC-16 on the candidates (+ the regression dataset) -------------------------------
-        if "mc16" in wanted or "nn_mc16" in wanted:
-            t0 = time.perf_counter()
-            n_data = 0
-            states_mc, obs_mc, act_mc = states_rep, obs_rep, cand
-            if "nn_mc16" in wanted:
-                data_idx = alive.reshape(-1).nonzero().squeeze(1)
-                if data_idx.numel() > regress_pairs:
-                    data_idx = data_idx[torch.randperm(data_idx.numel(), generator=gen)[:regress_pairs]]
-                n_data = int(data_idx.numel())
-                states_mc = type(states_rep).cat([states_rep, all_states.select(data_idx)])
-                obs_mc = torch.cat([obs_rep, flat_obs[data_idx]])
-                act_mc = torch.cat([cand, flat_act[data_idx]])
-            phase("mc16", f"MC-16 on the {m} candidates" + (f" and {n_data} visited pairs (regression targets)"
-                                                            if n_data else ""))
-            r16 = mc_estimate(rollout_envs, states_mc, obs_mc, act_mc, pol, k=16, **kw)
-            mc16_wall = time.perf_counter() - t0
-            if "mc16" in wanted:
-                est["mc16"] = {"a": r16.advantages[:m].view(S, K), "q": r16.q[:m].view(S, K),
-                               "v": r16.v[:m].view(S, K).mean(1), "wall_s": mc16_wall,
-                               # the candidates' share of the branches' steps (exact when n_data = 0)
-                               "env_steps": int(round(r16.env_steps * m / (m + n_data)))}
-
-            # 4c. NN regression of the MC-16 advantages (finding 9) ----------------------------
-            if "nn_mc16" in wanted:
-                t0 = time.perf_counter()
-                phase("nn_mc16", f"regressing MC-16 advantages through a network ({m + n_data} pairs, "
-                                 f"{regress_epochs} epochs)")
-                from ..algos.regress import regress_advantages
-
-                pred = regress_advantages(obs_mc, act_mc, r16.advantages, epochs=regress_epochs, lr=3e-4,
-                                          generator=gen)
-                est["nn_mc16"] = {"a": pred[:m].view(S, K), "q": None, "v": None, "env_steps": r16.env_steps,
-                                  "wall_s": time.perf_counter() - t0 + mc16_wall, "dataset_pairs": m + n_data,
-                                  "fit_pearson": pearson(pred, r16.advantages)}
-
-        # 4d. one branch per candidate (GAE, IQL data, IQL-V+GAE) -----------------------------
-        H = mc_horizon(gamma, horizon_tol)
-        steps = T_ep if H is None else max(1, min(H, T_ep))
-        if any(e in wanted for e in ("gae", "iql", "iql_v_gae")):
-            t0 = time.perf_counter()
-            phase("branches", f"one {steps}-step branch per candidate")
-            br = branch_rollouts(rollout_envs(m), states_rep, cand, pol, steps, gen)
-            branch_steps = int(br["live"].sum())
-            branch_wall = time.perf_counter() - t0
-            fb = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
-            Tb, Bb = br["rewards"].shape
-
-        # 4e. GAE with a critic -----------------------------------------------------------------
+def _estimate(r: _Run, critic_net: Critic | None, critic_info: dict) -> tuple[dict[str, dict[str, Any]], int]:
+    """Step 4: each wanted estimator's {"a": [S, K], "q": [S, K] | None, "v": [S] | None, env_steps,
+    wall_s, ...}, and the branches' length in steps."""
+    wanted = r.p.wanted
+    est: dict[str, dict[str, Any]] = {}
+    if "mc1" in wanted:
+        est.update(_estimate_mc1(r))
+    if "mc16" in wanted or "nn_mc16" in wanted:
+        est.update(_estimate_mc16(r))
+    H = mc_horizon(r.p.gamma, r.p.horizon_tol)
+    steps = r.episode_steps if H is None else max(1, min(H, r.episode_steps))
+    if any(e in wanted for e in ("gae", "iql", "iql_v_gae")):
+        br = _branches(r, steps)
         if "gae" in wanted:
-            t0 = time.perf_counter()
-            if critic_net is None:
-                phase("critic", f"fitting a critic on the policy's MC returns ({critic_episodes} episodes)")
-                from ..train.pretrain import fit_critic, mc_returns_dataset
-
-                data_env = make_env(env_id, max(1, min(critic_episodes, 256)), seed=seed + 77, reward_mode="sparse",
-                                    autoreset=False, control_mode=mode)
-                try:
-                    c_obs, c_ret = mc_returns_dataset(data_env, actor, gamma, critic_episodes, seed=seed + 1000)
-                finally:
-                    data_env.close()
-                with torch.random.fork_rng(devices=[]):
-                    critic_net, r2 = fit_critic(c_obs, c_ret, epochs=critic_epochs, seed=seed)
-                critic_info.update(fitted="policy MC returns", fit_r2=r2, samples=int(c_obs.shape[0]), gamma=gamma,
-                                   episodes=critic_episodes, epochs=critic_epochs)
-            phase("gae", f"GAE(lambda={gae_lambda}) along the branches")
-            with torch.no_grad():
-                v_b, nv_b = critic_net(br["obs"]), critic_net(br["next_obs"])
-                adv, ret = gae(br["rewards"], v_b, nv_b, br["terminated"], br["truncated"], gamma, gae_lambda)
-                est["gae"] = {"a": adv[0].view(S, K), "q": ret[0].view(S, K), "v": critic_net(sel_obs),
-                              "env_steps": branch_steps, "wall_s": time.perf_counter() - t0 + branch_wall}
-
-        # 4f. IQL Q - V and IQL-V + GAE -----------------------------------------------------------
+            est.update(_estimate_gae(r, br, critic_net, critic_info))
         if "iql" in wanted or "iql_v_gae" in wanted:
-            t0 = time.perf_counter()
-            from ..algos.iql import fit_iql, iql_advantages, iql_values
+            est.update(_estimate_iql(r, br))
+    return est, steps
 
-            a_mask = alive.reshape(-1)
-            b_mask = br["live"].reshape(-1)
-            d_obs = torch.cat([flat_obs[a_mask], fb(br["obs"])[b_mask]])
-            d_act = torch.cat([flat_act[a_mask], fb(br["actions"])[b_mask]])
-            d_rew = torch.cat([ro.flat(ro.rewards)[a_mask], fb(br["rewards"])[b_mask]])
-            d_next = torch.cat([ro.flat(ro.next_obs)[a_mask], fb(br["next_obs"])[b_mask]])
-            d_term = torch.cat([ro.flat(ro.terminated)[a_mask], fb(br["terminated"])[b_mask]])
-            phase("iql", f"fitting IQL (tau={iql_tau}, {iql_steps} steps) on {int(d_obs.shape[0]):,} transitions")
-            iql = fit_iql(d_obs, d_act, d_rew, d_next, d_term, gamma=gamma, tau=iql_tau, steps=iql_steps,
-                          generator=gen)
-            iql_fit_s = time.perf_counter() - t0
-            iql_v = iql_values(iql, sel_obs)
-            if "iql" in wanted:
-                a_iql = iql_advantages(iql, obs_rep, cand)
-                v_rep = iql_values(iql, obs_rep)
-                est["iql"] = {"a": a_iql.view(S, K), "q": (a_iql + v_rep).view(S, K), "v": iql_v,
-                              "env_steps": branch_steps, "wall_s": iql_fit_s + branch_wall,
-                              "dataset_transitions": int(d_obs.shape[0]), "fit": iql.stats}
-            if "iql_v_gae" in wanted:
-                t0 = time.perf_counter()
-                v_b = iql_values(iql, fb(br["obs"])).view(Tb, Bb)
-                nv_b = iql_values(iql, fb(br["next_obs"])).view(Tb, Bb)
-                adv, ret = gae(br["rewards"], v_b, nv_b, br["terminated"], br["truncated"], gamma, gae_lambda)
-                est["iql_v_gae"] = {"a": adv[0].view(S, K), "q": ret[0].view(S, K), "v": iql_v,
-                                    "env_steps": branch_steps,
-                                    "wall_s": time.perf_counter() - t0 + iql_fit_s + branch_wall,
-                                    "dataset_transitions": int(d_obs.shape[0])}
 
-        # 5. scores --------------------------------------------------------------------------------
-        phase("score", "scoring")
-        gt_rank = (within_state_spearman(gt["q_half1"].view(S, K), gt["q_half2"].view(S, K))
-                   if gt["q_half2"] is not None else None)
-        truth_ws = within_state_spearman(q_gt, q_gt)
-        result_gt = {
-            "label": LABELS["ground_truth"].format(gt=gt_rollouts),
-            "split_half_spearman": gt_rank["mean"] if gt_rank else None,
-            # Spearman-Brown: the rank agreement expected between two full-size ground truths, a
-            # rough ceiling for any estimator's rho against this (noisy) ground truth
-            "reliability": (2 * gt_rank["mean"] / (1 + gt_rank["mean"])
-                            if gt_rank and gt_rank["mean"] == gt_rank["mean"] and gt_rank["mean"] > -1 else None),
-            "split_half_states": gt_rank["states"] if gt_rank else None,
-            "states_ranked": truth_ws["states"], "states_constant": truth_ws["states_gt_constant"],
-            "var_ratio": variance_ratio(q_gt),
-            # the same with the ground truth's own MC noise (estimated from its two halves) taken out
-            "var_ratio_denoised": (variance_ratio(q_gt, float(gt["noise_var"].mean()))
-                                   if gt["noise_var"] is not None else None),
-            "noise_std": float(gt["noise_var"].mean().sqrt()) if gt["noise_var"] is not None else None,
-            "v_mean": float(v_gt.mean()), "v_std": float(v_gt.std()), "q_mean": float(q_gt.mean()),
-            "within_state_q_std": float(q_gt.std(1).mean()), "cross_state_v_std": float(v_gt.std()),
-            "env_steps": gt["env_steps"], "wall_s": timings["ground_truth"], "horizon": gt["horizon"],
-        }
-        # the ranked states where the choice matters most: top half by ground-truth spread over actions
-        spread = q_gt.std(1)
-        ranked = ~(q_gt == q_gt[:, :1]).all(1)
-        top = ranked & (spread >= spread[ranked].median()) if bool(ranked.any()) else ranked
-        result_gt["states_top_half"] = int(top.sum())
-        scores: dict[str, dict[str, Any]] = {}
-        for name in wanted:
-            e = est[name]
-            ws = within_state_spearman(e["a"], q_gt)
-            row = {"label": LABELS[name], "spearman": ws["mean"], "spearman_median": ws["median"],
-                   "spearman_top_half": float(ws["per_state"][top].mean()) if bool(top.any()) else None,
-                   "states": ws["states"], "states_est_constant": ws["states_est_constant"],
-                   "v_pearson": pearson(e["v"], v_gt) if e["v"] is not None else None,
-                   "var_ratio": variance_ratio(e["q"]) if e["q"] is not None else None,
-                   "pooled_pearson": pearson(e["a"], a_gt),
-                   "env_steps": int(e["env_steps"]), "wall_s": round(float(e["wall_s"]), 2)}
-            for extra in ("dataset_pairs", "dataset_transitions", "fit_pearson", "fit"):
-                if extra in e:
-                    row[extra] = e[extra]
-            if name in SEED_REFERENCE:
-                row["seed"] = SEED_REFERENCE[name]
-            scores[name] = row
+def _score_truth(truth: dict, gt_rollouts: int) -> tuple[dict[str, Any], torch.Tensor]:
+    """Step 5, the ground truth's own row (split-half reliability, variance ratios), and the mask
+    of the ranked states in the top half by the truth's spread over the actions."""
+    q_gt, v_gt, noise = truth["q_sk"], truth["v"], truth["noise_var"]
+    S, K = q_gt.shape
+    gt_rank = (within_state_spearman(truth["q_half1"].view(S, K), truth["q_half2"].view(S, K))
+               if truth["q_half2"] is not None else None)
+    truth_ws = within_state_spearman(q_gt, q_gt)
+    row = {
+        "label": LABELS["ground_truth"].format(gt=gt_rollouts),
+        "split_half_spearman": gt_rank["mean"] if gt_rank else None,
+        # Spearman-Brown: the rank agreement expected between two full-size ground truths, a
+        # rough ceiling for any estimator's rho against this (noisy) ground truth
+        "reliability": (2 * gt_rank["mean"] / (1 + gt_rank["mean"])
+                        if gt_rank and gt_rank["mean"] == gt_rank["mean"] and gt_rank["mean"] > -1 else None),
+        "split_half_states": gt_rank["states"] if gt_rank else None,
+        "states_ranked": truth_ws["states"], "states_constant": truth_ws["states_gt_constant"],
+        "var_ratio": variance_ratio(q_gt),
+        # the same with the ground truth's own MC noise (estimated from its two halves) taken out
+        "var_ratio_denoised": variance_ratio(q_gt, float(noise.mean())) if noise is not None else None,
+        "noise_std": float(noise.mean().sqrt()) if noise is not None else None,
+        "v_mean": float(v_gt.mean()), "v_std": float(v_gt.std()), "q_mean": float(q_gt.mean()),
+        "within_state_q_std": float(q_gt.std(1).mean()), "cross_state_v_std": float(v_gt.std()),
+        "env_steps": truth["env_steps"], "wall_s": truth["wall_s"], "horizon": truth["horizon"],
+    }
+    # the ranked states where the choice matters most: top half by ground-truth spread over actions
+    spread = q_gt.std(1)
+    ranked = ~(q_gt == q_gt[:, :1]).all(1)
+    top = ranked & (spread >= spread[ranked].median()) if bool(ranked.any()) else ranked
+    row["states_top_half"] = int(top.sum())
+    return row, top
 
-        result: dict[str, Any] = {
-            "analysis": "ranking",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "env_id": env_id,
-            "policy": policy_info,
-            "critic": critic_info,
-            "config": {"num_states": S, "num_actions": K, "gt_rollouts": gt_rollouts, "gamma": gamma, "seed": seed,
-                       "iql_steps": iql_steps, "iql_tau": iql_tau, "gae_lambda": gae_lambda,
-                       "regress_epochs": regress_epochs, "regress_pairs": regress_pairs,
-                       "critic_episodes": critic_episodes, "critic_epochs": critic_epochs,
-                       "horizon_tol": horizon_tol, "branch_steps": steps, "estimators": list(wanted)},
-            "states": {"time_steps": sel_t.tolist(), "visited_pairs": int(alive.sum()),
-                       "collection_success_rate": float(ro.terminated.any(0).float().mean())},
-            "ground_truth": result_gt,
-            "estimators": scores,
-            "seed_reference": SEED_REFERENCE,
-            "wall_s": round(time.perf_counter() - t_all, 2),
-        }
-        if critic_info.get("gamma") not in (None, gamma):
-            result["warnings"] = [f"critic {critic_info['spec']} was fitted with gamma={critic_info['gamma']}, "
-                                  f"the analysis uses gamma={gamma}"]
-        if keep_data:
-            result["data"] = {"q_gt": q_gt, **{f"a_{k}": est[k]["a"] for k in wanted},
-                              "v_gt": v_gt}
-        result = _finite_or_none(result)
-        if json_out is not False:
-            path = write_json(result, None if json_out in (None, True) else json_out)
-            result["json_path"] = str(path)
-        phase("done", f"done in {time.perf_counter() - t_all:.1f}s")
+
+def _score_estimator(name: str, e: dict[str, Any], truth: dict, top: torch.Tensor) -> dict[str, Any]:
+    """Step 5 for one estimator: within-state Spearman against the truth, V's Pearson r, the
+    variance ratio of its Q, the pooled Pearson r of its advantages."""
+    ws = within_state_spearman(e["a"], truth["q_sk"])
+    row = {"label": LABELS[name], "spearman": ws["mean"], "spearman_median": ws["median"],
+           "spearman_top_half": float(ws["per_state"][top].mean()) if bool(top.any()) else None,
+           "states": ws["states"], "states_est_constant": ws["states_est_constant"],
+           "v_pearson": pearson(e["v"], truth["v"]) if e["v"] is not None else None,
+           "var_ratio": variance_ratio(e["q"]) if e["q"] is not None else None,
+           "pooled_pearson": pearson(e["a"], truth["a"]),
+           "env_steps": int(e["env_steps"]), "wall_s": round(float(e["wall_s"]), 2)}
+    for extra in ("dataset_pairs", "dataset_transitions", "fit_pearson", "fit"):
+        if extra in e:
+            row[extra] = e[extra]
+    if name in SEED_REFERENCE:
+        row["seed"] = SEED_REFERENCE[name]
+    return row
+
+
+def _result(r: _Run, truth: dict, est: dict, infos: tuple[dict, dict], steps: int, keep_data: bool) -> dict:
+    """The analysis' dict (before `finish`): config, states, the ground truth's and each estimator's rows."""
+    p, v = r.p, r.visited
+    policy_info, critic_info = infos
+    truth_row, top = _score_truth(truth, p.gt_rollouts)
+    result: dict[str, Any] = {
+        "analysis": "ranking", "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "env_id": p.env_id,
+        "policy": policy_info, "critic": critic_info, "config": p.config(steps),
+        "states": {"time_steps": v["t"].tolist(), "visited_pairs": int(v["alive"].sum()),
+                   "collection_success_rate": v["success_rate"]},
+        "ground_truth": truth_row,
+        "estimators": {name: _score_estimator(name, est[name], truth, top) for name in p.wanted},
+        "seed_reference": SEED_REFERENCE,
+        "wall_s": round(r.report.elapsed(), 2),
+    }
+    if critic_info.get("gamma") not in (None, p.gamma):
+        result["warnings"] = [f"critic {critic_info['spec']} was fitted with gamma={critic_info['gamma']}, "
+                              f"the analysis uses gamma={p.gamma}"]
+    if keep_data:
+        result["data"] = {"q_gt": truth["q_sk"], **{f"a_{k}": est[k]["a"] for k in p.wanted}, "v_gt": truth["v"]}
+    return result
+
+
+def run_ranking(p: RankingProtocol = RankingProtocol(), progress: Progress | None = None,
+                json_out: str | Path | bool | None = None, keep_data: bool = True) -> dict:
+    """Measure how well each advantage estimator ranks K candidate actions per visited state
+    against Monte-Carlo ground truth (see the module docstring): the steps collect states, sample
+    candidates, ground truth, estimate each method, score. Returns a JSON-safe dict.
+
+    `json_out`: a path, None = `default_json_path()`, False = do not write. `keep_data`: the
+    result's `data` holds the [S, K] truth and estimates. Raises `CheckpointError`, `EnvError` or
+    `AnalysisError` (one line each) on unusable input.
+    """
+    configure_threads()  # auto: the idle cores (its MC loops re-decide through runtime.tick)
+    report = Reporter(progress)
+    p.check()
+    check_env_id(p.env_id)
+    make = env_factory(p.env_id)
+    collect_env = make(p.num_states, p.seed)
+    rollout_envs = RolloutEnvCache(lambda n: make(n, p.seed + 17))
+    try:
+        actor, policy_info = _load_policy(p.policy, collect_env, p.seed)
+        critic_net, critic_info = (_load_critic(p.critic, collect_env) if "gae" in p.wanted
+                                   else (None, {"spec": str(p.critic), "note": "not used (no gae estimator)"}))
+        r = _Run(p, torch.Generator().manual_seed(p.seed), make, rollout_envs, actor, report,
+                 collect_env.max_episode_steps)
+        report.say(f"collecting {p.num_states} episodes of the policy with snapshots", "collect")
+        r.visited = collect_states(collect_env, actor, p.num_states, p.seed, r.gen)
+        _sample_candidates(r)
+        truth = _ground_truth(r)
+        est, steps = _estimate(r, critic_net, critic_info)
+        report.say("scoring", "score")
+        result = finish(_result(r, truth, est, (policy_info, critic_info), steps, keep_data), json_out)
+        report.say(f"done in {report.elapsed():.1f}s", "done")
         return result
     finally:
         collect_env.close()

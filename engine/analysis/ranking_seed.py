@@ -36,7 +36,6 @@ the within-state vs cross-state variance of the true Q (the seed: 0.0001 vs 0.26
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
@@ -49,14 +48,13 @@ from ..algos.iql import fit_iql, iql_advantages, iql_values, seeded
 from ..algos.iql_seed import fit_iql_seed, nstep_targets
 from ..algos.indices import randperm
 from ..algos.mc import RolloutEnvCache
-from ..config.schema import resolved_control_mode
-from ..envs import check_env_id, make_env
+from ..envs import check_env_id
 from ..nets import Critic, mlp
 from ..runtime import configure_threads, tick
 from ..train.rollout import collect
 from .ranking_beyond import beyond_rows, fit_beyond
-from .ranking import (AnalysisError, _finite_or_none, _load_policy, _select_states, pearson, within_state_spearman,
-                      write_json)
+from .ranking import (AnalysisError, Reporter, _load_policy, collect_states as _collect_states, env_factory,
+                      episode_mask, finish, pearson, within_state_spearman)
 
 __all__ = ["SeedProtocol", "SEED_RANKING", "SEED_M_SCALING", "SEED_NETWORK_SIZES", "collect_states",
            "collect_dataset", "sample_candidates", "fit_values", "rollout_estimates", "score",
@@ -131,25 +129,16 @@ class SeedProtocol:
 
 # --------------------------------------------------------------------------- steps 1-2
 
-def _episode_mask(ro) -> torch.Tensor:
-    """[T, N] True where the step lies inside its env's first episode."""
-    done = (ro.terminated | ro.truncated).long()
-    return (done.cumsum(0) - done) == 0
-
-
 def collect_states(p: SeedProtocol, env, actor, gen: torch.Generator) -> dict[str, Any]:
-    """The evaluation episodes (snapshots kept) and `p.states` states picked from them."""
-    ro, _ = collect(env, actor, env.reset(seed=p.seed), env.max_episode_steps, generator=gen, keep_states=True)
-    alive = _episode_mask(ro)
-    sel = _select_states(alive, p.states, gen)
-    return {"rollout": ro, "alive": alive, "states": ro.all_states().select(sel), "obs": ro.flat(ro.obs)[sel],
-            "t": (sel // ro.num_envs), "success_rate": float(ro.terminated.any(0).float().mean())}
+    """The evaluation episodes (snapshots kept) and `p.states` states picked from them: the step
+    both protocols share (engine.analysis.ranking.collect_states)."""
+    return _collect_states(env, actor, p.states, p.seed, gen)
 
 
 def collect_dataset(env, actor, seed: int, gen: torch.Generator) -> dict[str, Any]:
     """The training episodes (one per env, no snapshots) and their alive mask."""
     ro, _ = collect(env, actor, env.reset(seed=seed), env.max_episode_steps, generator=gen)
-    return {"rollout": ro, "alive": _episode_mask(ro)}
+    return {"rollout": ro, "alive": episode_mask(ro)}
 
 
 @torch.no_grad()
@@ -498,48 +487,44 @@ def run_seed_ranking(p: SeedProtocol = SeedProtocol(), progress: Callable[[dict]
     if p.m_scaling and 50 not in p.td_n:
         p = replace(p, td_n=tuple(sorted(set(p.td_n) | {50})))
     check_env_id(p.env_id)
-    t_all = time.perf_counter()
-    report = progress or (lambda info: None)
-
-    def say(message: str) -> None:
-        report({"message": message, "elapsed_s": round(time.perf_counter() - t_all, 1)})
-
+    report = Reporter(progress)
     gen = torch.Generator().manual_seed(p.seed)
-    mode = resolved_control_mode(p.env_id, "auto")
-
-    def mk(n: int, s: int):
-        return make_env(p.env_id, n, seed=s, reward_mode="sparse", autoreset=False, control_mode=mode)
-
+    mk = env_factory(p.env_id)
     envs = {"eval": mk(p.eval_episodes, p.seed), "train": mk(p.train_episodes, p.seed + 1),
             "rollout": RolloutEnvCache(lambda n: mk(n, p.seed + 17))}
     try:
         actor, policy_info = _load_policy(p.policy, envs["eval"], p.seed)
-        prep = _prepare(p, envs, actor, gen, say)
-        t_prep = time.perf_counter() - t_all
+        prep = _prepare(p, envs, actor, gen, report.say)
+        t_prep = report.elapsed()
         per, steps = rollout_estimates(p, envs["rollout"], prep["ev"]["states"], prep["cand"], prep["pol"],
-                                       _value_fns(p, prep["vals"], prep["widths"]), prep["steps"], gen, say)
-        t_roll = time.perf_counter() - t_all - t_prep
+                                       _value_fns(p, prep["vals"], prep["widths"]), prep["steps"], gen, report.say)
+        t_roll = report.elapsed() - t_prep
         truth, est = _estimates(p, per, prep["v_mc"], prep["vals"], prep["ev"], prep["cand"], prep["widths"], gen)
-        rows = {k: score(v, truth) for k, v in est.items()}
-        result = {"protocol": "seed", "env_id": p.env_id, "policy": policy_info, "states": p.states,
-                  "states_ranked": rows["mc"]["states"], "K": p.K, "M": p.M, "rollouts": p.rollouts,
-                  "rho": {k: r["rho"] for k, r in rows.items()}, "top1": {k: r["top1"] for k, r in rows.items()},
-                  "rho_median": {k: r["rho_median"] for k, r in rows.items()},
-                  "rho_se": {k: r["rho_se"] for k, r in rows.items()},
-                  "seed": {"rho": {k: v[0] for k, v in SEED_RANKING.items()},
-                           "top1": {k: v[1] for k, v in SEED_RANKING.items()}},
-                  **_tables(p, per, est, prep["widths"]),
-                  "diagnostics": _diagnostics(p, per, truth, prep["v_mc"], prep["vals"], prep["ev"], est),
-                  "fits": prep["vals"]["info"], "collection_success_rate": prep["ev"]["success_rate"],
-                  "env_steps": steps + prep["env_steps"], "config": {**asdict(p), "policy": str(p.policy)},
-                  "timings": {"prepare_s": round(t_prep, 1), "rollouts_s": round(t_roll, 1)},
-                  "wall_s": round(time.perf_counter() - t_all, 1)}
-        result = _finite_or_none(result)
-        if json_out is not False:
-            result["json_path"] = str(write_json(result, None if json_out in (None, True) else json_out))
-        say(f"done in {result['wall_s']:.1f}s")
+        result = finish(_result(p, policy_info, prep, per, truth, est, steps, (t_prep, t_roll, report.elapsed())),
+                        json_out)
+        report.say(f"done in {result['wall_s']:.1f}s")
         return result
     finally:
         envs["eval"].close()
         envs["train"].close()
         envs["rollout"].close()
+
+
+def _result(p: SeedProtocol, policy_info: dict, prep: dict, per: dict, truth: torch.Tensor, est: dict,
+            steps: int, times: tuple[float, float, float]) -> dict[str, Any]:
+    """Step 5: every row scored against the truth, the tables and diagnostics (before `finish`)."""
+    rows = {k: score(v, truth) for k, v in est.items()}
+    t_prep, t_roll, t_all = times
+    return {"protocol": "seed", "env_id": p.env_id, "policy": policy_info, "states": p.states,
+            "states_ranked": rows["mc"]["states"], "K": p.K, "M": p.M, "rollouts": p.rollouts,
+            "rho": {k: r["rho"] for k, r in rows.items()}, "top1": {k: r["top1"] for k, r in rows.items()},
+            "rho_median": {k: r["rho_median"] for k, r in rows.items()},
+            "rho_se": {k: r["rho_se"] for k, r in rows.items()},
+            "seed": {"rho": {k: v[0] for k, v in SEED_RANKING.items()},
+                     "top1": {k: v[1] for k, v in SEED_RANKING.items()}},
+            **_tables(p, per, est, prep["widths"]),
+            "diagnostics": _diagnostics(p, per, truth, prep["v_mc"], prep["vals"], prep["ev"], est),
+            "fits": prep["vals"]["info"], "collection_success_rate": prep["ev"]["success_rate"],
+            "env_steps": steps + prep["env_steps"], "config": {**asdict(p), "policy": str(p.policy)},
+            "timings": {"prepare_s": round(t_prep, 1), "rollouts_s": round(t_roll, 1)},
+            "wall_s": round(t_all, 1)}

@@ -1,4 +1,7 @@
-"""`playground reproduce`: run the seed's "Best Configurations" table and write a comparison.
+"""`playground reproduce`'s table: the seed's "Best Configurations" rows and the comparison written
+from their runs. Running the rows is the launcher's job (engine.launcher.reproduce_job.reproduce: it
+plans and schedules the runs, then calls `write_results` and `bands_figure` here); this module
+only reads run directories and writes the file, so it imports nothing of the launcher.
 
 Each row of the seed's table (plus the oracle MC1 AWR and IQL AWR offline rows) is a preset;
 every row runs for `seeds` seeds (8 by default) through the same launcher as `playground run`
@@ -22,17 +25,16 @@ from __future__ import annotations
 import math
 import os
 import platform
-import shlex
-import time
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
-from ..config.tomlio import dumps_flat
+import psutil
+
+from ..figures import group_curves, panels_figure, save_figure
 from ..records import git_commit, read_metrics, read_status
-from .stats import METRICS, block, config_key, p_improve, pct_ci, read_config, values_of_rows
+from ..runtime import threads_mode, usable_cores
+from .stats import METRICS, block, p_improve, pct_ci, read_config, values_of_rows
 
 # (regime, method as the seed names it, the seed's peak SR, our preset, the seed's final SR): the peak and
 # final of the logged run each preset reproduces (experiments/log.md of zyc00/OfflineRLPlayGround; see
@@ -101,10 +103,7 @@ def run_summary(run_dir: Path) -> dict:
 
 def machine_facts(device: str, parallel: int) -> dict:
     """CPU model and cores, torch build, device, and the threads each worker may use."""
-    import psutil
-    import torch
-
-    from ..runtime import threads_mode, usable_cores
+    import torch  # 3.3 s to import here; only `reproduce` needs it, not every `playground` command
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -252,8 +251,6 @@ def bands_figure(results: list[RowResult], runs_dir: Path, out: Path) -> Path | 
     """The rows' SR curves, one IQM line with its 95% CI band per row: online rows against env steps
     (a log axis: GAE PPO's 50k and MC16's 20M+ in one panel), offline rows against iterations (an
     offline run's env steps stop growing once its dataset is collected)."""
-    from ..figures import group_curves, panels_figure, save_figure
-
     def dirs(regime: str) -> list[Path]:
         return [runs_dir / run["run"] for r in results for run in r.runs
                 if read_config(runs_dir / run["run"]).get("regime") == regime]
@@ -267,99 +264,5 @@ def bands_figure(results: list[RowResult], runs_dir: Path, out: Path) -> Path | 
     return save_figure(fig, out, dpi=150)
 
 
-def finished_runs(runs_dir: Path) -> dict[tuple, Path]:
-    """`done` runs of earlier reproduce invocations, by (seed, resolved config but the seed)."""
-    out: dict[tuple, Path] = {}
-    for d in sorted(runs_dir.glob("*-reproduce-*")):
-        if (read_status(d) or {}).get("status") == "done":
-            conf = read_config(d)
-            out.setdefault((conf.get("seed"), config_key(conf)), d)
-    return out
-
-
-def planned_key(cfg) -> tuple:
-    """(seed, config key) of a planned run, as its config.toml will read."""
-    from ..launcher.spawn import resolved_checkpoint_paths
-
-    conf = tomllib.loads(dumps_flat(resolved_checkpoint_paths(cfg)[0]))
-    return conf.get("seed"), config_key(conf)
-
-
-def plan_jobs(rows: list, *, env: str, seeds: list[int], quick: bool, runs_dir: Path, device: str | None,
-              reuse: bool = True):
-    """Jobs of every row x seed (reused finished runs already ended) and the exact commands."""
-    from ..launcher.listing import summarize_run
-    from ..launcher.plan import plan_sweep
-
-    done = finished_runs(runs_dir) if reuse else {}
-    jobs, commands, reused = [], {}, 0
-    for regime, method, seed_sr, preset, seed_final in rows:
-        sp = plan_sweep(preset, seeds=seeds, env=env, runs_dir=runs_dir)
-        over = dict(QUICK[sp.runs[0].plan.cfg.regime]) if quick else {}
-        if over:
-            sp = plan_sweep(preset, over, seeds=seeds, env=env, runs_dir=runs_dir)
-        if sp.missing:
-            raise next(p for p in sp.plans if p.missing).missing_error()
-        sp.set_device(device)
-        for r in sp.runs:
-            cmd = (f"playground run {preset} --env {env} --seed {r.seed}" + (f" --device {device}" if device else "")
-                   + "".join(f" --{k} {shlex.quote(v)}" for k, v in over.items()))
-            r.plan.cfg.command = cmd
-            commands.setdefault(preset, []).append(cmd)
-        for job, r in zip(sp.jobs(runs_dir, name_prefix=f"reproduce-{preset}", point={"preset": preset}), sp.runs):
-            prev = done.get(planned_key(r.plan.cfg))
-            if prev is not None:
-                job.run_dir, job.state, job.summary = prev, "ended", summarize_run(prev)
-                reused += 1
-            jobs.append(job)
-    return jobs, commands, reused
-
-
-def run_jobs(jobs: list, parallel: int, on_event: Callable[[str], None]) -> None:
-    from ..launcher.sweep import Scheduler
-
-    for j in jobs:
-        if j.state == "ended":
-            on_event(f"reused  {j.point['preset']} seed {j.seed}: {j.run_dir} (done)")
-    sched = Scheduler(jobs, parallel=parallel)
-    try:
-        while not sched.finished:
-            for job, what in sched.step():
-                if what == "started":
-                    on_event(f"started {job.point['preset']} seed {job.seed}: {job.run_dir}")
-                else:
-                    s = job.summary
-                    on_event(f"ended   {job.point['preset']} seed {job.seed}: {s.status}, final SR "
-                             f"{'-' if s.last_sr is None else f'{s.last_sr:.3f}'}")
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        sched.stop_all()
-        raise
-    finally:
-        sched.close()
-
-
-def reproduce(*, env: str, seeds: list[int], quick: bool, runs_dir: Path, out: Path, parallel: int = 1,
-              presets: list[str] | None = None, device: str | None = None, reuse: bool = True,
-              on_event: Callable[[str], None] = print) -> list[RowResult]:
-    """Run every row x seed not yet done (all of them with `reuse=False`; the ladder must exist: the CLI
-    builds it first), write `out` and its bands figure."""
-    rows = [r for r in BEST_CONFIGURATIONS if presets is None or r[3] in presets]
-    jobs, commands, reused = plan_jobs(rows, env=env, seeds=seeds, quick=quick, runs_dir=runs_dir, device=device,
-                                       reuse=reuse)
-    started = time.strftime("%Y-%m-%d %H:%M")
-    t0 = time.perf_counter()
-    run_jobs(jobs, parallel, on_event)
-    results = [RowResult(regime, method, seed_sr, preset,
-                         [run_summary(j.run_dir) for j in jobs if j.point["preset"] == preset and j.run_dir],
-                         seed_final)
-               for regime, method, seed_sr, preset, seed_final in rows]
-    fig = bands_figure(results, runs_dir, out.with_name(f"{out.stem}-bands.png"))
-    write_results(out, results, env=env, seeds=seeds, quick=quick, commands=commands, started=started,
-                  wall_s=time.perf_counter() - t0, reused=reused, machine=machine_facts(device or "cpu", parallel),
-                  figure=fig.name if fig else None)
-    return results
-
-
-__all__ = ["BEST_CONFIGURATIONS", "PAIRS", "DEFAULT_SEEDS", "RowResult", "reproduce", "write_results", "splice",
-           "render", "run_summary", "METRICS"]
+__all__ = ["BEST_CONFIGURATIONS", "PAIRS", "DEFAULT_SEEDS", "QUICK", "RowResult", "bands_figure", "machine_facts",
+           "write_results", "splice", "render", "run_summary", "METRICS"]

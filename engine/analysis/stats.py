@@ -26,17 +26,18 @@ dependency raises a TypeError under pandas 3.1).
 
 numpy and scipy.stats are imported where a statistic is computed, not at module top: importing
 scipy.stats took 4.5 of the 5.9 s `import engine.cli.app` took (measured with -X importtime on the
-loaded 2-core machine), and every `playground` command imports this module through the launcher.
+loaded 2-core machine), and every `playground` command imports this module through the launcher
+(numpy alone: 0.27 s, perf_counter, also not loaded by a CLI start otherwise).
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from engine.records import read_metrics
-from engine.sr import is_iteration_row, peak_sr, sr_value
+from engine.run_files import read_config  # noqa: F401 (a run's config.toml; re-exported)
+from engine.sr import is_iteration_row, peak_sr, sr_series, sr_value
 
 METRICS = ("final_sr", "peak_sr", "sr_at_end")
 CONFIDENCE = 0.95
@@ -145,16 +146,6 @@ class Group:
         return str(self.config.get("preset") or "") or "(no preset)"
 
 
-def read_config(run_dir: str | Path) -> dict:
-    """A run's resolved config.toml ({} when missing or unreadable; as engine.launcher.read_config,
-    which sits above this module)."""
-    try:
-        with open(Path(run_dir) / "config.toml", "rb") as f:
-            return tomllib.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
 def config_key(conf: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in conf.items() if k not in NOT_CONFIG))
 
@@ -204,8 +195,6 @@ def band(series: Sequence[Sequence[dict]]) -> dict[str, list]:
 def grouped_series(runs: Sequence[tuple[str | Path, dict, Sequence[dict]]]) -> list[dict[str, Any]]:
     """Per configuration: `label`, `preset`, `n`, `runs`, `env_steps`, `iterations`, `sr` (a group's IQM per
     evaluation, or a single run's SR), `low`/`high` (the band; None for a single run)."""
-    from engine.sr import sr_series
-
     rows_of = {Path(d): rows for d, _, rows in runs}
     out = []
     for g in group_runs([d for d, _, _ in runs], [c for _, c, _ in runs]):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 
 from engine.errors import UserError
 
@@ -113,8 +114,8 @@ def ranking(
     quick: bool = typer.Option(False, "--quick", help="small sizes: a quick look in about a minute"),
 ) -> None:
     """How well each advantage estimator ranks a state's candidate actions (vs MC ground truth)."""
-    from rich.console import Console
-
+    # loaded here, not at the top: the view reads ESTIMATORS, which loads the ranking code and torch
+    # (~9.8 s of a `playground` start here, python -X importtime); `playground --help` needs none of it
     from .ranking_view import print_ranking, print_seed_ranking, single_rollout_summary
 
     if protocol not in PROTOCOLS:
@@ -152,7 +153,7 @@ def ranking(
 
 def _run_seed(env, policy, states, actions, rollouts, td_n, m_scaling, network_sizes, gamma, seed, iql_steps,
               quick, json_out, progress) -> dict:
-    from engine.launcher import SeedProtocol, run_seed_ranking
+    from engine.launcher import SeedProtocol, run_seed_ranking  # torch: see ranking()
 
     pick = 1 if quick else 0
     size = {k: v[pick] for k, v in _SEED_SIZES.items()}
@@ -166,16 +167,17 @@ def _run_seed(env, policy, states, actions, rollouts, td_n, m_scaling, network_s
 
 def _run_single(env, policy, critic, states, actions, gt_rollouts, gamma, seed, iql_steps, estimators, quick,
                 json_out, progress) -> dict:
-    from engine.launcher import run_ranking
+    from engine.launcher import RankingProtocol, run_ranking  # torch: see ranking()
 
     pick = 1 if quick else 0
     size = lambda key, given: _SIZES[key][pick] if given is None else given  # noqa: E731
     only = [e.strip() for e in estimators.split(",") if e.strip()] if estimators else None
-    return run_ranking(
+    p = RankingProtocol(
         env, policy=policy or "start", critic=critic, num_states=size("states", states),
         num_actions=size("actions", actions), gt_rollouts=size("gt_rollouts", gt_rollouts), gamma=gamma,
         seed=seed, iql_steps=size("iql_steps", iql_steps), critic_episodes=_SIZES["critic_episodes"][pick],
-        regress_pairs=_SIZES["regress_pairs"][pick], estimators=only, json_out=json_out, progress=progress)
+        regress_pairs=_SIZES["regress_pairs"][pick], estimators=only)
+    return run_ranking(p, progress=progress, json_out=json_out)
 
 
 __all__ = ["analyze_app"]

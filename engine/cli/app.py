@@ -51,7 +51,7 @@ app = typer.Typer(
 def open_tui(runs_dir: Path | None) -> None:
     """The Textual launcher: `tui.app.run(runs_dir) -> int` is its one entry point."""
     root = Path(runs_dir) if runs_dir is not None else Path(setting("PLAYGROUND_RUNS_DIR"))
-    try:
+    try:  # loaded here: Textual adds ~2.3 s to a start (python -X importtime), and only the TUI needs it
         from tui.app import run as run_tui
     except ImportError as e:
         if (e.name or "").split(".")[0] in ("tui", "textual", "textual_plot"):

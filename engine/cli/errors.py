@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import traceback
 from typing import Any, Callable
 
 import click
@@ -66,8 +67,6 @@ def cli_errors(func: Callable) -> Callable:
             raise
         except UserError as exc:
             if debug_enabled():
-                import traceback
-
                 traceback.print_exc()
             lines = exc.lines()
             print_error_lines(lines)

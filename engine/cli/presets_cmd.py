@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from engine.launcher import list_presets, presets_dir
+
 from .common import console, pct, print_json
 from .errors import cli_errors
 
@@ -12,8 +14,6 @@ from .errors import cli_errors
 @cli_errors
 def presets(json_output: bool = typer.Option(False, "--json", help="a JSON list on stdout")) -> None:
     """List presets: name, regime, estimator, update, expected SR, description."""
-    from engine.launcher import list_presets, presets_dir
-
     items = list_presets()
     if json_output:
         print_json([{"name": p.name, "path": str(p.path), "description": p.description, "regime": p.regime,

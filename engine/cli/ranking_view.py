@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
 from engine.launcher import ESTIMATORS  # loads the ranking code (torch): this view is imported on use
 
 
@@ -32,9 +36,6 @@ def _short(n: Any) -> str:
 
 def ranking_table(result: dict):
     """A rich Table of the result: one row per estimator, the ground truth first."""
-    from rich import box
-    from rich.table import Table
-
     cfg = result["config"]
     gt = result["ground_truth"]
     pol = result["policy"].get("spec")
@@ -87,8 +88,6 @@ def ranking_table(result: dict):
 
 
 def print_ranking(result: dict, console=None) -> None:
-    from rich.console import Console
-
     (console or Console()).print(ranking_table(result))
 
 
@@ -128,9 +127,6 @@ _SEED_ORDER = ("mc", "gae", "td1", "td5", "td20", "td50", "iql", "iql-0.7", "iql
 def seed_ranking_table(result: dict):
     """A rich Table of a seed-protocol result (engine.analysis.ranking_seed): rho and top-1 per
     estimator beside the seed's README numbers, then the M-scaling and width tables when present."""
-    from rich import box
-    from rich.table import Table
-
     names = [n for n in _SEED_ORDER if n in result["rho"]]
     names += [n for n in result["rho"] if n not in names and "@" not in n]
     seed = result.get("seed", {})
@@ -159,9 +155,6 @@ def seed_ranking_table(result: dict):
 
 
 def _side_table(title: str, rows: dict, seed_rows: dict, first: str):
-    from rich import box
-    from rich.table import Table
-
     cols = list(next(iter(rows.values())).keys())
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column(first, no_wrap=True)
@@ -174,8 +167,6 @@ def _side_table(title: str, rows: dict, seed_rows: dict, first: str):
 
 
 def print_seed_ranking(result: dict, console=None) -> None:
-    from rich.console import Console
-
     console = console or Console()
     console.print(seed_ranking_table(result))
     if result.get("m_scaling"):

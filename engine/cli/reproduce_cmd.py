@@ -38,6 +38,7 @@ def reproduce(ctx: typer.Context,
     if device not in ("cpu", "cuda"):
         raise CliError([f"--device {device!r}: use cpu or cuda"])
     if device == "cuda":
+        # here, not at the top: torch takes ~9 s of a `playground` start (python -X importtime)
         import torch
 
         from engine.launcher import cuda_missing_message

@@ -9,9 +9,8 @@ failed, 130 when interrupted (every worker is stopped cleanly first).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 from rich.console import Group
@@ -19,9 +18,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from engine.launcher import (Job, LocalBackend, Scheduler, check_parallel, diagnose_run, load_sweep, new_sweep,
-                             pct_ci, peak_sr, plan_sweep, point_label, point_stats, ray_available, ray_device,
-                             resume_jobs, track)
+from engine.launcher import (Job, LocalBackend, Scheduler, SweepPlan, begin_sweep, check_parallel, default_retries,
+                             drive, load_sweep, missing_by_env, pct_ci, peak_sr, plan_sweep, point_label,
+                             point_results, ray_available, ray_device, run_rows, sweep_arguments)
 
 from .common import command_line, console, ensure_runs_dir, num, pct, print_json, runs_dir_of, say
 from .doctor_cmd import sweep_doctor
@@ -52,16 +51,6 @@ def jobs_table(jobs: list[Job]) -> Table:
                   Text(st, style=STATUS_STYLE.get(st, "dim")), num(it), pct(srs[-1] if srs else None),
                   pct(peak_sr(rows)))
     return t
-
-
-def results(jobs: list[Job], points: list[dict]) -> list[dict]:
-    out = []
-    for pt in points:
-        sums = [j.summary for j in jobs if j.point == pt and j.summary is not None]
-        out.append({"point": pt, "label": point_label(pt), "runs": [s.id for s in sums],
-                    "seeds": [j.seed for j in jobs if j.point == pt and j.summary is not None],
-                    "n_retried": sum(1 for j in jobs if j.point == pt and j.retries), **point_stats(sums)})
-    return out
 
 
 def failure_lines(jobs: list[Job]) -> list[str]:
@@ -124,6 +113,47 @@ def sweep(ctx: typer.Context,
     """Many runs (seeds x grid), at most --parallel at once; one table of results at the end.
 
     Overrides for every run go after the preset as for `run`: `playground sweep gae-ppo --seeds 0-2 --gamma 0.9`."""
+    _check_backend_flags(backend, address, cpus_per_run, gpus_per_run, ray_dashboard)
+    root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
+    record = None
+    if resume is not None:  # the sweep's own arguments, as recorded when it started
+        if preset or ctx.args or grid:
+            raise CliError("--resume continues a sweep with its recorded preset, overrides, seeds and grid: "
+                           f"give none of them (got {' '.join([preset or '', *ctx.args, *grid]).strip()})")
+        record = load_sweep(root, resume)
+        a = sweep_arguments(record)
+        preset, seeds, grid, env, force = a["preset"], a["seeds"], a["grid"], a["env"], force or a["force"]
+        ctx.args[:] = a["overrides"]
+    elif not preset:
+        raise CliError("no preset given: `playground sweep PRESET --seeds 0-4 ...`, or `playground sweep --resume SWEEP`")
+    # on Ray the device follows --gpus-per-run (set after planning: the launcher needs no GPU)
+    overrides, device = ray_device(ctx.args, gpus_per_run) if backend == "ray" else (ctx.args, None)
+    sp = _plan(lambda: plan_sweep(preset, overrides, seeds=seeds, grid=grid, env=env, runs_dir=root),
+               root, no_pretrain, json_output)
+    _show_findings(sp, force, json_output)
+    fallback = ["sweep", preset, *ctx.args, "--seeds", seeds] + [a for g in grid for a in ("--grid", g)]
+    sp.set_device(device)
+    jobs: list[Job] = sp.jobs(root, command=command_line(fallback))
+    be = _backend(backend, sp, parallel, address, ray_dashboard, cpus_per_run, gpus_per_run, grace, json_output)
+    record, counts = begin_sweep(record, jobs, root, preset=preset, overrides=ctx.args, seeds=seeds, grid=grid,
+                                 env=env, force=force)
+    if counts is not None:
+        say(f"resuming sweep {record.id}: {counts['done']} done, {counts['resume']} to resume, {counts['follow']} "
+            f"still running, {counts['new']} to start", json_mode=json_output)
+    say(f"sweep {record.id} (continue it later with `playground sweep --resume {record.id}`)", json_mode=json_output)
+    retries = default_retries(backend, max_retries)
+    sched = Scheduler(jobs, parallel=parallel, backend=be, max_retries=retries)
+    n_pts, n_seeds = len(sp.points), len(sp.seeds)
+    say(f"sweep {preset}: {n_pts} grid point{'s' if n_pts != 1 else ''} x {n_seeds} seed"
+        f"{'s' if n_seeds != 1 else ''} = {len(jobs)} runs, {parallel} at once ({be.name})", json_mode=json_output)
+    live = console(stderr=json_output).is_terminal and not json_output
+    interrupted = _run(sched, jobs, retries, grace, live, json_output)
+    _report(jobs, sp, record.id, interrupted, live, json_output)
+
+
+def _check_backend_flags(backend: str, address: str | None, cpus_per_run: float | None, gpus_per_run: float | None,
+                         ray_dashboard: bool) -> None:
+    """--backend and the flags only Ray takes (--address parsed here: a bad one is one line)."""
     if backend not in ("local", "ray"):
         raise CliError(f"--backend {backend!r}: use local or ray")
     if backend == "ray" and not ray_available():
@@ -134,49 +164,36 @@ def sweep(ctx: typer.Context,
     if ray_only and backend != "ray":
         raise CliError(f"{', '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} for --backend ray")
     if address is not None:
+        # loaded here, not at the top: the Ray modules add ~75 ms to every `playground` start
+        # (python -X importtime), and only --backend ray needs them
         from engine.launcher import RayClusterError, parse_address
 
         try:
             parse_address(address)
         except RayClusterError as e:
             raise CliError(str(e)) from None
-    root = ensure_runs_dir(runs_dir_of(ctx, runs_dir))
-    record = None
-    if resume is not None:  # the sweep's own arguments, as recorded when it started
-        if preset or ctx.args or grid:
-            raise CliError("--resume continues a sweep with its recorded preset, overrides, seeds and grid: "
-                           f"give none of them (got {' '.join([preset or '', *ctx.args, *grid]).strip()})")
-        record = load_sweep(root, resume)
-        preset, seeds, grid, env = record.preset, record.seeds, list(record.grid), record.env
-        force = force or record.force
-        ctx.args[:] = list(record.overrides)
-    elif not preset:
-        raise CliError("no preset given: `playground sweep PRESET --seeds 0-4 ...`, or `playground sweep --resume SWEEP`")
-    # on Ray the device follows --gpus-per-run (set after planning: the launcher needs no GPU)
-    overrides, device = ray_device(ctx.args, gpus_per_run) if backend == "ray" else (ctx.args, None)
 
-    # plan (load and validate) every run first
-    def plan():
-        return plan_sweep(preset, overrides, seeds=seeds, grid=grid, env=env, runs_dir=root)
 
+def _plan(plan: Callable[[], SweepPlan], root: Path, no_pretrain: bool, json_output: bool) -> SweepPlan:
+    """Plan (load and validate) every run first; build missing ladders (unless --no-pretrain) and plan again."""
     sp = plan()
-    missing: dict[str, list[str]] = {}
-    for env_id, key, role in sp.missing:
-        missing.setdefault(env_id, []).append(f"'{role}' ({key})")
-    if ensure_ladders({e: ", ".join(r) for e, r in missing.items()}, pretrain=not no_pretrain, runs_dir=root,
-                      json_mode=json_output):
+    if ensure_ladders(missing_by_env(sp), pretrain=not no_pretrain, runs_dir=root, json_mode=json_output):
         sp = plan()
         if sp.missing:
             env_id, key, role = sp.missing[0]
             raise still_missing(env_id, f"'{role}' ({key})")
-    points, seed_list = sp.points, sp.seeds
+    return sp
+
+
+def _show_findings(sp: SweepPlan, force: bool, json_output: bool) -> None:
+    """The validator's findings over every grid point; error-level ones refuse the sweep (exit 3) unless forced."""
     by_id = sp.findings_by_id()
     if by_id:
         allf = [f for f, _ in by_id]
-        typer.echo(f"validator: {counts(allf)} (over {len(points)} grid point{'s' if len(points) != 1 else ''})",
-                   err=json_output)
+        n = len(sp.points)
+        typer.echo(f"validator: {counts(allf)} (over {n} grid point{'s' if n != 1 else ''})", err=json_output)
         print_findings(allf, err=json_output)
-        if len(points) > 1:
+        if n > 1:
             for f, labels in by_id:
                 typer.echo(f"    {f.id} at: {'; '.join(labels)}", err=json_output)
     errors = sp.errors
@@ -187,64 +204,49 @@ def sweep(ctx: typer.Context,
                    "above, or pass --force", err=True)
         raise typer.Exit(EXIT_REFUSED)
 
-    fallback = ["sweep", preset, *ctx.args, "--seeds", seeds] + [a for g in grid for a in ("--grid", g)]
-    sp.set_device(device)
-    jobs: list[Job] = sp.jobs(root, command=command_line(fallback))
-    if backend == "ray":
-        from engine.launcher import RayClusterError, open_ray_backend
 
-        try:
-            be = open_ray_backend(address, dashboard=ray_dashboard, cpus_per_run=cpus_per_run or 1.0,
-                                  gpus_per_run=gpus_per_run or 0.0, grace_s=grace)
-        except RayClusterError as e:
-            raise CliError(str(e)) from None
-        say(f"ray: {be.describe()}", json_mode=json_output)
-    else:
+def _backend(backend: str, sp: SweepPlan, parallel: int, address: str | None, ray_dashboard: bool,
+             cpus_per_run: float | None, gpus_per_run: float | None, grace: float, json_output: bool):
+    """A Ray backend (joined or started), or the local one after checking this machine can run `parallel` at once."""
+    if backend != "ray":
         check_parallel([pl.cfg for pl in sp.plans], parallel)  # this machine runs them all
-        be = LocalBackend()
-    if record is None:
-        record = new_sweep(root, preset, overrides=list(ctx.args), seeds=seeds, grid=list(grid), env=env, force=force)
-        record.save(root)
-    else:
-        c = resume_jobs(record, jobs, root)
-        say(f"resuming sweep {record.id}: {c['done']} done, {c['resume']} to resume, {c['follow']} still running, "
-            f"{c['new']} to start", json_mode=json_output)
-    track(record, jobs, root)
-    say(f"sweep {record.id} (continue it later with `playground sweep --resume {record.id}`)", json_mode=json_output)
-    retries = max_retries if max_retries is not None else (1 if backend == "ray" else 0)
-    sched = Scheduler(jobs, parallel=parallel, backend=be, max_retries=retries)
-    say(f"sweep {preset}: {len(points)} grid point{'s' if len(points) != 1 else ''} x {len(seed_list)} seed"
-        f"{'s' if len(seed_list) != 1 else ''} = {len(jobs)} runs, {parallel} at once ({be.name})", json_mode=json_output)
+        return LocalBackend()
+    from engine.launcher import RayClusterError, open_ray_backend  # Ray modules: see _check_backend_flags
+
+    try:
+        be = open_ray_backend(address, dashboard=ray_dashboard, cpus_per_run=cpus_per_run or 1.0,
+                              gpus_per_run=gpus_per_run or 0.0, grace_s=grace)
+    except RayClusterError as e:
+        raise CliError(str(e)) from None
+    say(f"ray: {be.describe()}", json_mode=json_output)
+    return be
+
+
+def _run(sched: Scheduler, jobs: list[Job], retries: int, grace: float, live: bool, json_output: bool) -> bool:
+    """Run the sweep to its end (a live table on a terminal, else a line per event); True when interrupted
+    (every worker is then stopped, with up to `grace` seconds to save)."""
+    def on_event(job: Job, what: str) -> None:
+        if live:
+            return
+        if what == "started":
+            say(f"started {job.run_dir.name} ({point_label(job.point)}, seed {job.seed})", json_mode=json_output)
+        elif what == "retried":
+            say(f"retried {job.run_dir.name} ({job.retries}/{retries}): {job.failures[-1]}", json_mode=json_output)
+        else:
+            s = job.summary
+            say(f"ended   {job.run_dir.name}: {s.status}, peak SR {pct(s.peak_sr)}, final SR {pct(s.last_sr)}",
+                json_mode=json_output)
+
     interrupted = False
-    con = console(stderr=json_output)
-    live = con.is_terminal and not json_output
     try:
         with interrupt_on_termination():
             try:
-                def tick() -> None:
-                    for job, what in sched.step():
-                        if live:
-                            continue
-                        if what == "started":
-                            say(f"started {job.run_dir.name} ({point_label(job.point)}, seed {job.seed})",
-                                json_mode=json_output)
-                        elif what == "retried":
-                            say(f"retried {job.run_dir.name} ({job.retries}/{retries}): {job.failures[-1]}",
-                                json_mode=json_output)
-                        else:
-                            s = job.summary
-                            say(f"ended   {job.run_dir.name}: {s.status}, peak SR {pct(s.peak_sr)}, "
-                                f"final SR {pct(s.last_sr)}", json_mode=json_output)
-
                 if live:
-                    with Live(get_renderable=lambda: Group(jobs_table(jobs)), console=con, refresh_per_second=2):
-                        while not sched.finished:
-                            tick()
-                            time.sleep(0.5)
+                    with Live(get_renderable=lambda: Group(jobs_table(jobs)), console=console(stderr=json_output),
+                              refresh_per_second=2):
+                        drive(sched, on_event)
                 else:
-                    while not sched.finished:
-                        tick()
-                        time.sleep(0.5)
+                    drive(sched, on_event)
             except KeyboardInterrupt:
                 interrupted = True
                 say(f"interrupted: stopping {len(sched.active)} worker(s) (up to {grace:g}s to save) ...",
@@ -254,22 +256,25 @@ def sweep(ctx: typer.Context,
         if not sched.finished:
             sched.stop_all(grace)
         sched.close()
-    res = results(jobs, points)
+    return interrupted
+
+
+def _report(jobs: list[Job], sp: SweepPlan, sweep_id: str, interrupted: bool, live: bool, json_output: bool) -> None:
+    """The results (a table and lines, or JSON) and the exit: 130 interrupted, 1 a run failed, else 0."""
+    res = point_results(jobs, sp.points)
     failed = any(j.summary and j.summary.status == "failed" for j in jobs)
     code = EXIT_INTERRUPTED if interrupted else EXIT_FAILED if failed else EXIT_OK
     if json_output:
-        print_json({"ok": code == EXIT_OK, "interrupted": interrupted, "sweep": record.id, "points": res,
-                    "runs": [dict(j.summary.to_dict(), retries=j.retries, retried_after=j.failures,
-                                  doctor=[d.to_dict() for d in diagnose_run(j.run_dir)] if j.run_dir else [])
-                             for j in jobs if j.summary]})
+        print_json({"ok": code == EXIT_OK, "interrupted": interrupted, "sweep": sweep_id, "points": res,
+                    "runs": run_rows(jobs)})
     else:
         if not live:
             console().print(jobs_table(jobs))
-        console().print(results_table(res, len(seed_list)))
+        console().print(results_table(res, len(sp.seeds)))
         for line in failure_lines(jobs):
             typer.echo(line)
         sweep_doctor([j.run_dir for j in jobs if j.summary and j.run_dir])
         if interrupted:
             typer.echo("interrupted: runs that had not started were skipped; continue the sweep with "
-                       f"`playground sweep --resume {record.id}`")
+                       f"`playground sweep --resume {sweep_id}`")
     raise typer.Exit(code)

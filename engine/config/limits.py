@@ -3,7 +3,7 @@ of a run's memory checked before anything is written.
 
 - `default_procs(n)` (defined in engine.runtime, which the envs read it from): processes hosting a batch of
   `n` CPU ManiSkill envs: one per usable core at most (`$PLAYGROUND_MANISKILL_PROCS` overrides); each hosts
-  several envs (engine/envs/maniskill.py).
+  several envs (engine/envs/maniskill/cpu_pool.py).
 - `check_sweep_size(points, seeds)`: at most `MAX_SWEEP_RUNS` runs per sweep; `check_parallel(cfgs,
   n)`: the `n` largest of a local sweep's runs must fit the memory together.
 - `estimate_memory(cfg)`: the run's peak resident memory in bytes, term by term.
@@ -23,7 +23,7 @@ machine to its last MiB.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -134,8 +134,6 @@ def available_memory() -> int | None:
 
 def largest_fitting(cfg: RunConfig, key: str, budget: int) -> int:
     """The largest value of integer `key` (at most its current value) whose estimate fits `budget`; 0 if none."""
-    from dataclasses import replace
-
     lo, hi = 0, int(getattr(cfg, key))
     while lo < hi:
         mid = (lo + hi + 1) // 2

@@ -11,11 +11,13 @@ from typing import Any
 
 import psutil
 
+from .. import runtime
+from ..envs.sapien_headless import needs_stand_in, probe_rendering_device
 from .physx import physx_gpu_library
 
 
 def _torch() -> dict[str, Any]:
-    import torch
+    import torch  # the launcher imports this module: `import torch` took 5.1 s (perf_counter) of a CLI start
 
     cuda = torch.cuda.is_available()
     devices = [{"index": i, "name": torch.cuda.get_device_name(i),
@@ -26,11 +28,10 @@ def _torch() -> dict[str, Any]:
 
 
 def _threads() -> dict[str, Any]:
-    from engine.runtime import AUTO_MAX_THREADS, THREADS_MAX_ENV, _int_env, threads_mode, usable_cores
-
-    mode = threads_mode()
-    cap = max(1, min(AUTO_MAX_THREADS, usable_cores(), _int_env(THREADS_MAX_ENV) or AUTO_MAX_THREADS))
-    return {"mode": mode, "usable_cores": usable_cores(), "cpu_count": os.cpu_count(),
+    mode = runtime.threads_mode()
+    cores = runtime.usable_cores()
+    cap = max(1, min(runtime.AUTO_MAX_THREADS, cores, runtime._int_env(runtime.THREADS_MAX_ENV) or runtime.AUTO_MAX_THREADS))
+    return {"mode": mode, "usable_cores": cores, "cpu_count": os.cpu_count(),
             "max_threads": mode if isinstance(mode, int) else cap}
 
 
@@ -49,13 +50,11 @@ def _maniskill() -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import mani_skill
+            import mani_skill  # the import is the probe; 22 s (perf_counter, torch included): only when asked
         out.update(importable=True, version=getattr(mani_skill, "__version__", None))
     except Exception as e:  # noqa: BLE001 (any import failure is the fact to report)
         out["error"] = f"{type(e).__name__}: {e}"
         return out
-    from engine.envs.sapien_headless import needs_stand_in, probe_rendering_device
-
     try:
         has_device = bool(probe_rendering_device())
     except Exception:  # noqa: BLE001 (a probe that fails counts as no device, as needs_stand_in does)

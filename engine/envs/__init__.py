@@ -9,7 +9,8 @@ from .ids import DEFAULT_ENV, KNOWN_ENVS, EnvError, check_env_id
 
 
 def __getattr__(name: str):
-    # the tensor types load torch: import them only when asked for (the validator must stay light)
+    # the tensor types load torch (`import torch`: 3.3 s here, time.perf_counter): import them only when asked
+    # for (the validator and the launcher import this package for `check_env_id` and must stay light)
     if name in ("BatchedEnv", "EnvState", "StepResult"):
         from . import base
 
@@ -38,11 +39,11 @@ def make_env(
         if control_mode not in (None, "pd_ee_delta_pos"):
             raise EnvError(f"pickcube-lite has one controller, pd_ee_delta_pos; control_mode {control_mode!r} "
                            "needs a maniskill: env")
-        from .pickcube_lite import PickCubeLite
+        from .pickcube_lite import PickCubeLite  # lazy: torch (see __getattr__)
 
         return PickCubeLite(num_envs, seed=seed, reward_mode=reward_mode, autoreset=autoreset,
                             ignore_terminations=ignore_terminations, device=device)
-    from .maniskill import ManiSkillEnv
+    from .maniskill import ManiSkillEnv  # lazy: torch (see __getattr__)
 
     extra = {} if control_mode is None else {"control_mode": control_mode}
     return ManiSkillEnv(env_id.split(":", 1)[1], num_envs, seed=seed, reward_mode=reward_mode,

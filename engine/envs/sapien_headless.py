@@ -18,6 +18,9 @@ does).
 Call `ensure_headless_rendering()` in every process that builds ManiSkill envs, after importing sapien
 and before `import mani_skill.envs` / `gym.make`; calling it again later is cheap and patches any
 module imported since.
+
+sapien is imported inside the functions: it is optional (the ManiSkill extra) and `import sapien`
+took 0.6 s here, while engine.envs.maniskill.tasks imports this module before it knows SAPIEN is there.
 """
 from __future__ import annotations
 

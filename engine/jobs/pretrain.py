@@ -24,8 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.tomlio import read_toml, write_flat
+from engine.envs import check_env_id
 from engine.errors import UserError
 from engine.records import RecordError, RunRecorder, new_run_dir, now_iso, read_status, runs_dir, write_status
+from engine.runlock import adopt_or_lock
+from engine.runtime import configure_threads
+from engine.worker import StopRequested, StopSignal
 
 KIND = "pretrain"
 EXIT_DONE, EXIT_FAILED, EXIT_STOPPED = 0, 1, 143
@@ -44,6 +48,7 @@ def check_device(device: str) -> None:
     if device not in ("cpu", "cuda"):
         raise UserError(f"device {device!r}: use cpu or cuda")
     if device == "cuda":
+        # torch: the launcher imports this module, and `import torch` took 5.1 s (perf_counter) of a start
         from engine.train.device import run_device
 
         run_device(device)
@@ -52,8 +57,6 @@ def check_device(device: str) -> None:
 def prepare_job(env_id: str, *, seed: int = 0, runs_root: str | Path | None = None, command: str | None = None,
                 device: str = "cpu") -> Path:
     """Make the job directory: config.toml, findings.json (empty) and status.json (queued)."""
-    from engine.envs import check_env_id
-
     check_env_id(env_id)
     check_device(device)
     run_dir = new_run_dir(runs_dir(runs_root), job_name(env_id))
@@ -105,8 +108,6 @@ def run_job(run_dir: Path) -> int:
     """Run the pretraining job of `run_dir` in this process, holding the directory's lock
     (engine.runlock: handed down by the launcher, else taken here) like a run's worker;
     returns the exit code."""
-    from engine.runlock import adopt_or_lock
-
     try:
         lock = adopt_or_lock(run_dir)
     except OSError as e:
@@ -123,8 +124,7 @@ def run_job(run_dir: Path) -> int:
 
 
 def _run_locked(run_dir: Path) -> int:
-    from engine.train import pretrain as pretrain_mod
-    from engine.worker import StopRequested, StopSignal
+    from engine.train import pretrain as pretrain_mod  # torch (5.1 s): only in the job's own process
 
     stop = StopSignal()
     stop.install()
@@ -176,8 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu, or cuda (networks, tensors and maniskill: envs on the GPU)")
     p.add_argument("--runs-dir", type=Path, default=None, help="runs directory (default ./runs or $PLAYGROUND_RUNS_DIR)")
     args = p.parse_args(argv)
-    from engine.runtime import configure_threads
-
     try:
         configure_threads()  # a bad PLAYGROUND_THREADS* is a UserError (engine.settings), one line below
         if args.run_dir is None:

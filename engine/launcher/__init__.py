@@ -20,7 +20,11 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `budget`: `run_budget` (the seed's Phase 1c: final SR vs online budget for offline, online and
   offline->online), `parse_budgets`, `DEFAULT_BUDGETS`; `save_budget_figure` (engine.figures) draws it
 - `stall`: `detect_stall` / `stall_fields`: a `running` run without progress ("stalled since ...")
+- `distributed` (Ray, its own subpackage): `ray_available`, `parse_address`, `RayClusterError`, and
+  `open_ray_backend` (`sweep --backend ray`; Ray itself is imported only when a sweep connects)
 - `sweep_record`: a sweep's id and record of its runs; `load_sweep` / `resume_jobs` (`sweep --resume`)
+- `sweep_run`: running a planned sweep to its results (`begin_sweep`, `drive`, `point_results`, `run_rows`,
+  `sweep_arguments`, `missing_by_env`, `default_retries`): what `playground sweep` does besides drawing
 - settings (engine.settings): `setting(NAME)`, `check_settings()`, `SettingError`: every environment
   variable the project reads, validated in one place
 - the doctor (engine.doctor, re-exported for the fronts): `diagnose_run` / `diagnose_records` -> `Diagnosis` list, `machine_report`,
@@ -52,8 +56,11 @@ from .reconcile import reconcile, worker_out_tail
 from .stall import Stall, detect_stall, stall_fields
 
 # sweeps: the local scheduler, seeds and grid points, a sweep's record (`sweep --resume`)
-from .sweep import Job, LocalBackend, Scheduler, parse_seeds, point_label, point_stats, ray_available
+from .sweep import Job, LocalBackend, Scheduler, parse_seeds, point_label, point_stats
+from .distributed import ray_available
 from .sweep_record import SweepRecord, SweepRecordError, load_sweep, new_sweep, resume_jobs, track
+from .sweep_run import (begin_sweep, default_retries, drive, missing_by_env, point_results, run_rows,
+                        sweep_arguments)
 
 # pretraining an env's checkpoint ladder as a job, and what a ladder holds
 from .pretrain_job import active_pretrain, check_device, start_pretrain
@@ -72,7 +79,8 @@ from engine.sr import is_iteration_row
 
 # statistics over seeds, the budget study and the reproduce table (engine.analysis)
 from engine.analysis.stats import METRICS, block, describe, group_runs, grouped_series, p_improve, pct_ci, run_values
-from engine.analysis.reproduce import BEST_CONFIGURATIONS, DEFAULT_SEEDS, reproduce
+from engine.analysis.reproduce import BEST_CONFIGURATIONS, DEFAULT_SEEDS
+from .reproduce_job import reproduce
 from .budget import DEFAULT_BUDGETS, BudgetError, parse_budgets, run_budget
 
 # figures (engine.figures, matplotlib loaded when a figure is drawn)
@@ -87,15 +95,16 @@ from engine.doctor import (Diagnosis, PhysxMissing, diagnose_records, diagnose_r
                            require_physx_gpu)
 
 # loaded on first use (start-up costs measured with `python -X importtime`): the ranking protocols and
-# engine.train.device import torch (3-5 s here), the Ray modules Ray, engine.envs ~10-30 ms; `playground --help`
-# and the TUI's start need none of them
+# engine.train.device import torch (3-5 s here), the Ray backend Ray (1.2 s), the Ray cluster module 3-39 ms,
+# engine.envs ~10-30 ms; `playground --help` and the TUI's start need none of them
 _LAZY = {
     "SeedProtocol": "engine.analysis.ranking_seed", "run_seed_ranking": "engine.analysis.ranking_seed",
-    "ESTIMATORS": "engine.analysis.ranking", "run_ranking": "engine.analysis.ranking",
+    "ESTIMATORS": "engine.analysis.ranking", "RankingProtocol": "engine.analysis.ranking",
+    "run_ranking": "engine.analysis.ranking",
     "check_env_id": "engine.envs", "ladder_dir": "engine.checkpoints", "read_index": "engine.checkpoints",
     "cuda_missing_message": "engine.train.device",
-    "RayClusterError": "engine.launcher.ray_cluster", "parse_address": "engine.launcher.ray_cluster",
-    "open_ray_backend": "engine.launcher.ray_backend",
+    "RayClusterError": "engine.launcher.distributed.cluster", "parse_address": "engine.launcher.distributed.cluster",
+    "open_ray_backend": "engine.launcher.distributed.backend",
 }
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.records import TERMINAL, RecordError, read_metrics, read_status
+from engine.run_files import is_run_dir, planned_iterations, read_config, read_findings  # noqa: F401 (re-exported)
 
 from .progress import RunProgress, sr_series  # noqa: F401 (sr_series: re-exported)
 from .reconcile import GONE_PREFIX, reconcile
-from .run_files import is_run_dir, planned_iterations, read_config, read_findings  # noqa: F401 (re-exported)
 from .stall import stall_fields
 
 

@@ -31,8 +31,8 @@ from engine.doctor import require_physx_gpu
 from engine.errors import UserError
 from engine.jobs.pretrain import is_pretrain_job
 from engine.records import ensure_runs_dir, read_status
+from engine.run_files import read_config
 
-from .run_files import read_config
 from .spawn import check_resumable, prepare_run, start_worker
 from .sweep import Job, SweepError, grid_points, parse_grid, parse_seeds, point_label, point_slug
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine.records import TERMINAL, read_metrics, read_status
+from engine.run_files import planned_iterations, read_config
 from engine.sr import Peak, _int, _num, is_iteration_row, peak, peak_sr, sr_series, sr_value  # noqa: F401 (re-exported)
-
-from .run_files import planned_iterations, read_config
 
 
 # metrics-row keys that are coordinates or bookkeeping, not a curve

@@ -15,11 +15,11 @@ import socket
 from pathlib import Path
 
 from engine.records import TERMINAL, atomic_write, now_iso, read_status, write_status
+from engine.run_files import planned_iterations, read_config
 from engine.runlock import is_locked, release, try_lock
 
 from .proc import cmdline, is_worker_of, pid_alive, valid_pid
 from .rebuild import status_unreadable, unreadable_status
-from .run_files import planned_iterations, read_config
 
 WORKER_FILE = "worker.json"
 GONE_PREFIX = "worker gone:"  # how a dead worker's error starts (listings label such runs)

@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from engine import settings
-from engine.config.schema import RunConfig
+from engine.checkpoints import CheckpointError, canonical_role, load_resume_state, resolve_checkpoint
+from engine.config.schema import CHECKPOINT_KEYS, RunConfig
 from engine.config.tomlio import write_flat
 from engine.records import TERMINAL, RecordError, new_run_dir, now_iso, read_status, write_status
-
 from engine.runlock import LOCK_FD_ENV, release, try_lock
 
 from .proc import clamp_grace, terminate
@@ -70,9 +70,6 @@ def run_name(cfg: RunConfig) -> str:
 def resolved_checkpoint_paths(cfg: RunConfig) -> tuple[dict, dict]:
     """The config as a table with role / seed names replaced by the files they stand for (the
     run keeps working if the ladder is rebuilt later), and the specs as they were given."""
-    from engine.checkpoints import CheckpointError, canonical_role, resolve_checkpoint
-    from engine.config.schema import CHECKPOINT_KEYS
-
     table, specs = cfg.to_dict(), {}
     for key in CHECKPOINT_KEYS:
         spec = table[key]
@@ -212,7 +209,7 @@ def _mark_stopped_if_unfinished(run_dir: Path, rc: int | None, why: str | None =
 def check_resumable(run_dir: str | Path) -> None:
     """What a resumed worker would refuse, refused before anything is touched (UserError, one
     line): an unreadable or edited config.toml, no saved iteration, a damaged resume.pt."""
-    from engine.checkpoints import load_resume_state
+    # lazy: engine.worker (with engine.envs) adds 17-29 ms to every front's start (-X importtime); only a resume needs it
     from engine.worker import WorkerConfigError, read_run_config
 
     run_dir = Path(run_dir)

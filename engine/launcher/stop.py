@@ -25,9 +25,10 @@ def stop_run(run_dir: str | Path, grace_s: float = 10.0) -> dict:
     if status.get("status") in TERMINAL:
         return status
     if (read_worker_info(run_dir) or {}).get("launcher") == "ray":
-        from .ray_records import stop_ray_run  # its worker is on a Ray node: the sweep cancels the task
+        # lazy: 2-15 ms of every front's start (-X importtime) that only a Ray run's stop needs
+        from .distributed.run_records import stop_ray_run
 
-        return stop_ray_run(run_dir, grace_s)
+        return stop_ray_run(run_dir, grace_s)  # its worker is on a Ray node: the sweep cancels the task
     pid, ref = worker_pid(run_dir, status)
     if pid is None:
         # prepared but never started: nothing to signal

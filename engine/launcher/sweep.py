@@ -10,7 +10,7 @@
   the IQM's 95% bootstrap CI of `final_sr`, `peak_sr` and `sr_at_end`).
 
 Backends: `local` (the default: `start_worker`, one process per run on this machine) and
-`ray` (`engine.launcher.ray_backend.RayBackend`: each run's worker is a Ray task; its records
+`ray` (`engine.launcher.distributed.backend.RayBackend`: each run's worker is a Ray task; its records
 stream back into this machine's runs directory). A backend has `start(run_dir, resume)`
 returning a handle with `poll()`, `request_stop()`, `finish_stop(grace_s)` and `died` (why a
 run ended without a final status, else None), and may have `pump()` (called every step) and
@@ -36,6 +36,7 @@ from engine.analysis.stats import block, run_values
 from engine.config.limits import MAX_SWEEP_RUNS
 from engine.errors import UserError
 from engine.records import TERMINAL, read_status, truncate_metrics, write_status
+from engine.runtime import THREADS_MAX_ENV, usable_cores
 
 from .follow import RunWatcher
 from .listing import RunSummary, summarize_run
@@ -264,8 +265,6 @@ class LocalBackend:
         self.parallel = parallel
 
     def worker_env(self) -> dict[str, str] | None:
-        from ..runtime import THREADS_MAX_ENV, usable_cores
-
         if not self.parallel or self.parallel <= 1 or THREADS_MAX_ENV in os.environ:
             return None
         return {**os.environ, THREADS_MAX_ENV: str(max(1, usable_cores() // self.parallel))}
@@ -298,11 +297,3 @@ class LocalHandle:
 
     def finish_stop(self, grace_s: float) -> int:
         return self.proc.stop(grace_s)  # engine.launcher.proc.terminate: SIGTERM, SIGKILL after grace_s
-
-
-def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True

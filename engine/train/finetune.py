@@ -34,11 +34,18 @@ from typing import Callable
 import torch
 
 from .. import checkpoints as ck
+from ..algos.awr import awr_update
 from ..algos.gae import gae
+from ..algos.iql import fit_iql, iql_advantages, iql_values
+from ..algos.mc import mc_estimate
+from ..algos.ppo import ppo_update
+from ..algos.recap import recap_update
+from ..algos.regress import regress_advantages
 from ..config.limits import MC_MAX_BATCH_LITE  # the memory estimate counts with it too
 from ..config.schema import RunConfig
 from ..envs import BatchedEnv, make_env
 from ..nets import Actor, Critic
+from ..runtime import thread_governor
 from .device import built_on_cpu, cpu_tree, make_generators, run_device
 from .evaluation import evaluate, make_eval_env
 from .estimators import EXTRA_ESTIMATORS, extra_advantages
@@ -70,28 +77,23 @@ def _finite(name: str, x: torch.Tensor | float | None) -> None:
 
 def load_policy(spec: str, env: BatchedEnv, *, learn_logstd: bool | None = None, what: str = "checkpoint",
                 device: torch.device | str | None = None) -> Actor:
-    """A policy from a resolved checkpoint path (or 'none': a fresh network), built on the CPU and
-    moved to `device` (default: where the env's observations live)."""
+    """A policy from a checkpoint (role, seed name or path; 'none': a fresh network), built on the
+    CPU and moved to `device` (default: where the env's observations live)."""
+    device = env.device if device is None else device
+    if spec and spec.lower() != "none":
+        return ck.load_net(spec, "policy", env.env_id, env.obs_dim, env.act_dim, what=f"{what} {spec}",
+                           learn_logstd=learn_logstd, device=device).net
     with built_on_cpu():
-        if not spec or spec.lower() == "none":
-            actor = Actor(env.obs_dim, env.act_dim, learn_logstd=bool(learn_logstd))
-        else:
-            res = ck.resolve_checkpoint(spec, env.env_id)
-            c = ck.load_checkpoint(res.path)
-            ck.check_compatible(c.meta, env.env_id, env.obs_dim, env.act_dim, what=f"{what} {spec}")
-            actor = c.build_actor(learn_logstd=learn_logstd)
-    return actor.to(env.device if device is None else device)
+        actor = Actor(env.obs_dim, env.act_dim, learn_logstd=bool(learn_logstd))
+    return actor.to(device)
 
 
 def load_critic(spec: str, env: BatchedEnv, device: torch.device | str | None = None) -> Critic | None:
+    """A critic from a checkpoint (None for 'none'), moved to `device` (default: the env's)."""
     if not spec or spec.lower() == "none":
         return None
-    res = ck.resolve_checkpoint(spec, env.env_id)
-    c = ck.load_checkpoint(res.path)
-    ck.check_compatible(c.meta, env.env_id, env.obs_dim, None, what=f"critic_checkpoint {spec}")
-    with built_on_cpu():
-        critic = c.build_critic()
-    return critic.to(env.device if device is None else device)
+    return ck.load_net(spec, "critic", env.env_id, env.obs_dim, what=f"critic_checkpoint {spec}",
+                       device=env.device if device is None else device).net
 
 
 class Finetuner:
@@ -107,8 +109,6 @@ class Finetuner:
         self.cfg, self.run_dir, self.on_row, self.should_stop, self.log = cfg, run_dir, on_row, should_stop, log
         self.critical = critical  # sections a stop request must not cut in half (a metrics line, a save)
         self.saved_iteration = 0
-        from ..runtime import thread_governor
-
         self.threads = thread_governor()  # auto: the idle cores, re-decided every iteration
         self.device = run_device(cfg.device if device is None else device)
         torch.manual_seed(cfg.seed)
@@ -177,8 +177,6 @@ class Finetuner:
                            bootstrap_success=True)  # as the seed's RL/ppo_finetune.py (engine/algos/gae.py)
             adv, values, returns = flat(adv), flat(v), flat(ret)
         elif cfg.estimator == "mc":
-            from ..algos.mc import mc_estimate
-
             actor = self.rollout_actor or self.actor
             gen = self.sample_gen
 
@@ -205,8 +203,6 @@ class Finetuner:
                                                            gen=self.gen, sample_gen=self.sample_gen)
             stats.update(extra)
         else:  # iql, iql-v-gae
-            from ..algos.iql import fit_iql, iql_advantages, iql_values
-
             t0 = time.perf_counter()
             iql = fit_iql(flat(ro.obs), flat(ro.actions), flat(rewards), flat(ro.next_obs), flat(ro.terminated),
                           gamma=cfg.gamma, tau=cfg.iql_expectile_tau, steps=cfg.iql_steps, generator=self.gen)
@@ -221,8 +217,6 @@ class Finetuner:
                 adv, _ = gae(rewards, v, nv, ro.terminated, ro.truncated, cfg.gamma, cfg.gae_lambda)
                 adv = flat(adv)
         if cfg.regress_advantages:
-            from ..algos.regress import regress_advantages
-
             adv = regress_advantages(flat(ro.obs), flat(ro.actions), adv, epochs=20, lr=3e-4, generator=self.gen)
         _finite("advantages", adv)
         stats.update(adv_mean=float(adv.mean()), adv_std=float(adv.std()), adv_pos_frac=float((adv > 0).float().mean()))
@@ -238,8 +232,6 @@ class Finetuner:
     def update(self, b: Batch) -> dict:
         cfg = self.cfg
         if cfg.update == "ppo":
-            from ..algos.ppo import ppo_update
-
             batch = {"obs": b.obs, "actions": b.actions, "logprobs": b.logprobs, "advantages": b.advantages,
                      "returns": b.returns if b.returns is not None else b.advantages,
                      "values": b.values if b.values is not None else torch.zeros_like(b.advantages)}
@@ -248,9 +240,6 @@ class Finetuner:
                               num_minibatches=cfg.num_minibatches, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
                               vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
                               norm_adv=cfg.norm_adv, train_policy=train_policy, generator=self.gen)
-        from ..algos.awr import awr_update
-        from ..algos.recap import recap_update
-
         stats = {}
         if self.critic_opt is not None and b.returns is not None:
             stats["v_loss"] = self.fit_critic_regression(b.obs, b.returns)

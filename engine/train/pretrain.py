@@ -298,9 +298,7 @@ def build_ladder(env_id: str, history: list[dict], cfg: PretrainConfig, *, seed:
     eval_env = make_eval_env(env_id, cfg.num_eval_envs, control_mode=mode, device=dev)
 
     def policy(file: str) -> Actor:
-        with built_on_cpu():
-            actor = ck.load_checkpoint(out_dir / file).build_actor()
-        return actor.to(dev)
+        return ck.load_net(out_dir / file, "policy", env_id, what=f"ladder policy {file}", device=dev).net
 
     for role in ("start", "expert", "optimal"):
         if role not in chosen:

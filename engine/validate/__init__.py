@@ -4,7 +4,7 @@
     findings = validate(cfg, metas, runs_dir=Path("runs"), expected_sr=0.991)
 
 `metas` maps checkpoint keys (checkpoint, critic_checkpoint, ...) to their checkpoint metadata
-(or None when the file does not exist yet); see `engine.config.loading.resolve_checkpoints`.
+(or None when the file does not exist yet); see `engine.config.checkpoint_refs.resolve_checkpoints`.
 Errors come first. No torch is imported here.
 
 | id     | severity | rule |

@@ -23,9 +23,13 @@ The launcher keeps the run directory; the worker on a Ray node writes a private 
 from __future__ import annotations
 
 import os
+import tempfile
+import time
 from pathlib import Path
 
-from engine.records import append_experiment_log
+from engine.config.schema import CHECKPOINT_KEYS
+from engine.config.tomlio import read_toml, write_flat
+from engine.records import TERMINAL, append_experiment_log, now_iso, read_status, write_status
 
 STOP_REQUEST = "stop.request"
 EXPERIMENT_ENTRY = "experiment-entry.md"
@@ -44,9 +48,6 @@ def _is_append(rel: str) -> bool:
 def seed_files(run_dir: Path) -> dict[str, bytes]:
     """The launcher's run directory as {relative path: bytes} for the node, with checkpoint
     inputs (ladder files named by absolute path in config.toml) shipped under inputs/."""
-    from engine.config.schema import CHECKPOINT_KEYS
-    from engine.config.tomlio import read_toml, write_flat
-
     run_dir = Path(run_dir)
     files: dict[str, bytes] = {}
     for rel in SEEDED:
@@ -73,8 +74,6 @@ def seed_files(run_dir: Path) -> dict[str, bytes]:
         table[key] = "{PRIVATE}/" + rel
         moved = True
     if moved:
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "config.toml"
             write_flat(out, table, header=f"run {run_dir.name}: the launcher's config with checkpoints shipped "
@@ -124,6 +123,16 @@ class RecordStreamer:
                     continue
                 out.append(rel)
         return sorted(out)
+
+    def mark(self) -> tuple[dict, dict]:
+        """What has been sent so far, for `rewind`."""
+        return dict(self.offsets), dict(self.stamps)
+
+    def rewind(self, mark: tuple[dict, dict]) -> None:
+        """Forget the `changes()` since `mark`: a batch that may not have reached the launcher (the
+        task cancelled while sending it) is sent again with the next one; appends are written at
+        their offset and replacements whole, so a batch that did arrive is not doubled."""
+        self.offsets, self.stamps = dict(mark[0]), dict(mark[1])
 
     def changes(self, final: bool = False) -> list[tuple]:
         """Ops for what changed; with `final` (the worker has exited) also its experiment-log entry."""
@@ -216,10 +225,6 @@ def stop_ray_run(run_dir: Path, grace_s: float = 10.0, poll_s: float = 0.2) -> d
     """`playground stop` on a Ray run (from any process): ask the sweep that owns its task to
     cancel it, wait for the run's final status; when no sweep answers (it is gone, and Ray
     ended its tasks with it), record the run `stopped`."""
-    import time
-
-    from engine.records import TERMINAL, now_iso, read_status, write_status
-
     run_dir = Path(run_dir)
     request_stop(run_dir)
     end = time.monotonic() + grace_s + 20.0

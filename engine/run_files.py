@@ -1,7 +1,8 @@
 """What a run directory's files say, read without side effects: its config.toml (`read_config`),
 its findings.json (`read_findings`), the iterations its config plans (`planned_iterations`), and
-whether a directory is a run's (`is_run_dir`). The bottom of the launcher: listing, progress and
-reconcile read runs through it, and it imports none of them.
+whether a directory is a run's (`is_run_dir`). A bottom-floor module (it imports nothing of the
+engine): the launcher's listing, progress and reconcile read runs through it, and so do the
+floors below the launcher (engine.figures, engine.analysis), which must not import the launcher.
 """
 from __future__ import annotations
 

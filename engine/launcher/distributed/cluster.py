@@ -34,6 +34,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import engine
 from engine import settings
 
 LOOPBACK = "127.0.0.1"
@@ -176,8 +177,6 @@ def code_runtime_env() -> dict[str, Any] | None:
     `PLAYGROUND_RAY_SHIP_CODE=0`."""
     if not settings.get(SHIP_CODE_ENV):
         return None
-    import engine
-
     package = os.path.dirname(os.path.abspath(engine.__file__))
     return {"py_modules": [package], "excludes": ["__pycache__", "*.pyc"]}
 
@@ -203,6 +202,8 @@ def connect(address: str | None = None, dashboard: bool = False, num_cpus: int |
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if address != "auto":
             check_reachable(address)
+    # lazy: Ray is an optional extra ([ray]) and takes 1.2 s to import here; parse_address, RayClusterError and
+    # the loopback settings serve the launcher (and the tests) without it
     import ray
 
     if ray.is_initialized():

@@ -2,7 +2,7 @@
 
 `RayBackend(conn, cpus_per_run=1, gpus_per_run=0)` starts a run with `start(run_dir, resume)`:
 a task (`run_on_node`) with those resources runs the engine worker on some node in a private
-copy of the run directory (`ray_records`), sends what changes to a `Mailbox` actor every
+copy of the run directory (`run_records`), sends what changes to a `Mailbox` actor every
 `STREAM_EVERY_S` and once more when the worker has exited, and returns the worker's exit code.
 The launcher drains the mailbox on every scheduler step (`pump`) into its own run directory, so
 nothing needs a filesystem shared with the nodes.
@@ -15,8 +15,10 @@ leaves `died` set to the reason and the run `failed`; the scheduler may start it
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,16 +27,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Ray is imported at the top here (1.2 s): this module is the Ray backend, loaded only when a sweep runs on
+# Ray (engine.launcher loads `open_ray_backend` on first use, after the CLI checked that Ray is installed)
+import ray
+
+import engine
 from engine import settings
 from engine.records import TERMINAL, now_iso, read_status, write_status
 from engine.runlock import release, try_lock
 
-from .proc import terminate
-from .ray_cluster import RayClusterError, RayConnection, connect, parse_address
-from .ray_records import (EXPERIMENT_ENTRY, Mailbox, RecordStreamer, apply_ops, clear_stop_request, materialize,
+from ..proc import terminate
+from ..reconcile import describe_exit, write_worker_info
+from ..spawn import RunBusy, worker_prefix
+from .cluster import RayClusterError, RayConnection, connect, parse_address
+from .run_records import (EXPERIMENT_ENTRY, Mailbox, RecordStreamer, apply_ops, clear_stop_request, materialize,
                           seed_files, stop_requested)
-from .reconcile import describe_exit, write_worker_info
-from .spawn import RunBusy
 
 STREAM_EVERY_S = 0.5
 SCRATCH_ENV = "PLAYGROUND_RAY_SCRATCH"        # where nodes keep private run directories
@@ -53,8 +60,6 @@ def _die_with_parent() -> None:
     """In the worker before exec: SIGTERM it when the Ray task's process dies (Linux), so that a
     crashed task leaves no worker training on alone."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -64,14 +69,6 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
                 mailbox: Any, grace_s: float) -> int:
     """The Ray task: run the engine worker in a private run directory on this node, stream its
     records to `mailbox`, return its exit code. Cancelling the task stops the worker cleanly."""
-    import shutil
-
-    import ray
-
-    import engine
-
-    from .spawn import worker_prefix
-
     os.environ.update(env)
     node_id = ray.get_runtime_context().get_node_id()
     private = private_run_dir(run_name, attempt, node_id)
@@ -94,7 +91,14 @@ def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], 
     streamer = RecordStreamer(private, seeded)
 
     def ship(final: dict | None = None) -> None:
-        ray.get(mailbox.put.remote(key, streamer.changes(final=final is not None), final))
+        sent = streamer.mark()
+        try:
+            ray.get(mailbox.put.remote(key, streamer.changes(final=final is not None), final))
+        except BaseException:
+            # cancelled (or failed) while sending: the batch may be lost, so the next one carries it again
+            # (else metrics rows of that batch never reach the launcher while a later resume.pt does)
+            streamer.rewind(sent)
+            raise
 
     cancelled = False
     try:
