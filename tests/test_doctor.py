@@ -201,6 +201,38 @@ def test_stalled_run_against_its_own_iteration_time():
     assert diagnose(RunView(BASE, rows, {**status, "status": "done"}, last_write=t - 3600, now=t)) == []
 
 
+
+def test_doc11_and_the_launchers_stall_detection_share_one_definition(tmp_path):
+    """The doctor's DOC11 and `detect_stall` (listings, the TUI) judge a run by the same rule
+    (engine.doctor.stall): 3 s iterations (wall_s) give a 5-minute floor, so 4 minutes without a
+    write is no stall for either and 10 minutes is one for both; a stall the launcher saw
+    (a SIGSTOPped worker, carried in the status) is DOC11 too."""
+    import os
+    import time
+
+    from engine.doctor import diagnose_run
+    from engine.launcher import detect_stall
+    from engine.records import read_metrics
+
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "config.toml").write_text('regime = "online"\nestimator = "mc"\nupdate = "awr"\n')
+    status = {"status": "running", "pid": 2 ** 22 + 12345, "started": "2026-01-01T00:00:00+00:00"}
+    (d / "status.json").write_text(json.dumps(status))
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i, "env_steps": 100 * i, "wall_s": 3.0 * i,
+                                                         "sr": 0.5}) + "\n" for i in range(5)))
+    now = time.time()
+    for idle, expected in ((240, False), (600, True)):
+        for p in d.iterdir():
+            os.utime(p, (now - idle, now - idle))
+        launcher = detect_stall(d, status, read_metrics(d), now=now)
+        doctor = [x for x in diagnose_run(d, now=now) if x.id == "DOC11"]
+        assert (launcher is not None) == bool(doctor) == expected, idle
+    assert "10.0 min" in doctor[0].symptom and "3.0 s per iteration" in doctor[0].symptom
+    seen = {**status, "stalled_since": "stalled since 12:00:00", "stall": "stalled since 12:00:00 (worker pid 7 is stopped)"}
+    [found] = diagnose(RunView(BASE, rows_of(2), seen))
+    assert found.id == "DOC11" and "is stopped" in found.symptom
+
 # --- the command ---------------------------------------------------------------------------------
 
 def test_doctor_run_json_on_a_real_run(tmp_path, monkeypatch, shipped):

@@ -78,8 +78,8 @@ async def choose_preset(pilot, app, name: str) -> LaunchScreen:
 def make_run(runs: Path, name: str, srs: list[float], status: str = "done", error: str | None = None,
              **cfg) -> Path:
     """A run record as the worker leaves it, with a fixed id (`20260101-000000-<name>`)."""
-    c = RunConfig(checkpoint="none", exp_name=name, preset="gae-ppo", num_envs=10, num_steps=100,
-                  total_timesteps=1000 * 8, **cfg)
+    c = RunConfig(**{"checkpoint": "none", "exp_name": name, "preset": "gae-ppo", "num_envs": 10, "num_steps": 100,
+                     "total_timesteps": 1000 * 8, **cfg})
     d = prepare_run(c, [], runs_dir=runs, name=name)
     fixed = d.with_name(f"20260101-000000-{name}")
     d.rename(fixed)

@@ -149,3 +149,41 @@ def test_monitor_in_tmux_shows_the_doctors_finding_and_any_metric_as_the_curve(t
     screen = send_until(tmux, ["Enter"], r"approx_kl vs env steps", 20)
     assert "SR vs env steps" not in screen
     tmux("send-keys", "-t", "main", "C-q")
+
+
+def test_monitor_in_tmux_filters_sorts_and_shows_a_runs_config(tmux, tmp_path):
+    """Three run records: `/ status:failed` leaves one row, `t` sorts by status then preset...,
+    `i` opens the selected run's config.toml; the screen as a terminal shows it."""
+    from test_tui import make_run
+
+    runs = tmp_path / "runs"
+    make_run(runs, "alpha", [0.0, 0.8])
+    make_run(runs, "beta", [0.0, 0.3], status="failed", error="worker died", seed=3)
+    make_run(runs, "gamma", [0.0, 0.5], status="stopped", seed=1, gamma=0.9)
+    env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT)), "PLAYGROUND_RUNS_DIR": str(runs),
+           "PLAYGROUND_CHECKPOINTS_DIR": str(tmp_path / "ck"), "PLAYGROUND_EXPERIMENTS_LOG": str(tmp_path / "log.md")}
+    env_words = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    line = f"cd {shlex.quote(str(tmp_path))}; exec env {env_words} {shlex.join(playground_command())}"
+    tmux("new-session", "-d", "-s", "main", "-x", "100", "-y", "30", f"sh -c {shlex.quote(line)}")
+    wait_pane(tmux, r"pick a preset", 60)
+    screen = send_until(tmux, ["F3"], r"3 runs · t sort: started", 60)
+    assert "/ Filter" in screen and "t Sort" in screen           # the keys in the footer
+    tmux("send-keys", "-t", "main", "/")
+    wait_pane(tmux, r"/ filter▌", 20)                          # the filter has the focus (its ring)
+    tmux("send-keys", "-t", "main", "-l", "status:failed")
+    screen = wait_pane(tmux, r"1 of 3", 20)
+    assert "000000-beta" in screen and "000000-alpha" not in screen and "000000-gamma" not in screen
+    tmux("send-keys", "-t", "main", "Enter")                   # back to the table; the filter stays
+    wait_pane(tmux, r"/ filter status:failed ", 20)
+    tmux("send-keys", "-t", "main", "/")
+    wait_pane(tmux, r"/ filter▌", 20)
+    tmux("send-keys", "-t", "main", "C-u", "Enter")             # clear the filter
+    wait_pane(tmux, r"3 runs", 20)
+    for _ in range(4):
+        tmux("send-keys", "-t", "main", "t")
+    screen = wait_pane(tmux, r"sort: SR now ▼", 20)
+    order = [m.group(1) for r in screen.splitlines() if "%" in r and (m := re.search(r"000000-(\w+)", r))]
+    assert order[:3] == ["alpha", "gamma", "beta"], screen     # best SR first
+    screen = send_until(tmux, ["i"], r"config\.toml of", 20)
+    assert "fully resolved config" in screen
+    tmux("send-keys", "-t", "main", "C-q")

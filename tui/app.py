@@ -26,6 +26,7 @@ from .model import RunView, pct
 from .screens.dialogs import CompareScreen, HelpScreen, QuitScreen
 from .screens.launch import LaunchScreen
 from .screens.monitor import MonitorScreen
+from .styles import FOCUS_CSS
 
 
 class PlaygroundApp(App):
@@ -36,6 +37,7 @@ class PlaygroundApp(App):
     # screens on stack"); the app stops taking keys. Switching from the default mode in
     # on_mount mounts it while another screen is current (tests/test_tui_snapshots.py).
     MODES = {"launch": LaunchScreen, "monitor": MonitorScreen}
+    CSS = FOCUS_CSS  # the focus ring on every focusable widget (tui/styles.py)
     COMMANDS = App.COMMANDS | {PlaygroundCommands}
     BINDINGS = [
         Binding("f1", "help", "Help", priority=True),

@@ -20,6 +20,7 @@ from engine.launcher import (describe_wall_time, diagnose_records, estimate_wall
 from engine.launcher import launch as launch_plan
 from engine.launcher import run_dirs as launcher_run_dirs
 from engine.launcher import worker_out_tail  # noqa: F401 (the follower's)
+from engine.launcher import ConfigDiff, config_text, diff_runs, ladder_rows  # noqa: F401 (config view, diff, the ladder)
 from engine.launcher import active_pretrain, export_sr_overlay
 from engine.launcher import is_pretrain_job as is_job
 from engine.launcher import start_pretrain as start_job
@@ -107,6 +108,15 @@ def start_pretrain(env_id: str, *, runs_dir: Path):
         return running, None
     proc = start_job(env_id, runs_dir=runs_dir, command=f"playground pretrain --env {env_id}")
     return proc.run_dir, proc
+
+
+def ladder(env_id: str) -> list[dict]:
+    """The roles env `env_id`'s checkpoint ladder holds (role, det / stoch SR, critics' policy and
+    gamma: the launcher's `ladder_rows`); [] when it has none or the env id is unusable."""
+    try:
+        return ladder_rows(env_id)
+    except USER_ERRORS:
+        return []
 
 
 def is_pretrain_job(config: dict) -> bool:

@@ -1,7 +1,7 @@
 """The `playground` typer app: every command of interfaces.md, and `main()` (the console script).
 
 Commands live in small modules: `run_cmd` (check, run), `sweep_cmd`, `runs_cmd` (runs, show,
-compare, stop), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `budget_cmd`, `doctor_cmd`, `analyze_cmd` (the
+compare, stop), `diff_cmd` (diff), `pretrain_cmd` (pretrain, checkpoints), `presets_cmd`, `reproduce_cmd`, `budget_cmd`, `doctor_cmd`, `analyze_cmd` (the
 `analyze` sub-app). `playground` with no
 arguments, or `playground tui`, opens the Textual launcher: `tui.app.run(runs_dir)`.
 
@@ -24,6 +24,7 @@ from engine.launcher import check_settings, setting
 from . import common
 from .analyze_cmd import analyze_app
 from .budget_cmd import budget
+from .diff_cmd import diff
 from .doctor_cmd import doctor
 from .errors import ABORT_EXC, EXIT_EXC, USAGE_EXC, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, debug_enabled
 from .presets_cmd import presets
@@ -84,6 +85,7 @@ app.command("sweep", context_settings=OVERRIDES)(sweep)
 app.command("runs")(runs)
 app.command("show")(show)
 app.command("compare")(compare)
+app.command("diff")(diff)
 app.command("stop")(stop)
 app.command("pretrain")(pretrain)
 app.command("checkpoints")(checkpoints)

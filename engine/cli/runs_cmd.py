@@ -10,9 +10,10 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from engine.launcher import (METRICS, TERMINAL, curve_of_run, group_curves, group_runs, is_iteration_row, list_runs,
-                             p_improve, pct_ci, read_config, read_findings, read_metrics, read_status, reconcile,
-                             resolve_run, run_values, save_sr_figure, stall_fields, stop_run, summarize_run)
+from engine.launcher import (METRICS, TERMINAL, config_text, curve_of_run, group_curves, group_runs, is_iteration_row,
+                             list_runs, p_improve, parsed_config, pct_ci, read_config, read_findings, read_metrics,
+                             read_status, reconcile, resolve_run, run_values, save_sr_figure, stall_fields, stop_run,
+                             summarize_run)
 from engine.launcher import block as stats_block
 
 from .common import console, duration, num, pct, print_json, runs_dir_of
@@ -74,9 +75,16 @@ def show(ctx: typer.Context, run: str = typer.Argument(..., help="run id, a uniq
          runs_dir: Optional[Path] = RUNS_DIR_OPT,
          width: int = typer.Option(60, "--width", help="chart width in characters"),
          height: int = typer.Option(15, "--height", help="chart height in lines"),
-         json_output: bool = typer.Option(False, "--json", help="summary and metrics as JSON on stdout")) -> None:
+         json_output: bool = typer.Option(False, "--json", help="summary and metrics as JSON on stdout"),
+         config: bool = typer.Option(False, "--config", help="only the run's resolved config.toml, as written")) -> None:
     """A run's summary, its SR-vs-env-steps chart, findings at launch and per-iteration table."""
     run_dir = resolve_run(run, runs_dir_of(ctx, runs_dir))
+    if config:  # (with --json: the config as one JSON object)
+        if json_output:
+            print_json(parsed_config(run_dir))
+        else:
+            typer.echo(config_text(run_dir), nl=False)
+        return
     s = summarize_run(run_dir)
     rows = read_metrics(run_dir)
     findings = read_findings(run_dir)

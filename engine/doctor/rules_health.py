@@ -1,23 +1,19 @@
 """Run-doctor rules over a run's health: non-finite values (DOC10) and a stalled run (DOC11).
 
-The stalled check reads the run's own records: the last write to metrics.jsonl / status.json
-against the run's own iteration time (the launcher's live stall detection is separate)."""
+DOC11 uses the one definition of "stalled" (`engine.doctor.stall`, which the launcher's live
+stall detection uses too): the run's last write to its records against its own iteration time,
+or the launcher's verdict when the status it was given carries one (`stall`: the TUI's followed
+runs, whose watcher also sees a stopped worker process)."""
 from __future__ import annotations
 
-import datetime as _dt
-import statistics
-
 from .diagnosis import Diagnosis, spans
+from .stall import judge_stall
 from .view import RunView
 
 # Keys that must be finite in every update row when present (explained_variance may be NaN by
 # definition: no critic, or constant returns).
 FINITE_KEYS = ("pg_loss", "v_loss", "loss", "approx_kl", "entropy", "adv_mean", "adv_std", "weight_mean",
                "weight_max", "weight_ess", "sr")
-# DOC11. No new record for 10 times the run's median iteration time, and at least 5 minutes (the first
-# iteration also pays the initial evaluation and, offline, the dataset; ours took up to ~3x a later one).
-STALL_FACTOR = 10.0
-STALL_MIN_S = 300.0
 
 
 def doc10_non_finite(v: RunView) -> list[Diagnosis]:
@@ -43,33 +39,22 @@ def doc10_non_finite(v: RunView) -> list[Diagnosis]:
                       sorted(set(hits)), fix)]
 
 
-def _ts(iso: object) -> float | None:
-    try:
-        return _dt.datetime.fromisoformat(str(iso)).timestamp()
-    except (TypeError, ValueError):
-        return None
-
-
 def doc11_stalled(v: RunView) -> list[Diagnosis]:
-    if v.status.get("status") not in ("running", "queued"):
-        return []
-    last = max([t for t in (v.last_write, _ts(v.status.get("started"))) if t is not None], default=None)
-    if last is None:
-        return []
-    times = [x for _, x in v.series("iter_s") if x > 0]
-    typical = statistics.median(times) if times else None
-    limit = max(STALL_MIN_S, STALL_FACTOR * typical) if typical else 2 * STALL_MIN_S
-    idle = v.now - last
-    if idle <= limit:
-        return []
+    stall = judge_stall(v.status, v.rows, v.last_write, now=v.now)
     it = v.updates[-1]["iteration"] if v.updates else 0
-    per = f"{typical:.1f} s per iteration" if typical else "no iteration finished yet"
+    if stall is not None:
+        per = f"{stall.per_iteration_s:.1f} s per iteration" if stall.per_iteration_s else "no iteration timed yet"
+        limit = f"limit {stall.limit_s / 60:.1f} min" if stall.limit_s is not None else "worker process stopped"
+        symptom = (f"status running (pid {v.status.get('pid')}) but nothing written for {stall.idle_s / 60:.1f} min "
+                   f"after iteration {it} ({per}; {limit})")
+    elif v.status.get("status") == "running" and v.status.get("stall"):
+        symptom = f"status running (pid {v.status.get('pid')}), after iteration {it}: {v.status['stall']}"
+    else:
+        return []
     return [Diagnosis(
-        "DOC11", "warning", "The run is stalled",
-        f"status {v.status.get('status')} (pid {v.status.get('pid')}) but nothing written for {idle / 60:.1f} min "
-        f"after iteration {it} ({per}; limit {limit / 60:.1f} min)",
-        "not a seed issue: a hung worker or a starved machine; `playground stop RUN` then `playground run --resume RUN`",
-        [it], {})]
+        "DOC11", "warning", "The run is stalled", symptom,
+        "not a seed issue: a hung or stopped worker, or a starved machine; `playground stop RUN` then "
+        "`playground run --resume RUN`", [it], {})]
 
 
 RULES = [doc10_non_finite, doc11_stalled]

@@ -11,6 +11,8 @@ from typing import Any
 
 from engine.records import read_metrics, read_status
 
+from .stall import last_progress
+
 
 def _num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -21,7 +23,7 @@ def _num(v: Any) -> float | None:
 @dataclass
 class RunView:
     """A run as the doctor sees it. `rows` are the metrics rows in file order (the initial
-    evaluation included); `last_write` is when metrics.jsonl (or status.json) last changed."""
+    evaluation included); `last_write` is the newest write to its records (engine.doctor.stall)."""
     config: dict[str, Any]
     rows: list[dict[str, Any]]
     status: dict[str, Any] = field(default_factory=dict)
@@ -36,14 +38,7 @@ class RunView:
                 config = tomllib.load(f)
         except (OSError, ValueError):
             config = {}
-        mtimes = []
-        for name in ("metrics.jsonl", "status.json"):
-            try:
-                mtimes.append((d / name).stat().st_mtime)
-            except OSError:
-                pass
-        return cls(config, read_metrics(d), read_status(d) or {}, max(mtimes) if mtimes else None,
-                   time.time() if now is None else now)
+        return cls(config, read_metrics(d), read_status(d) or {}, last_progress(d), time.time() if now is None else now)
 
     def cfg(self, key: str, default: Any = None) -> Any:
         return self.config.get(key, default)

@@ -11,6 +11,8 @@ Textual launcher `tui`). Nothing here prints or imports typer, rich or textual.
 - `reconcile`: `reconcile` (a dead worker without a terminal status -> `failed`)
 - `stop`: `stop_run` (a run possibly started by another process)
 - `listing`: `list_runs` -> `RunSummary`, `resolve_run`, `summarize_run`
+- `config_diff`: `config_text` (a run's config.toml as written), `diff_runs` -> `ConfigDiff` (the keys in
+  which two runs' configs differ), `diff_configs`
 - `proc`: `pid_alive`
 - statistics over seeds (engine.analysis.stats, for the fronts): `block`, `describe`, `p_improve`,
   `group_runs`, `grouped_series`, `run_values`, `pct_ci`, `METRICS`; `group_curves` (engine.figures: one curve with a CI
@@ -48,6 +50,7 @@ from .stop import stop_run
 from .follow import Event, RunDeleted, RunWatcher, follow
 from .listing import (RunSummary, final_status, list_runs, planned_iterations, read_config, read_findings,
                       resolve_run, run_dirs, summarize_run)
+from .config_diff import ConfigDiff, config_text, diff_configs, diff_runs, parsed_config
 from .progress import Peak, RunProgress, metric_keys, metric_series, peak, peak_sr, sr_series
 from .reconcile import reconcile, worker_out_tail
 from .stall import Stall, detect_stall, stall_fields

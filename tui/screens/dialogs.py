@@ -24,6 +24,34 @@ DIALOG_CSS = """
 """
 
 
+class TextDialog(ModalScreen[None]):
+    """The body every read-only dialog shares: an optional heading, a scrolling body (`body()`:
+    its widgets) and a Close button; escape / q and the dialog's own key (`BINDINGS`) close it."""
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def heading(self) -> str | None:
+        return None
+
+    def body(self) -> ComposeResult:
+        raise NotImplementedError
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            heading = self.heading()
+            if heading is not None:
+                yield Static(heading, classes="heading")
+            with VerticalScroll():
+                yield from self.body()
+            with Horizontal(classes="buttons"):
+                yield Button("Close (esc)", id="close")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
 class ConfirmScreen(ModalScreen[bool]):
     """A question with two answers (y / n, escape = no)."""
     DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
@@ -89,7 +117,9 @@ HELP = """\
 keep running if you say so).
 
 **Launch screen**: pick a preset, change the method, checkpoints and parameters in place; the
-validator re-checks every change. Each finding has a button that applies its fix; `ctrl+f`
+validator re-checks every change. Each checkpoint has a list of the env's ladder roles with their
+measured det / stoch SR (picking one fills the field, which still takes a seed name, a path or
+`none`). `tab` moves the focus (the focused widget has accent bars or border). Each finding has a button that applies its fix; `ctrl+f`
 applies the first. `ctrl+r` launches (error-level findings ask first); `ctrl+t` pretrains a
 checkpoint role the ladder lacks.
 
@@ -98,32 +128,32 @@ it for the overlay, `s` stop it, `o` a finished run's summary, `c` compare the m
 `e` / `v` export the overlay as PNG / SVG, `g` groups the overlay by configuration (one curve
 per config: the IQM over seeds with its 95% CI band's edges dotted; `g` again: one line per run),
 `k` choose the curve by metric key (`approx_kl`, `v_loss`, `weight_ess_frac`, ...; the overlay
-follows), `d` the run doctor's findings (the `dr` column counts them: yellow warnings, red errors).
+follows), `d` the run doctor's findings (the `dr` column counts them: yellow warnings, red errors),
+`i` the run's resolved `config.toml`, `x` the config keys in which two runs differ (mark one run
+and select another, or mark two).
+
+**Filter and sort the runs**: `/` types a filter (words that must all match, `-word` negates):
+`status:running` (`status:live`), `preset:mc16`, `seed:0-3`, `seed:1,5`, `sr>0.5` or `sr>50%`,
+`peak<0.9`, `iter>=10`, any config key (`gamma:0.9`, `update_epochs>=50`) or a bare word (part of
+the id, preset or status); `enter` / `esc` go back to the table. `t` cycles the sort (started,
+status, preset, seed, SR now, peak SR; the column is marked), `T` reverses it. `z` shows the table
+alone (as many rows as the terminal holds; `z` again brings the curve and log back). On a terminal under
+112 columns the footer leaves out `o`, `k`, `i` and `x`; they work all the same.
 
 Runs belong to the runs directory, not to this window: runs started by the CLI or a sweep
 show up here too, and a run whose worker died shows `failed` with the reason.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(TextDialog):
     DEFAULT_CSS = DIALOG_CSS.format(name="HelpScreen")
-    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss_help", "Close")]
+    BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close")]
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            with VerticalScroll():
-                yield Markdown(HELP)
-            with Horizontal(classes="buttons"):
-                yield Button("Close (esc)", id="close")
-
-    def action_dismiss_help(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None)
+    def body(self) -> ComposeResult:
+        yield Markdown(HELP)
 
 
-class SummaryScreen(ModalScreen[None]):
+class SummaryScreen(TextDialog):
     """A finished run: status (and why it failed), config, iterations, SR, findings at launch."""
     DEFAULT_CSS = DIALOG_CSS.format(name="SummaryScreen")
     BINDINGS = [Binding("escape,q,o", "close", "Close")]
@@ -132,7 +162,7 @@ class SummaryScreen(ModalScreen[None]):
         super().__init__()
         self.view = view
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         v = self.view
         s = core.summarize_run(v.path, reconcile_dead=False, rows=v.rows)
         findings = core.read_findings(v.path)
@@ -153,17 +183,7 @@ class SummaryScreen(ModalScreen[None]):
                                                if findings else "none"))
         found = v.diagnoses()
         lines += (["run doctor:"] + diagnosis_lines(found)) if found else ["run doctor: no findings"]
-        with Vertical():
-            with VerticalScroll():
-                yield Static("\n".join(lines))
-            with Horizontal(classes="buttons"):
-                yield Button("Close (esc)", id="close")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None)
+        yield Static("\n".join(lines))
 
 
 def diagnosis_lines(diagnoses: list) -> list[str]:
@@ -179,7 +199,7 @@ def diagnosis_lines(diagnoses: list) -> list[str]:
     return out
 
 
-class DoctorScreen(ModalScreen[None]):
+class DoctorScreen(TextDialog):
     """The run doctor's findings for one run, with the numbers, the known issue and the fix."""
     DEFAULT_CSS = DIALOG_CSS.format(name="DoctorScreen").replace("width: 70;", "width: 100;")
     BINDINGS = [Binding("escape,q,d", "close", "Close")]
@@ -188,21 +208,12 @@ class DoctorScreen(ModalScreen[None]):
         super().__init__()
         self.view = view
 
-    def compose(self) -> ComposeResult:
+    def heading(self) -> str:
+        return f"[b]run doctor: {escape(self.view.run_id)}[/]"
+
+    def body(self) -> ComposeResult:
         found = self.view.diagnoses()
-        text = "\n".join(diagnosis_lines(found)) if found else "the run doctor found nothing in this run's metrics"
-        with Vertical():
-            yield Static(f"[b]run doctor: {escape(self.view.run_id)}[/]")
-            with VerticalScroll():
-                yield Static(text)
-            with Horizontal(classes="buttons"):
-                yield Button("Close (esc)", id="close")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None)
+        yield Static("\n".join(diagnosis_lines(found)) if found else "the run doctor found nothing in this run's metrics")
 
 
 class MetricScreen(ModalScreen[str | None]):
@@ -278,5 +289,5 @@ class CompareScreen(ModalScreen[None]):
         self.app.export_figure(self.views, fmt)
 
 
-__all__ = ["ConfirmScreen", "QuitScreen", "HelpScreen", "SummaryScreen", "DoctorScreen", "MetricScreen",
+__all__ = ["TextDialog", "ConfirmScreen", "QuitScreen", "HelpScreen", "SummaryScreen", "DoctorScreen", "MetricScreen",
            "CompareScreen", "diagnosis_lines"]

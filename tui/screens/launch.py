@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Select, Static
 
 from .. import core
-from ..widgets.fields import FieldRow, as_text, help_of
+from ..widgets.fields import FieldRow, as_text, help_of, role_options
 from ..widgets.findings import FindingsList
 from .dialogs import ConfirmScreen
 
@@ -73,6 +73,7 @@ class LaunchScreen(Screen):
         self._launch_when_planned = False
         self._filled = False
         self._exp_base = ""
+        self._pick_options: dict[str, list] = {}
 
     # --- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -103,7 +104,7 @@ class LaunchScreen(Screen):
     def on_mount(self) -> None:
         self.app.launch_screen = self
         self.query_one("#pretrain-button").display = False
-        self.query_one("#findings", FindingsList).show([], [], note="pick a preset to validate it")
+        self.query_one("#findings", FindingsList).waiting("pick a preset to validate it")
         self.query_one("#preset").focus()
 
     # --- the form ------------------------------------------------------------------------
@@ -143,11 +144,12 @@ class LaunchScreen(Screen):
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
-        if event.value is Select.BLANK:
+        if event.control.is_blank():
             return
         self.preset = str(event.value)
         self._filled = False
         self.extra = {}
+        self.query_one("#findings", FindingsList).waiting(f"loading preset {self.preset} ...")
         self.run_worker(lambda: self._load_preset(self.preset), thread=True, group="preset", exclusive=True)
 
     def _load_preset(self, name: str) -> None:
@@ -209,17 +211,20 @@ class LaunchScreen(Screen):
             p = core.plan(preset, overrides, runs_dir=self.app.runs_dir)
         except Exception as e:  # noqa: BLE001 - shown on screen, never a traceback
             p = core.Plan(preset, overrides, problems=[f"internal error while validating: {type(e).__name__}: {e}"])
-        self.app.call_from_thread(self._show_plan, gen, p)
+        env = p.cfg.env if p.cfg is not None else str(overrides.get("env") or self.base.get("env") or "")
+        ladder = core.ladder(env) if env else []
+        self.app.call_from_thread(self._show_plan, gen, p, ladder)
 
     @property
     def plan_is_current(self) -> bool:
         p = self.plan
         return p is not None and p.preset == self.preset and p.overrides == self.overrides() and self._timer is None
 
-    def _show_plan(self, gen: int, p: core.Plan) -> None:
+    def _show_plan(self, gen: int, p: core.Plan, ladder: list[dict] | None = None) -> None:
         if gen != self._gen:
             return  # a newer edit is being validated
         self.plan = p
+        self._show_ladder(ladder or [])
         note = ""
         if p.cfg is not None:
             note = (f"[dim]{p.cfg.regime} {p.cfg.estimator} + {p.cfg.update} · env {p.cfg.env} · "
@@ -239,6 +244,29 @@ class LaunchScreen(Screen):
         if self._launch_when_planned:
             self._launch_when_planned = False
             self.action_launch()
+
+    def _show_ladder(self, ladder: list[dict]) -> None:
+        """Each checkpoint key's pick list: the env's ladder roles (with det / stoch SR) that fit
+        it; the entry of the role the field names is shown as chosen."""
+        for key in core.CHECKPOINT_KEYS:
+            pick = self.query_one(f"#pick-{key}", Select)
+            options = role_options(key, ladder)
+            if options != self._pick_options.get(key):
+                self._pick_options[key] = options
+                pick.set_options(options)
+            text = self.field_text(key)
+            if text in {v for _, v in options}:
+                if pick.value != text:
+                    pick.value = text
+            elif not pick.is_blank():
+                pick.clear()
+
+    @on(Select.Changed, ".pick")
+    def _role_picked(self, event: Select.Changed) -> None:
+        """A role picked from the ladder list goes into the free-text field (validated as typed)."""
+        key = (event.control.id or "")[len("pick-"):]
+        if not event.control.is_blank() and str(event.value) != self.field_text(key):
+            self.set_field(key, str(event.value))
 
     # --- actions -------------------------------------------------------------------------
     def apply_fix(self, fix: dict) -> None:

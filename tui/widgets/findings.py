@@ -32,19 +32,34 @@ class FindingsList(VerticalScroll):
         self.findings: list = []
         self.problems: list[str] = []
         self._key: tuple = ()
+        self._answered = False   # has the validator answered since the last preset pick?
 
     def on_mount(self) -> None:
-        self.checking()
+        if not self._answered:
+            self.checking()
+
+    def waiting(self, note: str) -> None:
+        """Nothing to validate yet (no preset picked): the note, and no verdict."""
+        self._answered = False
+        self._key = ()
+        self.findings, self.problems = [], []
+        self.remove_children()
+        self.mount(Static(f"[dim]{escape(note)}[/]", classes="finding note"))
+        self.border_title = "validator: waiting"
 
     def checking(self) -> None:
         """Until the validator's first answer (and while a new one is computed): say so, never a
-        green "no findings" that nothing has checked yet."""
-        if not self._key:
+        green "no findings" that nothing has checked yet (a later check keeps the last answer
+        on screen under the title "checking ...")."""
+        if not self._answered:
+            self._key = ()
             self.remove_children()
             self.mount(Static("[dim]checking ...[/]", classes="finding note"))
         self.border_title = "validator: checking ..."
 
     def show(self, findings: list, problems: list[str], note: str = "") -> None:
+        """The validator's answer: problems (unusable input), a note, the findings with fix buttons."""
+        self._answered = True
         key = (tuple((f.id, f.severity, f.title, f.why, tuple(f.fix.items())) for f in findings), tuple(problems), note)
         errors = sum(f.severity == "error" for f in findings)
         warnings = len(findings) - errors
