@@ -326,3 +326,19 @@ def test_every_shipped_preset_has_recorded_metrics():
     presets = {p.stem for p in (Path(__file__).resolve().parents[1] / "presets").glob("*.toml")}
     recorded = {p.stem for p in PRESET_RECORDS}
     assert presets and recorded | NOT_YET_RECORDED == presets and not recorded & NOT_YET_RECORDED
+
+
+def test_recap_push_away_diverging_is_named_with_the_measured_losses():
+    """DOC12 on online-mc16-recap seed 5's measured losses (neg_loss -0.43 then -585 as SR fell 0.98 -> 0.00);
+    the healthy seeds' largest |neg_loss| (0.43) raises nothing."""
+    cfg = {**BASE, "update": "recap", "recap_alpha": 0.1}
+    neg = [-0.04, 0.10, 0.02, 0.02, 0.01, 0.01, -0.05, 0.09, -0.43, -584.99]
+    pos = [-0.40, -0.36, -0.44, -0.52, -0.57, -0.56, -0.78, -0.88, -0.96, 23.01]
+    sr = [0.61, 0.73, 0.78, 0.83, 0.82, 0.89, 0.98, 0.77, 0.46, 0.0]
+    found = diagnose(RunView(cfg, rows_of(10, neg_loss=neg, pos_loss=pos, sr=sr, sr0=0.41), {"status": "done"}))
+    doc12 = [d for d in found if d.id == "DOC12"]
+    assert len(doc12) == 1 and doc12[0].iterations == [10] and "-585" in doc12[0].symptom
+    assert doc12[0].fix == {"recap_alpha": 0.01}
+    calm = rows_of(10, neg_loss=[0.27, -0.43, 0.3] * 3 + [0.2], pos_loss=-0.8, sr=0.9, sr0=0.41)
+    assert "DOC12" not in ids(cfg, calm)
+    assert "DOC12" not in ids(BASE, rows_of(3, neg_loss=-600.0, pos_loss=-0.5))  # only a RECAP update has the term

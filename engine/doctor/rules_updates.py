@@ -1,6 +1,6 @@
 """Run-doctor rules over the update's own metrics: AWR weights (DOC01 near uniform, DOC02 collapsed
-on a few samples) and PPO's KL (DOC03 approx_kl / clipfrac blowing up, DOC04 the KL stop throttling
-every update after its first epoch). Each threshold is written next to its rule with its source."""
+on a few samples), PPO's KL (DOC03 approx_kl / clipfrac blowing up, DOC04 the KL stop throttling
+every update after its first epoch) and RECAP's push-away term diverging (DOC12). Each threshold is written next to its rule with its source."""
 from __future__ import annotations
 
 from .diagnosis import Diagnosis, spans
@@ -26,6 +26,13 @@ CLIPFRAC_BLOWUP = 0.8
 # update after its first epoch. Fires when the KL stop ends the update within its first tenth of the
 # epochs (the first epoch; the first 2 of 20) in at least 80% of the policy updates (3 or more).
 THROTTLED_SHARE = 0.8
+# DOC12. RECAP's push-away term (-alpha * exp(|A|/beta) * log pi of negative-advantage actions) has no
+# lower bound: pushing log pi of an action down pays for ever. Measured on `online-mc16-recap`, 8 seeds
+# (docs/results.md): healthy iterations keep |neg_loss| <= 0.43 beside |pos_loss| 0.3-1.0; the two
+# seeds that fell to SR 0.00 reached neg_loss -11.8 / -585 / -682 in their last iterations (alpha 1.0:
+# -7.5e4 in one iteration, KB14). Fires at |neg_loss| > 5 or > 5x |pos_loss| (and > 1) in one iteration.
+PUSH_AWAY_ABS = 5.0
+PUSH_AWAY_RATIO = 5.0
 
 
 def _majority(v: RunView, hits: list[int], n: int, share: float = 0.5) -> bool:
@@ -113,4 +120,24 @@ def doc04_kl_throttle(v: RunView) -> list[Diagnosis]:
         hits, {"target_kl": 100.0})]
 
 
-RULES = [doc01_awr_uniform, doc02_awr_collapsed, doc03_ppo_blowup, doc04_kl_throttle]
+def doc12_push_away_diverging(v: RunView) -> list[Diagnosis]:
+    if v.update != "recap":
+        return []
+    pos = dict(v.series("pos_loss"))
+    hits = [it for it, x in v.series("neg_loss")
+            if abs(x) > PUSH_AWAY_ABS or (abs(x) > 1.0 and abs(x) > PUSH_AWAY_RATIO * abs(pos.get(it, 0.0)))]
+    if not hits:
+        return []
+    alpha = float(v.cfg("recap_alpha", 1.0))
+    worst = min((x for it, x in v.series("neg_loss") if it in hits), key=lambda x: -abs(x))
+    return [Diagnosis(
+        "DOC12", "warning", "RECAP's push-away term is diverging",
+        f"neg_loss reached {worst:.3g} (|neg_loss| > {PUSH_AWAY_ABS:g}, or > {PUSH_AWAY_RATIO:g}x the AWR term) in "
+        f"iterations {spans(hits)}, with recap_alpha {alpha:g}: the update pushes the log-probability of "
+        f"negative-advantage actions down without bound, and the policy leaves the data",
+        "KB14: RECAP at the seed's alpha 1.0 collapsed in one iteration; online-mc16-recap (alpha 0.1) "
+        "diverged late in 2 of 8 seeds (docs/results.md)",
+        hits, {"recap_alpha": round(alpha / 10, 4)})]
+
+
+RULES = [doc01_awr_uniform, doc02_awr_collapsed, doc03_ppo_blowup, doc04_kl_throttle, doc12_push_away_diverging]
