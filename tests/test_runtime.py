@@ -103,7 +103,9 @@ def test_a_busy_core_is_seen_on_this_machine(monkeypatch):
 
 
 def test_local_sweep_splits_the_cores(monkeypatch):
-    monkeypatch.setattr(runtime, "usable_cores", lambda: 8)
+    from engine.launcher import sweep as sweep_mod
+
+    monkeypatch.setattr(sweep_mod, "usable_cores", lambda: 8)  # the name the backend looks up
     be = LocalBackend()
     Scheduler([], parallel=4, backend=be)
     assert be.parallel == 4 and be.worker_env()[runtime.THREADS_MAX_ENV] == "2"
@@ -156,12 +158,12 @@ def test_tick_re_decides_inside_an_iteration_at_most_once_a_second(monkeypatch):
 
 
 def test_hot_loops_tick(monkeypatch):
-    """The AWR update calls tick() once per minibatch."""
-    from engine.algos import awr
+    """The AWR update calls tick() once per minibatch (in the minibatch loop it shares: engine.algos.loops)."""
+    from engine.algos import awr, loops
     from engine.nets import Actor
 
     calls = []
-    monkeypatch.setattr(awr, "tick", lambda: calls.append(1))
+    monkeypatch.setattr(loops, "tick", lambda: calls.append(1))
     actor = Actor(21, 4)
     opt = torch.optim.Adam(actor.parameters(), lr=1e-3)
     awr.awr_update(actor, opt, torch.randn(40, 21), torch.randn(40, 4), torch.randn(40), beta=0.5, max_weight=20.0,
