@@ -305,14 +305,20 @@ def test_check_refuses_cuda_maniskill_without_the_library(tmp_path, monkeypatch)
 PRESET_RECORDS = sorted((Path(__file__).parent / "data" / "doctor_presets").glob("*.json"))
 
 
+# Presets whose recorded run is NOT healthy, with the finding it must get: online-mc16-recap's seed 0
+# peaked at 0.968 and ended at 0.432 (8 seeds: docs/results.md).
+UNHEALTHY = {"online-mc16-recap": ["DOC13"]}
+
+
 @pytest.mark.parametrize("path", PRESET_RECORDS, ids=[p.stem for p in PRESET_RECORDS])
 def test_recorded_preset_runs_get_no_warning(path):
     """Each shipped preset run at its defaults (seed 0, recorded with `playground run PRESET` on the
     development machine; docs/doctor.md says which were shortened) gets no warning- or error-level
-    finding: the thresholds leave room around what healthy presets measure."""
+    finding: the thresholds leave room around what healthy presets measure. A preset known to fail
+    gets exactly the finding that names its failure."""
     rec = json.loads(path.read_text())
     found = diagnose(RunView(rec["config"], rec["rows"], {"status": rec["status"]}))
-    assert [d.id for d in found if d.severity != "info"] == [], [d.to_dict() for d in found]
+    assert [d.id for d in found if d.severity != "info"] == UNHEALTHY.get(path.stem, []), [d.to_dict() for d in found]
 
 
 # The presets of issue 22 (beyond the seed) have no recorded run yet: each needs a run at its
