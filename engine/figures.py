@@ -216,8 +216,9 @@ def export_sr_overlay(run_dirs: Sequence[str | Path], out: str | Path, *,
 
 
 def budget_figure(points: Sequence[dict], *, title: str = "Final SR vs online budget (the seed's Phase 1c)"):
-    """The Phase 1c figure from `engine.launcher.budget`'s points ({arm, budget, mean, ci95}): final SR
-    against online env steps, one line per arm with its 95% intervals; the offline arm (budget 0) is
+    """The Phase 1c figure from `engine.launcher.budget`'s points ({arm, budget, iqm or mean, ci95}):
+    final SR against online env steps, one line per arm (the IQM over seeds where the points have it)
+    with its 95% bootstrap intervals; the offline arm (budget 0) is
     also drawn as a dotted level, and offline->online starts from it."""
     from matplotlib.figure import Figure  # lazy: 0.9 s (module docstring)
     from matplotlib.ticker import EngFormatter, PercentFormatter  # lazy: see the module docstring
@@ -231,15 +232,16 @@ def budget_figure(points: Sequence[dict], *, title: str = "Final SR vs online bu
             pts = [offline] + pts
         if not pts:
             continue
-        xs, ys = [p["budget"] for p in pts], [100 * p["mean"] for p in pts]
-        lo = [100 * (p["mean"] - p["ci95"][0]) if p.get("ci95") else 0.0 for p in pts]
-        hi = [100 * (p["ci95"][1] - p["mean"]) if p.get("ci95") else 0.0 for p in pts]
+        level = [p["iqm"] if p.get("iqm") is not None else p["mean"] for p in pts]
+        xs, ys = [p["budget"] for p in pts], [100 * y for y in level]
+        lo = [100 * (y - p["ci95"][0]) if p.get("ci95") else 0.0 for y, p in zip(level, pts)]
+        hi = [100 * (p["ci95"][1] - y) if p.get("ci95") else 0.0 for y, p in zip(level, pts)]
         n = max(p["n"] for p in pts)
         ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, color=f"C{i}", label=f"{arm} (n={n} seeds)")
         if arm == "offline":
             ax.axhline(ys[0], linestyle=":", color=f"C{i}", alpha=0.7)
     ax.set_xlabel("online env steps (collected; MC re-rollouts not counted)")
-    ax.set_ylabel("final success rate (deterministic eval)")
+    ax.set_ylabel("final success rate (deterministic eval), IQM over seeds")
     ax.set_ylim(0, 102)
     ax.yaxis.set_major_formatter(PercentFormatter(100))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))

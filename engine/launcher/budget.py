@@ -15,18 +15,19 @@ at most `parallel` workers at once, through the same launcher as
 `playground run` (every run is a normal run directory). Budgets count the collected online env
 steps (`total_timesteps`), as the seed's 10k / 25k / 50k do; MC re-rollouts are not counted
 here (each run's metrics keep them in `env_steps`). The result: the final SR of every run, and
-per (arm, budget) the mean over seeds with a 95% Student-t interval (scipy; none for one seed),
+per (arm, budget) the IQM over seeds with its 95% bootstrap CI, the mean, median, min and max
+(engine.analysis.stats.describe, as every results table reports them; no interval for one seed),
 written as JSON to `<runs dir>/analysis/budget-<stamp>.json`; `engine.figures.save_budget_figure`
 draws final SR against the online budget, one line per arm.
 """
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from engine.analysis.stats import describe
 from engine.errors import UserError
 from engine.records import read_metrics
 
@@ -100,23 +101,16 @@ def final_sr(run_dir: Path) -> float | None:
 
 
 def mean_ci(values: Sequence[float]) -> dict[str, Any]:
-    """n, mean, std and a 95% Student-t interval of the mean (None below two values)."""
-    v = [float(x) for x in values]
-    n = len(v)
-    if n == 0:
-        return {"n": 0, "mean": None, "std": None, "ci95": None}
-    m = sum(v) / n
-    if n < 2:
-        return {"n": 1, "mean": m, "std": None, "ci95": None}
-    from scipy import stats  # lazy: scipy.stats took 4.5 s of a 5.9 s CLI start at module top (engine.analysis.stats)
-
-    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (n - 1))
-    h = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return {"n": n, "mean": m, "std": sd, "ci95": [m - h, m + h]}
+    """n, mean, IQM, median, min, max and the IQM's 95% bootstrap CI (engine.analysis.stats.describe:
+    a Student-t interval would leave [0, 1] at 3 seeds); None fields for no value, no CI for one."""
+    d = describe(values)
+    if d is None:
+        return {"n": 0, "mean": None, "iqm": None, "median": None, "min": None, "max": None, "ci95": None}
+    return d
 
 
 def summarize(runs: list[dict]) -> list[dict]:
-    """One row per (arm, budget): the final SRs' mean_ci; the offline arm at budget 0."""
+    """One row per (arm, budget): `mean_ci` of the final SRs; the offline arm at budget 0."""
     keys = sorted({(r["arm"], r["budget"]) for r in runs}, key=lambda k: (ARMS.index(k[0]), k[1]))
     return [{"arm": a, "budget": b, **mean_ci([r["final_sr"] for r in runs if (r["arm"], r["budget"]) == (a, b)
                                                and r["final_sr"] is not None])} for a, b in keys]
