@@ -40,7 +40,7 @@ TINY = ["gae-ppo", "--env", "pickcube-lite", *NO_LADDER, "--num_envs", "8", "--n
 # (records stream back with a lag, and `playground stop` is a fresh process): on a quiet machine
 # a tiny iteration takes well under 0.1 s, and 12-15 iterations ended before the stop landed.
 KILL_ITERS = 40
-STOP_ITERS = 100
+STOP_ITERS = 300  # long enough that `playground stop` (a fresh process: seconds on a loaded machine) lands mid-run
 
 
 def tiny(iterations: int) -> list[str]:
