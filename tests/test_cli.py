@@ -391,9 +391,11 @@ def test_sweep_ray_backend_without_ray(env):
 def test_ctrl_c_stops_the_worker_cleanly_and_exits_130(env):
     runs = Path(env["PLAYGROUND_RUNS_DIR"])
     senv = {**os.environ, **env, "FAKE_WORKER_OPTS": json.dumps({"iters": 10_000, "sleep": 0.05})}
+    # SIGINT at its default, as in a terminal (pytest started from a background shell passes it on ignored)
     p = subprocess.Popen([sys.executable, "-c", "from engine.cli.app import main; main()", "run", "gae-ppo",
                           *NO_LADDER, "--gamma", "0.99"], cwd=ROOT, env=senv,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         d = FAKE.wait_for(lambda: next((x for x in runs.iterdir() if x.is_dir()), None) if runs.exists() else None,
                           timeout=60)

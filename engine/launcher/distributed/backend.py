@@ -65,10 +65,19 @@ def _die_with_parent() -> None:
         pass
 
 
+def _interruptible() -> None:
+    """Let `ray.cancel` interrupt this task: it raises KeyboardInterrupt through SIGINT, which a Ray
+    worker inherits as ignored when Ray was started from a background shell (`cmd &`, nohup), and
+    then the cancel never arrives and a stopped run trains to the end."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_on_node(key: str, run_name: str, attempt: int, files: dict[str, bytes], resume: bool, env: dict[str, str],
                 mailbox: Any, grace_s: float) -> int:
     """The Ray task: run the engine worker in a private run directory on this node, stream its
     records to `mailbox`, return its exit code. Cancelling the task stops the worker cleanly."""
+    _interruptible()
     os.environ.update(env)
     node_id = ray.get_runtime_context().get_node_id()
     private = private_run_dir(run_name, attempt, node_id)
