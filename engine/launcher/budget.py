@@ -32,7 +32,7 @@ from engine.errors import UserError
 from engine.records import read_metrics
 
 from .plan import plan_sweep
-from .sweep import Job, Scheduler
+from .sweep import Job, run_to_end
 
 ARMS = ("offline", "online", "offline->online")
 DEFAULT_BUDGETS = (10_000, 25_000, 50_000)
@@ -77,22 +77,15 @@ def _jobs(preset: str, over: dict[str, str], seed: int, *, env: str | None, runs
 
 
 def _drive(jobs: list[Job], parallel: int, on_event: Callable[[str], None]) -> None:
-    sched = Scheduler(jobs, parallel=parallel)
-    try:
-        while not sched.finished:
-            for job, what in sched.step():
-                p = job.point
-                label = f"{p['arm']} budget {p['budget']} seed {job.seed}"
-                if what == "started":
-                    on_event(f"started {label}: {job.run_dir}")
-                else:
-                    on_event(f"ended   {label}: {job.summary.status if job.summary else '?'}")
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        sched.stop_all()
-        raise
-    finally:
-        sched.close()
+    def say(job: Job, what: str) -> None:
+        p = job.point
+        label = f"{p['arm']} budget {p['budget']} seed {job.seed}"
+        if what == "started":
+            on_event(f"started {label}: {job.run_dir}")
+        else:
+            on_event(f"ended   {label}: {job.summary.status if job.summary else '?'}")
+
+    run_to_end(jobs, parallel, say)
 
 
 def final_sr(run_dir: Path) -> float | None:

@@ -21,7 +21,7 @@ from engine.run_files import read_config
 from .listing import summarize_run
 from .plan import plan_sweep
 from .spawn import resolved_checkpoint_paths
-from .sweep import Scheduler
+from .sweep import run_to_end
 
 
 def finished_runs(runs_dir: Path) -> dict[tuple, Path]:
@@ -71,22 +71,16 @@ def run_jobs(jobs: list, parallel: int, on_event: Callable[[str], None]) -> None
     for j in jobs:
         if j.state == "ended":
             on_event(f"reused  {j.point['preset']} seed {j.seed}: {j.run_dir} (done)")
-    sched = Scheduler(jobs, parallel=parallel)
-    try:
-        while not sched.finished:
-            for job, what in sched.step():
-                if what == "started":
-                    on_event(f"started {job.point['preset']} seed {job.seed}: {job.run_dir}")
-                else:
-                    s = job.summary
-                    on_event(f"ended   {job.point['preset']} seed {job.seed}: {s.status}, final SR "
-                             f"{'-' if s.last_sr is None else f'{s.last_sr:.3f}'}")
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        sched.stop_all()
-        raise
-    finally:
-        sched.close()
+
+    def say(job, what: str) -> None:
+        if what == "started":
+            on_event(f"started {job.point['preset']} seed {job.seed}: {job.run_dir}")
+        else:
+            s = job.summary
+            on_event(f"ended   {job.point['preset']} seed {job.seed}: {s.status}, final SR "
+                     f"{'-' if s.last_sr is None else f'{s.last_sr:.3f}'}")
+
+    run_to_end(jobs, parallel, say)
 
 
 def reproduce(*, env: str, seeds: list[int], quick: bool, runs_dir: Path, out: Path, parallel: int = 1,

@@ -297,3 +297,25 @@ class LocalHandle:
 
     def finish_stop(self, grace_s: float) -> int:
         return self.proc.stop(grace_s)  # engine.launcher.proc.terminate: SIGTERM, SIGKILL after grace_s
+
+
+def drive(scheduler: Scheduler, on_event: Callable[[Job, str], None], poll_s: float = 0.5) -> None:
+    """Step the scheduler every `poll_s` seconds until it has finished, handing each event
+    ("started", "retried", "ended") to `on_event`."""
+    while not scheduler.finished:
+        for job, what in scheduler.step():
+            on_event(job, what)
+        time.sleep(poll_s)
+
+
+def run_to_end(jobs: list[Job], parallel: int, on_event: Callable[[Job, str], None]) -> None:
+    """Run `jobs` (at most `parallel` at once) until every one has ended; Ctrl-C stops them all
+    (each saves) and re-raises. For the launcher's own experiments (reproduce, budget)."""
+    sched = Scheduler(jobs, parallel=parallel)
+    try:
+        drive(sched, on_event)
+    except KeyboardInterrupt:
+        sched.stop_all()
+        raise
+    finally:
+        sched.close()

@@ -5,20 +5,19 @@
 - `missing_by_env(plan)`: the ladder roles a sweep plan lacks, per env ("'start' (checkpoint), ...").
 - `default_retries(backend, max_retries)`: restarts of a run whose worker or node died.
 - `begin_sweep(...)`: a new sweep record saved, or a resumed one's runs adopted; then tracked.
-- `drive(scheduler, on_event)`: step the scheduler until every job has ended.
+- `drive(scheduler, on_event)` (from .sweep): step the scheduler until every job has ended.
 - `point_results(jobs, points)`: per grid point its runs, seeds, retries and statistics.
 - `run_rows(jobs)`: each ended run's summary with its retries and the run doctor's findings.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from engine.doctor import diagnose_run
 
 from .plan import SweepPlan
-from .sweep import Job, Scheduler, point_label, point_stats
+from .sweep import Job, drive, point_label, point_stats
 from .sweep_record import SweepRecord, new_sweep, resume_jobs, track
 
 __all__ = ["sweep_arguments", "missing_by_env", "default_retries", "begin_sweep", "drive", "point_results",
@@ -59,15 +58,6 @@ def begin_sweep(record: SweepRecord | None, jobs: list[Job], runs_dir: Path, *, 
         counts = resume_jobs(record, jobs, runs_dir)
     track(record, jobs, runs_dir)
     return record, counts
-
-
-def drive(scheduler: Scheduler, on_event: Callable[[Job, str], None], poll_s: float = 0.5) -> None:
-    """Step the scheduler every `poll_s` seconds until it has finished, handing each event
-    ("started", "retried", "ended") to `on_event`."""
-    while not scheduler.finished:
-        for job, what in scheduler.step():
-            on_event(job, what)
-        time.sleep(poll_s)
 
 
 def point_results(jobs: list[Job], points: list[dict]) -> list[dict]:

@@ -12,9 +12,9 @@ import contextlib
 import numpy as np
 import torch
 
-from ..base import EnvError, StepResult
+from ..base import StepResult
 from .state import ManiSkillState, tree_map
-from .tasks import gym_make, load_maniskill
+from .tasks import episode_steps, gym_make, load_maniskill
 
 
 class GpuBatch:
@@ -30,9 +30,7 @@ class GpuBatch:
         self.device = device
         self.autoreset = autoreset
         self.ignore_terminations = ignore_terminations
-        self.max_steps = int(max_episode_steps or registered_steps or 0)
-        if self.max_steps <= 0:
-            raise EnvError(f"ManiSkill task {task_id!r} has no registered max_episode_steps; pass max_episode_steps")
+        self.max_steps = episode_steps(task_id, max_episode_steps, registered_steps)
         self.act_dim = int(np.prod(self.u.single_action_space.shape))
         self.warmup_on_restore = True
         self.obs = self.reset(seed)

@@ -35,9 +35,8 @@ import os
 import numpy as np
 import torch
 
-from ..base import EnvError
 from .state import tree_map
-from .tasks import gym_make, load_maniskill, no_forced_gc
+from .tasks import episode_steps, gym_make, load_maniskill, no_forced_gc
 
 
 class Sim:
@@ -51,9 +50,7 @@ class Sim:
         self.index = index
         self.autoreset = autoreset
         self.ignore_terminations = ignore_terminations
-        self.max_steps = int(max_episode_steps or registered_steps or 0)
-        if self.max_steps <= 0:
-            raise EnvError(f"ManiSkill task {task_id!r} has no registered max_episode_steps; pass max_episode_steps")
+        self.max_steps = episode_steps(task_id, max_episode_steps, registered_steps)
         self.act_dim = int(np.prod(self.u.single_action_space.shape))
         self._seed(seed)
         self.obs = self._new_episode()

@@ -133,6 +133,14 @@ def no_forced_gc():
         sapien_env.gc = saved
 
 
+def episode_steps(task_id: str, given: int | None, registered: int | None) -> int:
+    """The episode length a task runs with: `max_episode_steps` when given, else the registered one."""
+    steps = int(given or registered or 0)
+    if steps <= 0:
+        raise EnvError(f"ManiSkill task {task_id!r} has no registered max_episode_steps; pass max_episode_steps")
+    return steps
+
+
 def gym_make(gym, task_id, num_envs, reward_mode, control_mode, sim_backend):
     ms_reward = {"sparse": "sparse", "dense": "normalized_dense"}[reward_mode]
     try:
