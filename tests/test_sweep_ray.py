@@ -461,3 +461,50 @@ def test_join_error_hints_token_auth_for_host_port_and_client(monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     assert "RAY_AUTH_MODE" not in str(_join_error("x:1", ConnectionError("Failed to connect to Ray cluster at x:1")))
     assert "RAY_AUTH_MODE" not in str(_join_error("x:1", ValueError("bad address")))
+
+
+class _FlakyRay:
+    """Stands in for `ray` in `cluster._join`: `init` raises the given errors in turn, then returns."""
+
+    def __init__(self, *errors: BaseException):
+        self.errors, self.calls = list(errors), 0
+
+    def init(self, **kwargs):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ctx"
+
+
+_SERVER_FAILED = ConnectionAbortedError(
+    "Initialization failure from server:\nTraceback (most recent call last):\n  File \"proxier.py\", line 770\n"
+    "RuntimeError: Starting Ray client server failed. See ray_client_server_23000.err for detailed logs.\n")
+
+
+def test_a_client_session_the_head_could_not_start_is_retried_then_explained(monkeypatch, capsys):
+    """Ray's client says "Initialization failure from server:" when the head could not start the
+    session (e.g. its runtime-env agent not up yet): the join tries again, saying so on stderr, and
+    when every try fails the one-line error carries the server's reason, not a bare colon. Any
+    other failure (no cluster, bad token) is not retried."""
+    from engine.launcher.distributed import cluster
+
+    monkeypatch.setattr(cluster, "JOIN_RETRY_WAIT_S", 0.01)
+    flaky = _FlakyRay(_SERVER_FAILED)
+    assert cluster._join(flaky, "ray://127.0.0.1:1") == "ctx" and flaky.calls == 2
+    err = capsys.readouterr().err
+    assert "could not start this client's session" in err and "Starting Ray client server failed" in err
+
+    always = _FlakyRay(*[_SERVER_FAILED] * cluster.JOIN_ATTEMPTS)
+    with pytest.raises(cluster.RayClusterError) as e:
+        cluster._join(always, "ray://127.0.0.1:1")
+    assert always.calls == cluster.JOIN_ATTEMPTS
+    msg = str(e.value)
+    assert "\n" not in msg and "Initialization failure from server: RuntimeError: Starting Ray client server failed" in msg
+
+    bare = str(cluster._join_error("ray://h:1", ConnectionAbortedError("Initialization failure from server:\n")))
+    assert "no reason given" in bare and "ray_client_server" in bare
+
+    once = _FlakyRay(ConnectionError("ray client connection timeout"), _SERVER_FAILED)
+    with pytest.raises(cluster.RayClusterError):
+        cluster._join(once, "ray://127.0.0.1:1")
+    assert once.calls == 1

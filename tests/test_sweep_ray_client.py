@@ -78,6 +78,14 @@ class Head:
                               cwd=ROOT, env={**base, **env, **(self.auth if token else {})}, capture_output=True,
                               text=True, timeout=480)
 
+    def client_server_logs(self, chars: int = 1500) -> str:
+        """The tails of the head's Ray client server logs (the proxy and each session's server),
+        for a failing assertion to show why a session did not start."""
+        out = []
+        for f in sorted(Path(self.temp).glob("session_*/logs/ray_client_server*")):
+            out.append(f"--- {f.name}\n{f.read_text(errors='replace')[-chars:]}")
+        return "\n".join(out)
+
     def pids(self) -> set[int]:
         return _ray_tests._descendants(self.proc.pid) | set(_pids_of_instance(self.temp))
 
@@ -163,7 +171,7 @@ def test_a_sweep_through_the_ray_client_streams_its_records_back(ray_head, tmp_p
     finally:
         stop.set()
         t.join()
-    assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-3000:])
+    assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-3000:], ray_head.client_server_logs())
     out = json.loads(p.stdout)
     assert "ray: cluster at ray://" in p.stderr, p.stderr
     names = {n for _, n, _ in seen}

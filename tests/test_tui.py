@@ -141,6 +141,20 @@ async def test_checkpoints_show_role_env_and_sr_from_metadata(runs, tmp_path, mo
 
 
 @pilot_test
+async def test_a_validation_that_ends_after_quitting_touches_nothing(runs):
+    """A validation runs in a thread; one that finishes once the user has quit (the app shutting
+    down, its widgets being removed) must not reach for them: found as a NoMatches('#findings')
+    crash on a loaded machine. Here the real validation thread ends after the app has closed."""
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await choose_preset(pilot, app, "gae-ppo")
+        shown = screen.plan
+    with app._context():  # as in the app's worker threads, which carry the app's context
+        await asyncio.to_thread(screen._plan_thread, screen._gen, "gae-ppo", {"seed": "3"})
+    assert screen.plan is shown  # the late result was dropped, without an error
+
+
+@pilot_test
 async def test_typing_in_a_field_never_switches_screens_and_f_keys_do(runs):
     app = PlaygroundApp(runs, poll_s=0.2)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -158,7 +158,7 @@ class LaunchScreen(Screen):
             problems: list[str] = []
         except core.USER_ERRORS as e:
             cfg, problems = None, core.problem_lines(e)
-        self.app.call_from_thread(self._fill, name, cfg, problems)
+        self._from_thread(self._fill, name, cfg, problems)
 
     def _fill(self, name: str, cfg, problems: list[str]) -> None:
         if name != self.preset:
@@ -213,7 +213,17 @@ class LaunchScreen(Screen):
             p = core.Plan(preset, overrides, problems=[f"internal error while validating: {type(e).__name__}: {e}"])
         env = p.cfg.env if p.cfg is not None else str(overrides.get("env") or self.base.get("env") or "")
         ladder = core.ladder(env) if env else []
-        self.app.call_from_thread(self._show_plan, gen, p, ladder)
+        self._from_thread(self._show_plan, gen, p, ladder)
+
+    def _from_thread(self, callback, *args) -> None:
+        """Hand a worker thread's result to `callback` on the app's thread, unless the app has
+        begun shutting down (or this screen has left the app) meanwhile: a preset load or a
+        validation still in flight when the user quits must not touch widgets already removed."""
+        def deliver() -> None:
+            if self.app.is_running and self.is_attached:
+                callback(*args)
+        if self.app.is_running:
+            self.app.call_from_thread(deliver)
 
     @property
     def plan_is_current(self) -> bool:

@@ -22,6 +22,10 @@
   (`~/.ray/auth_token`), and a driver or client joining an explicit address only sends a token
   when `RAY_AUTH_MODE=token` (the token from `RAY_AUTH_TOKEN` or the token file). A client
   that times out says so in its one-line error.
+- A `ray://` client whose session the head could not start ("Initialization failure from
+  server", e.g. a head that was just started and whose runtime-env agent does not answer yet,
+  or a head too busy to start the session's server in Ray's 30 s) is retried
+  (`JOIN_ATTEMPTS`, a stderr line each); the final error names the server's own reason.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import os
 import re
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,8 +186,25 @@ def code_runtime_env() -> dict[str, Any] | None:
     return {"py_modules": [package], "excludes": ["__pycache__", "*.pyc"]}
 
 
+JOIN_ATTEMPTS = 3  # a ray:// session the head could not start: tried this often in all
+JOIN_RETRY_WAIT_S = 10.0  # before the 2nd try; doubled before each further one
+
+
+def _reason(e: BaseException) -> str:
+    """One line for a join failure: the error's first line, and where that only introduces a
+    message from the server ("Initialization failure from server:"), the server's last line
+    (its exception)."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()] or [type(e).__name__]
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:
+        first = f"{first} {lines[-1]}"
+    elif first.endswith(":"):
+        first = f"{first} no reason given; see ray_client_server*.err in the head's session logs"
+    return first
+
+
 def _join_error(address: str, e: BaseException) -> RayClusterError:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = _reason(e)
     hint = ""
     low = first.lower()
     if ("timeout" in low or "timed out" in low or "failed to connect" in low) \
@@ -190,6 +212,26 @@ def _join_error(address: str, e: BaseException) -> RayClusterError:
         hint = ("; if the cluster uses token authentication (Ray's default where a token exists), set "
                 "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN")
     return RayClusterError(f"--address {address}: cannot connect to a Ray cluster there ({first}){hint}")
+
+
+def _join(ray: Any, address: str) -> Any:
+    """`ray.init` on a cluster, retrying a client session the head could not start (a
+    `ConnectionAbortedError` from Ray's client: the server answered, so the address and token are
+    right, and the failure is on the head's side and often passing); anything else at once."""
+    wait, attempt = JOIN_RETRY_WAIT_S, 1
+    while True:
+        try:
+            return ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                            runtime_env=code_runtime_env())
+        except ConnectionAbortedError as e:
+            if attempt == JOIN_ATTEMPTS:
+                raise _join_error(address, e) from None
+            print(f"ray: {address}: the cluster could not start this client's session ({_reason(e)}); "
+                  f"trying again in {wait:.0f} s ({attempt}/{JOIN_ATTEMPTS - 1})", file=sys.stderr)
+            time.sleep(wait)
+            wait, attempt = wait * 2, attempt + 1
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise _join_error(address, e) from None
 
 
 def connect(address: str | None = None, dashboard: bool = False, num_cpus: int | None = None) -> RayConnection:
@@ -212,11 +254,7 @@ def connect(address: str | None = None, dashboard: bool = False, num_cpus: int |
         if address is None:
             ctx = ray.init(**local_init_kwargs(dashboard, num_cpus))
         else:
-            try:
-                ctx = ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                               runtime_env=code_runtime_env())
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise _join_error(address, e) from None
+            ctx = _join(ray, address)
         conn = RayConnection(ray, address, started_here=True,
                              dashboard_url=getattr(ctx, "dashboard_url", None) or None)
     _ray_messages_to_stderr()
