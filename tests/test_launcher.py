@@ -24,6 +24,7 @@ from engine.launcher import (RunDeleted, RunWatcher, follow, list_runs, pid_aliv
 from engine.launcher.sweep import (Job, Scheduler, SweepError, grid_points, mean_std, parse_grid, parse_seeds,
                                    point_stats)
 from engine.records import RecordError, now_iso, read_metrics, read_status, write_status
+from tests._procs import started
 
 FAKE_WORKER = r'''
 import json, os, signal, sys, time
@@ -267,7 +268,7 @@ def hand_written_run(runs: Path, name: str, status: str, pid: int | None, rows: 
 def lookalike(run_dir: Path) -> subprocess.Popen:
     """A process whose command line is a worker's for `run_dir` (liveness checks read
     /proc/PID/cmdline; a pid that is not this run's worker counts as gone)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(run_dir)])
+    return started([sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(run_dir)])
 
 
 def end(p: subprocess.Popen) -> None:

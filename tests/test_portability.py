@@ -24,6 +24,7 @@ from engine.config.loading import load_config
 from engine.launcher.proc import cmdline, is_worker_of, pid_alive
 from engine.launcher.stop import stop_run
 from engine.records import now_iso, write_status
+from tests._procs import started
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,8 +85,8 @@ def test_governor_uses_the_idle_cores_without_proc(no_proc, monkeypatch):
 def test_stop_stops_the_worker_without_proc(no_proc, tmp_path: Path):
     run_dir = tmp_path / "runs" / "r1"
     run_dir.mkdir(parents=True)
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(run_dir)],
-                              start_new_session=True)
+    worker = started([sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(run_dir)],
+                     start_new_session=True)
     try:
         write_status(run_dir, "running", pid=worker.pid, started=now_iso(), ended=None, exit_code=None, error=None)
         assert pid_alive(worker.pid) and cmdline(worker.pid)[-2:] == ["--run-dir", str(run_dir)]

@@ -18,13 +18,13 @@ import pytest
 from engine.launcher import prepare_run, start_worker, stop_run
 from engine.launcher.proc import is_worker_of, pid_alive, terminate
 from engine.records import now_iso, read_status, write_status
+from tests._procs import started
 from tests.test_launcher import cfg, configure, fake_cmd, runs, wait_for, worker  # noqa: F401 (fixtures)
 
 
 def sleeper(*extra: str) -> subprocess.Popen:
     """An unrelated process (not a worker) in its own session."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *extra],
-                            start_new_session=True)
+    return started([sys.executable, "-c", "import time; time.sleep(60)", *extra], start_new_session=True)
 
 
 # --- item 6: terminate and stop only our worker ----------------------------------------------

@@ -503,6 +503,10 @@ def test_a_client_session_the_head_could_not_start_is_retried_then_explained(mon
 
     bare = str(cluster._join_error("ray://h:1", ConnectionAbortedError("Initialization failure from server:\n")))
     assert "no reason given" in bare and "ray_client_server" in bare
+    mismatch = str(cluster._join_error("ray://h:1", RuntimeError(
+        "Version mismatch: The cluster was started with:\n    Ray: 2.60.0\n    Python: 3.11.7\n"
+        "This process on Ray Client was started with:\n    Ray: 2.60.0\n    Python: 3.12.1\n")))
+    assert "\n" not in mismatch and "Python: 3.11.7 This process on Ray Client was started with:" in mismatch
 
     once = _FlakyRay(ConnectionError("ray client connection timeout"), _SERVER_FAILED)
     with pytest.raises(cluster.RayClusterError):

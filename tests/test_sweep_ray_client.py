@@ -96,7 +96,10 @@ def ray_head():
 
     if ray.is_initialized():
         ray.shutdown()
-    ray_cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    # this interpreter's Ray (a venv that is not activated has its `ray` beside python, not on PATH):
+    # a head on another Python refuses the client ("Version mismatch")
+    beside = Path(sys.executable).with_name("ray")
+    ray_cli = str(beside) if beside.exists() else shutil.which("ray")
     temp = tempfile.mkdtemp(prefix="rayc", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
     gcs_port, client_port = _free_port(), _free_port()
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}

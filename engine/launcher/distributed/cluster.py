@@ -190,17 +190,21 @@ JOIN_ATTEMPTS = 3  # a ray:// session the head could not start: tried this often
 JOIN_RETRY_WAIT_S = 10.0  # before the 2nd try; doubled before each further one
 
 
-def _reason(e: BaseException) -> str:
-    """One line for a join failure: the error's first line, and where that only introduces a
-    message from the server ("Initialization failure from server:"), the server's last line
-    (its exception)."""
+def _reason(e: BaseException, limit: int = 400) -> str:
+    """One line for a join failure. A message whose first line only introduces what follows
+    ("Initialization failure from server:", "Version mismatch: The cluster was started with:")
+    keeps what follows: of a server's traceback its last line (the exception), else every line
+    joined (a version mismatch's both sides)."""
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()] or [type(e).__name__]
     first = lines[0]
     if first.endswith(":") and len(lines) > 1:
-        first = f"{first} {lines[-1]}"
+        rest = lines[1:]
+        if any(ln.startswith("Traceback (most recent call last)") for ln in rest):
+            rest = rest[-1:]
+        first = " ".join([first, *rest])
     elif first.endswith(":"):
         first = f"{first} no reason given; see ray_client_server*.err in the head's session logs"
-    return first
+    return first if len(first) <= limit else first[:limit - 3] + "..."
 
 
 def _join_error(address: str, e: BaseException) -> RayClusterError:
