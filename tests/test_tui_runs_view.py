@@ -218,6 +218,29 @@ async def test_checkpoints_picked_from_the_ladder_with_det_and_stoch_sr(runs, mo
         assert pick.is_blank()                                     # not one of the listed roles
 
 
+
+@pilot_test
+async def test_a_validation_landing_between_a_pick_and_its_handling_keeps_the_pick(runs, monkeypatch):
+    """A validation still in flight when the user picks a role from the list may land before the
+    pick's own event is handled (found on a loaded machine: the field went back to `start`). The
+    pick list follows the field only when the field is edited or the list changes, so the
+    late result does not undo the pick."""
+    from tui import core
+
+    monkeypatch.delenv("PLAYGROUND_SHIPPED_LADDERS", raising=False)
+    app = PlaygroundApp(runs, poll_s=0.2)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await choose_preset(pilot, app, "gae-ppo")
+        await wait_for(pilot, lambda: len(screen._pick_options.get("checkpoint", [])) == 4, what="the pick list")
+        await pilot.pause(0.3)
+        stale, ladder = screen.plan, core.ladder("pickcube-lite")
+        screen.query_one("#pick-checkpoint", Select).value = "expert"       # the user's pick: its event is queued
+        screen._show_plan(screen._gen, stale, ladder)                        # ... and a validation lands first
+        await wait_for(pilot, lambda: screen.query_one("#field-checkpoint", Input).value == "expert"
+                       and screen.plan_is_current and screen.plan.checkpoints["checkpoint"].role == "expert",
+                       timeout=20, what="expert in the field and the plan")
+        assert screen.query_one("#pick-checkpoint", Select).value == "expert"
+
 def ring(w) -> tuple:
     """What shows a widget's focus: the outline and border edges of the widget, of its first child
     (a Select's current value) and of its parent (the curve's box)."""

@@ -188,7 +188,10 @@ class LaunchScreen(Screen):
     @on(Input.Changed)
     @on(Select.Changed)
     def _edited(self, event) -> None:
-        if (event.control.id or "").startswith("field-") and self._filled:
+        wid = event.control.id or ""
+        if wid.startswith("field-") and wid[len("field-"):] in core.CHECKPOINT_KEYS:
+            self._sync_pick(wid[len("field-"):])
+        if wid.startswith("field-") and self._filled:
             self.schedule_plan()
 
     # --- planning (a thread worker) ------------------------------------------------------
@@ -257,25 +260,34 @@ class LaunchScreen(Screen):
 
     def _show_ladder(self, ladder: list[dict]) -> None:
         """Each checkpoint key's pick list: the env's ladder roles (with det / stoch SR) that fit
-        it; the entry of the role the field names is shown as chosen."""
+        it. A list whose options changed shows the field's role as chosen again; an unchanged
+        one is left as it is, so a validation that lands between a user's pick and the pick's
+        own event cannot undo the pick (the field follows the pick, the pick follows edits)."""
         for key in core.CHECKPOINT_KEYS:
-            pick = self.query_one(f"#pick-{key}", Select)
             options = role_options(key, ladder)
             if options != self._pick_options.get(key):
                 self._pick_options[key] = options
-                pick.set_options(options)
-            text = self.field_text(key)
-            if text in {v for _, v in options}:
-                if pick.value != text:
-                    pick.value = text
-            elif not pick.is_blank():
-                pick.clear()
+                self.query_one(f"#pick-{key}", Select).set_options(options)
+                self._sync_pick(key)
+
+    def _sync_pick(self, key: str) -> None:
+        """Show the role the checkpoint field names as the chosen entry of its pick list (blank
+        when the field holds something the list does not have)."""
+        pick = self.query_one(f"#pick-{key}", Select)
+        text = self.field_text(key)
+        if text in {v for _, v in self._pick_options.get(key, [])}:
+            if pick.value != text:
+                pick.value = text
+        elif not pick.is_blank():
+            pick.clear()
 
     @on(Select.Changed, ".pick")
     def _role_picked(self, event: Select.Changed) -> None:
         """A role picked from the ladder list goes into the free-text field (validated as typed)."""
         key = (event.control.id or "")[len("pick-"):]
-        if not event.control.is_blank() and str(event.value) != self.field_text(key):
+        if event.control.is_blank() or event.value != event.control.value:
+            return  # cleared, or the list has moved on since this event (a later one follows)
+        if str(event.value) != self.field_text(key):
             self.set_field(key, str(event.value))
 
     # --- actions -------------------------------------------------------------------------
