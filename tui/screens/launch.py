@@ -189,9 +189,12 @@ class LaunchScreen(Screen):
     @on(Select.Changed)
     def _edited(self, event) -> None:
         wid = event.control.id or ""
-        if wid.startswith("field-") and wid[len("field-"):] in core.CHECKPOINT_KEYS:
-            self._sync_pick(wid[len("field-"):])
-        if wid.startswith("field-") and self._filled:
+        if not wid.startswith("field-"):
+            return
+        key = wid[len("field-"):]
+        if key in core.CHECKPOINT_KEYS:
+            self._sync_pick(key)
+        if self._filled:
             self.schedule_plan()
 
     # --- planning (a thread worker) ------------------------------------------------------
